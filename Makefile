@@ -1,0 +1,34 @@
+# Two commands on a fresh machine with Python 3.11: `make demo` and `make test`.
+# Both create (or reuse) the project-local virtualenv .venv and install what they need.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test warehouse-start warehouse-stop clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/hospital-ops demo
+
+test: install
+	$(BIN)/python -m pytest
+
+warehouse-start: install
+	$(BIN)/hospital-ops warehouse start
+
+warehouse-stop: install
+	$(BIN)/hospital-ops warehouse stop
+
+clean:
+	-$(BIN)/hospital-ops warehouse stop
+	rm -rf var dbt_project/target dbt_project/logs

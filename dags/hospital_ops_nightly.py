@@ -1,0 +1,143 @@
+"""Nightly hospital-operations pipeline: one run per business date (the run's logical date).
+
+Wiring only — every step lives in the `hospital_ops` package (include/) and is tested there.
+
+    extract_<source> → load_<source>          one pair per source in hospital_ops.sources.SOURCES
+      → dbt_build_marts                       staging, intermediate and marts (into *_build schemas)
+      → quality_gate                          Great Expectations checkpoint; raises on failure
+      → dbt_build_scoring                     warnings, decisions, ratings
+      → dbt_snapshot                          history for auditors
+      → publish                               one transaction: *_build → marts / scoring (BI)
+      → summary
+
+Transient failures (a file share or the database briefly away) are retried on extract and load;
+a failed dbt test or quality gate is not retried: it fails the task at once and nothing after it
+runs, so BI keeps what the last good night published. No database call happens at parse time.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pendulum
+from airflow.sdk import dag, get_current_context, task
+
+SOURCE_NAMES = ("vendor",)  # HIS, insurance, survey and channels are added here as they land
+NO_RETRY = {"retries": 0}
+
+
+def _business_date() -> date:
+    return get_current_context()["logical_date"].date()
+
+
+def _run_id() -> str:
+    return get_current_context()["run_id"]
+
+
+def _warehouse_url() -> str:
+    """The `warehouse` Airflow connection if defined, else WAREHOUSE_URL / the embedded server."""
+    from airflow.sdk import BaseHook
+
+    try:
+        conn = BaseHook.get_connection("warehouse")
+    except Exception:  # noqa: BLE001 - connection not configured: use the project default
+        from hospital_ops import warehouse
+
+        return warehouse.url()
+    return conn.get_uri().replace("postgres://", "postgresql://", 1)
+
+
+def _fail_without_retry(exc: Exception) -> None:
+    from airflow.exceptions import AirflowFailException
+
+    raise AirflowFailException(str(exc)) from exc
+
+
+@dag(
+    dag_id="hospital_ops_nightly",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=2)},
+    tags=["hospital_ops", "nightly"],
+    doc_md=__doc__,
+)
+def hospital_ops_nightly() -> None:
+    @task(**NO_RETRY)
+    def dbt_build_marts() -> None:
+        from hospital_ops.dbt_runner import DbtStageFailed, run_stage
+
+        try:
+            run_stage("marts", warehouse_url=_warehouse_url(), business_date=_business_date())
+        except DbtStageFailed as exc:
+            _fail_without_retry(exc)
+
+    @task(**NO_RETRY)
+    def quality_gate() -> dict:
+        from hospital_ops.quality.gate import QualityGateFailed, run_quality_gate
+
+        try:
+            result = run_quality_gate(_warehouse_url(), run_id=_run_id(), business_date=_business_date())
+        except QualityGateFailed as exc:
+            _fail_without_retry(exc)
+        return {"success": result.success, "expectations": len(result.results)}
+
+    @task(**NO_RETRY)
+    def dbt_build_scoring() -> None:
+        from hospital_ops.dbt_runner import DbtStageFailed, run_stage
+
+        try:
+            run_stage("scoring", warehouse_url=_warehouse_url(), business_date=_business_date())
+        except DbtStageFailed as exc:
+            _fail_without_retry(exc)
+
+    @task(**NO_RETRY)
+    def dbt_snapshot() -> None:
+        from hospital_ops.dbt_runner import DbtStageFailed, run_stage
+
+        try:
+            run_stage("snapshots", warehouse_url=_warehouse_url(), business_date=_business_date())
+        except DbtStageFailed as exc:
+            _fail_without_retry(exc)
+
+    @task
+    def publish() -> list[dict]:
+        from hospital_ops.pipeline import publish as publish_night
+
+        return publish_night(warehouse_url=_warehouse_url(), business_date=_business_date(), run_id=_run_id())
+
+    @task
+    def summary() -> dict:
+        import logging
+
+        from hospital_ops.pipeline import format_summary, night_summary
+
+        result = night_summary(warehouse_url=_warehouse_url(), business_date=_business_date())
+        logging.getLogger(__name__).info("\n%s", format_summary(result))
+        return result
+
+    loads = []
+    for source_name in SOURCE_NAMES:
+
+        @task(task_id=f"extract_{source_name}")
+        def extract(source_name: str = source_name) -> list[dict]:
+            from hospital_ops.pipeline import extract as extract_source
+
+            return extract_source(source_name, warehouse_url=_warehouse_url(), business_date=_business_date())
+
+        @task(task_id=f"load_{source_name}")
+        def load(manifest: list[dict], source_name: str = source_name) -> dict:
+            from hospital_ops.pipeline import load as load_source
+
+            return load_source(source_name, manifest, warehouse_url=_warehouse_url(),
+                               business_date=_business_date(), run_id=_run_id())
+
+        loads.append(load(extract()))
+
+    marts = dbt_build_marts()
+    loads >> marts
+    marts >> quality_gate() >> dbt_build_scoring() >> dbt_snapshot() >> publish() >> summary()
+
+
+hospital_ops_nightly()

@@ -1,0 +1,261 @@
+-- Vendor KPIs 第三方服务商月度指标: one row per vendor per month. Every rate keeps its numerator and
+-- denominator beside it, so a warning or rating built on it can show its evidence.
+with spine as (
+    select * from {{ ref('int_vendor__month_spine') }}
+),
+
+registry as (
+    select * from {{ ref('stg_vendor__registry') }}
+),
+
+lab_qc as (
+    -- 室内质控准确率: a run is accurate when |measured − expected| ≤ allowed deviation × expected
+    select
+        vendor_id,
+        date_trunc('month', run_at)::date as month,
+        count(*) as lab_qc_runs,
+        count(*) filter (
+            where abs(measured_value - expected_value) <= abs(expected_value) * allowed_deviation_pct / 100
+        ) as lab_qc_runs_accurate
+    from {{ ref('stg_vendor__lab_qc_results') }}
+    group by 1, 2
+),
+
+turnaround as (
+    -- 报告及时率: a report is due once issued or once its promised time has passed
+    select
+        vendor_id,
+        date_trunc('month', received_at)::date as month,
+        count(*) as reports_received,
+        count(*) filter (
+            where issued_at is not null or received_at + promised_hours * interval '1 hour' < {{ business_date() }}
+        ) as reports_due,
+        count(*) filter (
+            where issued_at <= received_at + promised_hours * interval '1 hour'
+        ) as reports_on_time
+    from {{ ref('stg_vendor__report_turnaround') }}
+    group by 1, 2
+),
+
+deliveries as (
+    -- 配送延迟率: late when delivered after the promised time, or still undelivered past it
+    select
+        vendor_id,
+        date_trunc('month', promised_at)::date as month,
+        count(*) filter (where delivered_at is not null or promised_at < {{ business_date() }}) as deliveries,
+        count(*) filter (
+            where delivered_at > promised_at or (delivered_at is null and promised_at < {{ business_date() }})
+        ) as deliveries_late
+    from {{ ref('stg_vendor__deliveries') }}
+    group by 1, 2
+),
+
+cold_chain as (
+    -- 冷链合规率: share of readings within the allowed range
+    select
+        vendor_id,
+        date_trunc('month', reading_at)::date as month,
+        count(*) as cold_chain_readings,
+        count(*) filter (
+            where temperature_c between {{ var('cold_chain_min_c') }} and {{ var('cold_chain_max_c') }}
+        ) as cold_chain_readings_in_range
+    from {{ ref('stg_vendor__cold_chain_readings') }}
+    group by 1, 2
+),
+
+excursions as (
+    select
+        vendor_id,
+        date_trunc('month', started_at)::date as month,
+        count(*) as cold_chain_excursions,
+        max(max_temperature_c) as cold_chain_max_excursion_c
+    from {{ ref('int_vendor__cold_chain_excursions') }}
+    group by 1, 2
+),
+
+staff as (
+    -- 人员流失率 / 持证率 / 培训达标率, from the roster export describing the end of each month
+    select
+        vendor_id,
+        as_of_month as month,
+        count(*) filter (
+            where joined_on < as_of_month and (left_on is null or left_on >= as_of_month)
+        ) as staff_headcount_start,
+        count(*) filter (
+            where left_on >= as_of_month and left_on < as_of_month + interval '1 month'
+        ) as staff_leavers,
+        count(*) filter (where left_on is null or left_on >= as_of_month + interval '1 month') as staff_active_end,
+        count(*) filter (
+            where (left_on is null or left_on >= as_of_month + interval '1 month') and certified
+        ) as staff_certified,
+        count(*) filter (
+            where (left_on is null or left_on >= as_of_month + interval '1 month')
+              and training_hours_ytd
+                  >= {{ var('trained_hours_per_year') }} * extract(month from as_of_month) / 12.0
+        ) as staff_trained_on_pace
+    from {{ ref('stg_vendor__staff_roster_exports') }}
+    group by 1, 2
+),
+
+inspections as (
+    -- 抽查合格率
+    select
+        vendor_id,
+        date_trunc('month', inspected_on)::date as month,
+        count(*) as inspections,
+        sum(items_checked) as inspection_items_checked,
+        sum(items_passed) as inspection_items_passed
+    from {{ ref('stg_vendor__inspections') }}
+    group by 1, 2
+),
+
+incidents as (
+    select
+        vendor_id,
+        date_trunc('month', occurred_on)::date as month,
+        count(*) filter (where incident_type = 'privacy_leak') as privacy_leak_incidents,
+        count(*) filter (where incident_type = 'medical_accident') as medical_accident_incidents,
+        count(*) filter (where incident_type = 'fake_qualification') as fake_qualification_incidents,
+        count(*) as incidents
+    from {{ ref('stg_vendor__incidents') }}
+    group by 1, 2
+),
+
+reports as (
+    select
+        vendor_id,
+        period as month,
+        revision as service_report_revision,
+        service_volume,
+        complaints_received as complaints,
+        patients_surveyed,
+        patients_satisfied
+    from {{ ref('stg_vendor__service_reports') }}
+),
+
+prices_in_force as (
+    -- the price of each item in force at the end of each month
+    select distinct on (spine.vendor_id, spine.month, prices.item_code)
+        spine.vendor_id,
+        spine.month,
+        prices.item_code,
+        prices.unit_price_cny,
+        prices.reference_price_cny
+    from spine
+    inner join {{ ref('stg_vendor__price_list') }} as prices
+        on prices.vendor_id = spine.vendor_id and prices.effective_from <= spine.month_end
+    order by spine.vendor_id, spine.month, prices.item_code, prices.effective_from desc
+),
+
+prices as (
+    -- 价格偏离度: (contract price − public-hospital reference price) / reference price, worst item
+    select distinct on (vendor_id, month)
+        vendor_id,
+        month,
+        item_code as price_deviation_item_code,
+        {{ safe_ratio('unit_price_cny - reference_price_cny', 'reference_price_cny') }} as price_deviation_max
+    from prices_in_force
+    order by vendor_id, month, (unit_price_cny - reference_price_cny) / nullif(reference_price_cny, 0) desc nulls last
+),
+
+joined as (
+    select
+        spine.vendor_id,
+        spine.month,
+        spine.month_end,
+        spine.is_closed_month,
+        registry.service_type,
+        registry.risk_tier,
+        coalesce(lab_qc.lab_qc_runs, 0) as lab_qc_runs,
+        coalesce(lab_qc.lab_qc_runs_accurate, 0) as lab_qc_runs_accurate,
+        coalesce(turnaround.reports_received, 0) as reports_received,
+        coalesce(turnaround.reports_due, 0) as reports_due,
+        coalesce(turnaround.reports_on_time, 0) as reports_on_time,
+        coalesce(deliveries.deliveries, 0) as deliveries,
+        coalesce(deliveries.deliveries_late, 0) as deliveries_late,
+        coalesce(cold_chain.cold_chain_readings, 0) as cold_chain_readings,
+        coalesce(cold_chain.cold_chain_readings_in_range, 0) as cold_chain_readings_in_range,
+        coalesce(excursions.cold_chain_excursions, 0) as cold_chain_excursions,
+        excursions.cold_chain_max_excursion_c,
+        staff.staff_headcount_start,
+        staff.staff_leavers,
+        staff.staff_active_end,
+        staff.staff_certified,
+        staff.staff_trained_on_pace,
+        coalesce(inspections.inspections, 0) as inspections,
+        coalesce(inspections.inspection_items_checked, 0) as inspection_items_checked,
+        coalesce(inspections.inspection_items_passed, 0) as inspection_items_passed,
+        coalesce(incidents.incidents, 0) as incidents,
+        coalesce(incidents.privacy_leak_incidents, 0) as privacy_leak_incidents,
+        coalesce(incidents.medical_accident_incidents, 0) as medical_accident_incidents,
+        coalesce(incidents.fake_qualification_incidents, 0) as fake_qualification_incidents,
+        reports.service_report_revision,
+        reports.service_volume,
+        reports.complaints,
+        reports.patients_surveyed,
+        reports.patients_satisfied,
+        prices.price_deviation_item_code,
+        prices.price_deviation_max
+    from spine
+    inner join registry on registry.vendor_id = spine.vendor_id
+    left join lab_qc on lab_qc.vendor_id = spine.vendor_id and lab_qc.month = spine.month
+    left join turnaround on turnaround.vendor_id = spine.vendor_id and turnaround.month = spine.month
+    left join deliveries on deliveries.vendor_id = spine.vendor_id and deliveries.month = spine.month
+    left join cold_chain on cold_chain.vendor_id = spine.vendor_id and cold_chain.month = spine.month
+    left join excursions on excursions.vendor_id = spine.vendor_id and excursions.month = spine.month
+    left join staff on staff.vendor_id = spine.vendor_id and staff.month = spine.month
+    left join inspections on inspections.vendor_id = spine.vendor_id and inspections.month = spine.month
+    left join incidents on incidents.vendor_id = spine.vendor_id and incidents.month = spine.month
+    left join reports on reports.vendor_id = spine.vendor_id and reports.month = spine.month
+    left join prices on prices.vendor_id = spine.vendor_id and prices.month = spine.month
+)
+
+select
+    vendor_id || '|' || to_char(month, 'YYYY-MM') as vendor_month_id,
+    vendor_id,
+    month,
+    month_end,
+    is_closed_month,
+    service_type,
+    risk_tier,
+    lab_qc_runs,
+    lab_qc_runs_accurate,
+    {{ safe_ratio('lab_qc_runs_accurate', 'lab_qc_runs') }} as lab_accuracy,
+    reports_received,
+    reports_due,
+    reports_on_time,
+    {{ safe_ratio('reports_on_time', 'reports_due') }} as report_timeliness,
+    {{ safe_ratio('reports_due - reports_on_time', 'reports_due') }} as report_delay_rate,
+    deliveries,
+    deliveries_late,
+    {{ safe_ratio('deliveries_late', 'deliveries') }} as delivery_delay_rate,
+    cold_chain_readings,
+    cold_chain_readings_in_range,
+    {{ safe_ratio('cold_chain_readings_in_range', 'cold_chain_readings') }} as cold_chain_compliance,
+    cold_chain_excursions,
+    cold_chain_max_excursion_c,
+    staff_headcount_start,
+    staff_leavers,
+    staff_active_end,
+    {{ safe_ratio('staff_leavers', 'staff_headcount_start') }} as staff_turnover_rate,
+    {{ safe_ratio('staff_certified', 'staff_active_end') }} as staff_certified_share,
+    {{ safe_ratio('staff_trained_on_pace', 'staff_active_end') }} as staff_trained_share,
+    inspections,
+    inspection_items_checked,
+    inspection_items_passed,
+    {{ safe_ratio('inspection_items_passed', 'inspection_items_checked') }} as spot_check_pass_rate,
+    incidents,
+    privacy_leak_incidents,
+    medical_accident_incidents,
+    fake_qualification_incidents,
+    service_report_revision,
+    service_volume,
+    {{ safe_ratio('service_volume - lag(service_volume) over (partition by vendor_id order by month)',
+                  'lag(service_volume) over (partition by vendor_id order by month)') }} as service_volume_mom_growth,
+    complaints,
+    patients_surveyed,
+    patients_satisfied,
+    {{ safe_ratio('patients_satisfied', 'patients_surveyed') }} as satisfaction_rate,
+    price_deviation_item_code,
+    price_deviation_max
+from joined

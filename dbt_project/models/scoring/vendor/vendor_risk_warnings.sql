@@ -1,0 +1,72 @@
+{{ config(
+    materialized='incremental',
+    unique_key='warning_id',
+    incremental_strategy='merge',
+    on_schema_change='append_new_columns'
+) }}
+-- Vendor risk warnings 三级预警 (blue → rectification report; yellow → partial suspension and
+-- on-site inspection; red → terminate and investigate), one row per warning identity
+-- (rule, vendor, period, subject). A nightly rerun updates the same row: first_seen_on stays,
+-- last_seen_on moves, and a warning whose condition no longer holds (e.g. after a corrected
+-- report) is marked resolved — never deleted, never duplicated.
+with triggered as (
+    select * from {{ ref('int_vendor__warnings_triggered') }}
+),
+
+{% if is_incremental() %}
+previous as (
+    select * from {{ this }}
+),
+{% endif %}
+
+merged as (
+    select
+        coalesce(triggered.warning_id, {% if is_incremental() %}previous.warning_id{% else %}null{% endif %}) as warning_id,
+        triggered.warning_id is not null as is_triggered,
+        {%- for column in ['vendor_id', 'rule_id', 'colour', 'period_month', 'subject', 'metric', 'observed_value',
+                           'lower_bound', 'upper_bound', 'risk_tier', 'action', 'description', 'evidence'] %}
+        {% if is_incremental() %}coalesce(triggered.{{ column }}, previous.{{ column }}){% else %}triggered.{{ column }}{% endif %} as {{ column }},
+        {%- endfor %}
+        {% if is_incremental() %}
+        coalesce(previous.first_seen_on, {{ business_date() }}) as first_seen_on,
+        case when triggered.warning_id is not null then {{ business_date() }} else previous.last_seen_on end as last_seen_on,
+        previous.status as previous_status,
+        previous.resolved_on as previous_resolved_on
+        {% else %}
+        {{ business_date() }} as first_seen_on,
+        {{ business_date() }} as last_seen_on,
+        null::text as previous_status,
+        null::date as previous_resolved_on
+        {% endif %}
+    from triggered
+    {% if is_incremental() %}
+    full outer join previous on previous.warning_id = triggered.warning_id
+    {% endif %}
+)
+
+select
+    warning_id,
+    vendor_id,
+    rule_id,
+    colour,
+    period_month,
+    subject,
+    metric,
+    observed_value,
+    lower_bound,
+    upper_bound,
+    risk_tier,
+    action,
+    description,
+    evidence,
+    first_seen_on,
+    last_seen_on,
+    case
+        when not is_triggered then 'resolved'
+        when previous_status = 'acknowledged' then 'acknowledged'
+        else 'open'
+    end as status,
+    case
+        when not is_triggered then coalesce(previous_resolved_on, {{ business_date() }})
+    end as resolved_on
+from merged

@@ -1,0 +1,152 @@
+"""`hospital-ops`: the command line of the platform.
+
+    hospital-ops warehouse start|stop|status|url
+    hospital-ops generate [--end DATE] [--months N] [--vendors N]
+    hospital-ops run-night DATE          run the nightly DAG for one business date (airflow dags test)
+    hospital-ops summary DATE            print what a night loaded, quarantined, gated and published
+    hospital-ops demo                    generate, then run the last few nights end to end
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import time
+from datetime import date, timedelta
+
+from hospital_ops import warehouse
+from hospital_ops.config import settings
+
+
+def _progress(message: str) -> None:
+    print(f"[hospital-ops {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def cmd_warehouse(args: argparse.Namespace) -> int:
+    if args.action == "start":
+        print(warehouse.start())
+    elif args.action == "stop":
+        warehouse.stop()
+        print("stopped")
+    elif args.action == "status":
+        print(json.dumps(warehouse.status(), indent=2))
+    else:
+        print(warehouse.url())
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from hospital_ops.generate.vendor import generate_vendor_source
+
+    inbox = settings().inbox_dir
+    if args.fresh and inbox.exists():
+        shutil.rmtree(inbox)
+    result = generate_vendor_source(inbox, end=args.end, months=args.months, vendors=args.vendors,
+                                    hospitals=args.hospitals, seed=args.seed)
+    _progress(f"vendor source: {result.files_written} files from {result.start} to {result.end} in {inbox}")
+    return 0
+
+
+def _run_nights(nights: list[date]) -> bool:
+    from hospital_ops.airflow_local import run_night
+    from hospital_ops.pipeline import format_summary, night_summary
+
+    url = warehouse.start()
+    for night in nights:
+        started = time.monotonic()
+        _progress(f"night {night}: running DAG hospital_ops_nightly …")
+        ok, log_file = run_night(night, url)
+        _progress(f"night {night}: {'succeeded' if ok else 'FAILED'} in {time.monotonic() - started:.0f} s "
+                  f"(log: {log_file})")
+        print(format_summary(night_summary(warehouse_url=url, business_date=night)), flush=True)
+        if not ok:
+            return False
+    return True
+
+
+def cmd_run_night(args: argparse.Namespace) -> int:
+    return 0 if _run_nights([args.date]) else 1
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from hospital_ops.pipeline import format_summary, night_summary
+
+    url = warehouse.url()
+    print(format_summary(night_summary(warehouse_url=url, business_date=args.date), url))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    _progress("starting the embedded warehouse")
+    url = warehouse.start()
+    _progress(f"warehouse at {url}")
+    end = args.end
+    _progress(f"generating synthetic sources: {args.months} months up to {end}")
+    cmd_generate(argparse.Namespace(end=end, months=args.months, vendors=args.vendors, hospitals=args.hospitals,
+                                    seed=args.seed, fresh=True))
+    nights = [end - timedelta(days=offset) for offset in range(args.nights - 1, -1, -1)]
+    _progress(f"running {len(nights)} nights: the first catches up on history, the others are incremental")
+    ok = _run_nights(nights)
+    _progress(f"demo {'finished' if ok else 'FAILED'} in {time.monotonic() - started:.0f} s")
+    _progress(f"explore the marts: psql {url}  (schemas marts, scoring, snapshots, dq, raw)")
+    return 0 if ok else 1
+
+
+def _date(text: str) -> date:
+    return date.fromisoformat(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hospital-ops", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    wh = sub.add_parser("warehouse", help="manage the embedded PostgreSQL warehouse")
+    wh.add_argument("action", choices=["start", "stop", "status", "url"])
+    wh.set_defaults(func=cmd_warehouse)
+
+    default_end = date.today() - timedelta(days=1)
+
+    def generation_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--end", type=_date, default=default_end, help="last business date (default: yesterday)")
+        p.add_argument("--months", type=int, default=6, help="months of history (default 6)")
+        p.add_argument("--vendors", type=int, default=14)
+        p.add_argument("--hospitals", type=int, default=3)
+        p.add_argument("--seed", type=int, default=20261123)
+
+    gen = sub.add_parser("generate", help="write synthetic source files into the inbox")
+    generation_options(gen)
+    gen.add_argument("--fresh", action="store_true", help="empty the inbox first")
+    gen.set_defaults(func=cmd_generate)
+
+    night = sub.add_parser("run-night", help="run the nightly DAG for one business date")
+    night.add_argument("date", type=_date)
+    night.set_defaults(func=cmd_run_night)
+
+    summ = sub.add_parser("summary", help="print a night's summary")
+    summ.add_argument("date", type=_date)
+    summ.set_defaults(func=cmd_summary)
+
+    demo = sub.add_parser("demo", help="generate sources and run the last few nights end to end")
+    generation_options(demo)
+    demo.add_argument("--nights", type=int, default=3, help="nights to run (default 3)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except warehouse.WarehouseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

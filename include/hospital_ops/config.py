@@ -1,0 +1,68 @@
+"""Where things live and how they are configured.
+
+Every setting comes from the environment with a project-local default, so the same code runs on the
+embedded warehouse, in the docker-compose stack and on a hospital's own servers.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _path_from_env(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser().resolve() if value else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings for one process."""
+
+    project_root: Path
+    var_dir: Path
+    inbox_dir: Path
+    dbt_project_dir: Path
+    expectations_dir: Path
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.var_dir / "warehouse"
+
+    @property
+    def data_docs_dir(self) -> Path:
+        return self.var_dir / "data_docs"
+
+
+def settings() -> Settings:
+    var_dir = _path_from_env("HOSPITAL_OPS_VAR_DIR", PROJECT_ROOT / "var")
+    return Settings(
+        project_root=PROJECT_ROOT,
+        var_dir=var_dir,
+        inbox_dir=_path_from_env("HOSPITAL_OPS_INBOX", var_dir / "inbox"),
+        dbt_project_dir=PROJECT_ROOT / "dbt_project",
+        expectations_dir=PROJECT_ROOT / "expectations",
+    )
+
+
+def pseudonym_key() -> bytes:
+    """The keyed-hash secret for pseudonymizing personal identifiers at landing.
+
+    Taken from HOSPITAL_OPS_PSEUDONYM_KEY (the Airflow DAG fills it from the `pseudonym_key`
+    connection/variable when set). On a developer machine with neither, a random key is created
+    once under var/secrets/ (git-ignored) so pseudonyms stay stable across nights; it never
+    enters the repository.
+    """
+    value = os.environ.get("HOSPITAL_OPS_PSEUDONYM_KEY")
+    if value:
+        return value.encode("utf-8")
+    key_file = settings().var_dir / "secrets" / "pseudonym.key"
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_hex(32))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip().encode("utf-8")

@@ -1,0 +1,105 @@
+"""Run one dbt invocation per pipeline stage, and make any failure readable by name.
+
+dbt runs in-process through its programmatic entry point (`dbtRunner`): one `dbt build` per stage
+(not one task per model), so a night pays dbt's start-up once per stage. A failed model or test
+raises DbtStageFailed whose message lists every failing node by name with dbt's own message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from urllib.parse import unquote, urlparse
+
+from hospital_ops.config import settings
+
+log = logging.getLogger(__name__)
+
+# what each stage selects; stages run in this order around the quality gate
+STAGES: dict[str, list[str]] = {
+    "marts": ["build", "--select", "tag:reference", "tag:staging", "tag:marts"],
+    "scoring": ["build", "--select", "tag:scoring"],
+    "snapshots": ["snapshot"],
+}
+
+
+class DbtStageFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class NodeResult:
+    name: str
+    resource_type: str
+    status: str
+    message: str | None
+    execution_time: float
+
+
+def warehouse_env(warehouse_url: str) -> dict[str, str]:
+    """Translate a postgresql:// URL into the variables profiles.yml reads."""
+    parsed = urlparse(warehouse_url)
+    return {
+        "WAREHOUSE_HOST": parsed.hostname or "127.0.0.1",
+        "WAREHOUSE_PORT": str(parsed.port or 5432),
+        "WAREHOUSE_USER": unquote(parsed.username or "postgres"),
+        "WAREHOUSE_PASSWORD": unquote(parsed.password or ""),
+        "WAREHOUSE_DB": (parsed.path or "/hospital_ops").lstrip("/") or "hospital_ops",
+    }
+
+
+@contextmanager
+def _environment(values: dict[str, str]):  # type: ignore[no-untyped-def]
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def run_stage(stage: str, *, warehouse_url: str, business_date: date, extra_args: list[str] | None = None) -> list[NodeResult]:
+    """Run one dbt stage; return per-node results or raise DbtStageFailed naming what failed."""
+    from dbt.cli.main import dbtRunner
+
+    cfg = settings()
+    target_path = cfg.var_dir / "dbt" / "target"
+    args = [
+        *STAGES[stage],
+        "--project-dir", str(cfg.dbt_project_dir),
+        "--profiles-dir", str(cfg.dbt_project_dir),
+        "--target-path", str(target_path),
+        "--log-path", str(cfg.var_dir / "dbt" / "logs"),
+        "--vars", json.dumps({"business_date": business_date.isoformat()}),
+        *(extra_args or []),
+    ]
+    log.info("dbt %s", " ".join(args))
+    with _environment(warehouse_env(warehouse_url) | {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}):
+        outcome = dbtRunner().invoke(args)
+    results: list[NodeResult] = []
+    if outcome.result is not None and hasattr(outcome.result, "results"):
+        for item in outcome.result.results:
+            node = item.node
+            results.append(NodeResult(node.name, node.resource_type, str(item.status), item.message,
+                                      float(item.execution_time or 0)))
+    failed = [r for r in results if r.status in ("error", "fail", "runtime error")]
+    if failed or not outcome.success:
+        lines = [f"  {r.resource_type} {r.name}: {r.status} — {r.message}" for r in failed]
+        if outcome.exception is not None:
+            lines.append(f"  dbt raised: {outcome.exception}")
+        message = f"dbt stage {stage!r} failed for business date {business_date}:\n" + "\n".join(lines)
+        log.error(message)
+        raise DbtStageFailed(message)
+    warned = [r for r in results if r.status == "warn"]
+    for r in warned:
+        log.warning("dbt %s %s warned: %s", r.resource_type, r.name, r.message)
+    log.info("dbt stage %s: %d nodes ok, %d warnings", stage, len(results), len(warned))
+    return results

@@ -1,0 +1,252 @@
+"""The nightly pipeline's steps, importable and testable without Airflow running.
+
+The DAG in dags/hospital_ops_nightly.py only wires these together:
+extract → load raw → dbt build (staging, marts) → quality gate → dbt build (scoring, alerts)
+→ snapshots → publish → summary.
+
+Publishing is the write-audit-publish step: dbt builds marts and scoring into `marts_build` and
+`scoring_build`; only after the gate and scoring succeed are they copied, all in one transaction,
+into `marts` and `scoring`, the schemas BI reads. A failed night therefore leaves BI exactly as the
+last good night left it.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import closing
+from datetime import date
+from pathlib import Path
+
+import psycopg2
+
+from hospital_ops.config import pseudonym_key, settings
+from hospital_ops.load.loader import (
+    ManifestEntry,
+    ensure_raw_schema,
+    load_night,
+    plan_extract,
+    reason_category,
+    watermark,
+)
+from hospital_ops.sources import SOURCES
+
+log = logging.getLogger(__name__)
+
+PUBLISHED_SCHEMAS = {"marts_build": "marts", "scoring_build": "scoring"}
+
+
+def connect(warehouse_url: str):  # type: ignore[no-untyped-def]
+    return psycopg2.connect(warehouse_url, application_name="hospital_ops")
+
+
+def run_id_for(business_date: date, airflow_run_id: str | None = None) -> str:
+    return airflow_run_id or f"manual__{business_date.isoformat()}"
+
+
+# ------------------------------------------------------------------------------ extract / load
+
+
+def extract(source_name: str, *, warehouse_url: str, business_date: date, inbox: Path | None = None) -> list[dict]:
+    """List the files this night takes for a source (drop folders after the watermark)."""
+    source = SOURCES[source_name]
+    with closing(connect(warehouse_url)) as conn:
+        ensure_raw_schema(conn, source)
+        after = watermark(conn, source.name, business_date)
+    entries = plan_extract(inbox or settings().inbox_dir, source, business_date, after)
+    log.info("%s: %d files in drop folders after %s up to %s", source_name, len(entries), after, business_date)
+    return [
+        {"entity": e.entity, "path": str(e.path), "relative_path": e.relative_path,
+         "folder_date": e.folder_date.isoformat()}
+        for e in entries
+    ]
+
+
+def load(source_name: str, manifest: list[dict], *, warehouse_url: str, business_date: date, run_id: str) -> dict:
+    """Land the extracted files (one transaction per source night); return the reconciliation."""
+    source = SOURCES[source_name]
+    entries = [
+        ManifestEntry(m["entity"], Path(m["path"]), m["relative_path"], date.fromisoformat(m["folder_date"]))
+        for m in manifest
+    ]
+    with closing(connect(warehouse_url)) as conn:
+        night = load_night(conn, source, entries, run_id=run_id, batch_date=business_date, key=pseudonym_key())
+    return night.as_dict()
+
+
+# ------------------------------------------------------------------------------------- publish
+
+
+def publish(*, warehouse_url: str, business_date: date, run_id: str) -> list[dict]:
+    """Copy every table dbt built in the *_build schemas into the BI schemas, atomically."""
+    published: list[dict] = []
+    with closing(connect(warehouse_url)) as conn:
+        with conn.cursor() as cur:
+            cur.execute("create schema if not exists audit")
+            cur.execute(
+                """
+                create table if not exists audit.publications (
+                    run_id text not null, business_date date not null, relation text not null,
+                    row_count bigint not null, published_at timestamptz not null default now())
+                """
+            )
+            for build_schema, bi_schema in PUBLISHED_SCHEMAS.items():
+                cur.execute(f"create schema if not exists {bi_schema}")
+                cur.execute(
+                    "select table_name from information_schema.tables "
+                    "where table_schema = %s and table_type = 'BASE TABLE' order by table_name",
+                    (build_schema,),
+                )
+                for (table,) in cur.fetchall():
+                    rows = _publish_table(cur, build_schema, bi_schema, table)
+                    published.append({"relation": f"{bi_schema}.{table}", "rows": rows})
+            cur.execute("delete from audit.publications where run_id = %s", (run_id,))
+            for item in published:
+                cur.execute(
+                    "insert into audit.publications (run_id, business_date, relation, row_count) values (%s, %s, %s, %s)",
+                    (run_id, business_date, item["relation"], item["rows"]),
+                )
+        conn.commit()
+    log.info("published %d relations for %s", len(published), business_date)
+    return published
+
+
+def _columns(cur, schema: str, table: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    cur.execute(
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema = %s and table_name = %s order by ordinal_position",
+        (schema, table),
+    )
+    return cur.fetchall()
+
+
+def _publish_table(cur, build_schema: str, bi_schema: str, table: str) -> int:  # type: ignore[no-untyped-def]
+    source_columns = _columns(cur, build_schema, table)
+    if _columns(cur, bi_schema, table) == source_columns:
+        # same shape: keep the relation (and its grants), swap its content
+        cur.execute(f"truncate {bi_schema}.{table}")
+        cur.execute(f"insert into {bi_schema}.{table} select * from {build_schema}.{table}")
+    else:
+        cur.execute(f"drop table if exists {bi_schema}.{table}")
+        cur.execute(f"create table {bi_schema}.{table} as table {build_schema}.{table}")
+    cur.execute(f"select count(*) from {bi_schema}.{table}")
+    return cur.fetchone()[0]
+
+
+# ------------------------------------------------------------------------------------- summary
+
+
+def night_summary(*, warehouse_url: str, business_date: date) -> dict:
+    """What a person wants to see after a night: volumes, quarantine, gate, ratings, warnings."""
+    summary: dict = {"business_date": business_date.isoformat()}
+    with closing(connect(warehouse_url)) as conn, conn.cursor() as cur:
+        cur.execute(
+            "select source, count(*), sum(rows_read), sum(rows_loaded), sum(rows_quarantined) "
+            "from raw._load_files where batch_date = %s group by source order by source",
+            (business_date,),
+        )
+        summary["sources"] = [
+            {"source": s, "files": f, "rows_read": int(r), "rows_loaded": int(l), "rows_quarantined": int(q)}
+            for s, f, r, l, q in cur.fetchall()
+        ]
+        cur.execute(
+            "select entity, reason from raw._quarantine where batch_date = %s order by entity, row_number",
+            (business_date,),
+        )
+        reasons: dict[str, int] = {}
+        for entity, reason in cur.fetchall():
+            key = reason_category(entity, reason)
+            reasons[key] = reasons.get(key, 0) + 1
+        summary["quarantine_top_reasons"] = sorted(reasons.items(), key=lambda kv: -kv[1])[:8]
+        summary["quality_gate"] = _gate_result(cur, business_date)
+        if _table_exists(cur, "scoring", "vendor_credit_rating"):
+            cur.execute(
+                "select distinct on (vendor_id) vendor_id, rating_month, credit_rating, total_score "
+                "from scoring.vendor_credit_rating order by vendor_id, rating_month desc"
+            )
+            summary["vendor_ratings"] = [
+                {"vendor_id": v, "rating_month": m.isoformat(), "rating": r, "score": float(s)}
+                for v, m, r, s in cur.fetchall()
+            ]
+            cur.execute(
+                "select colour, count(*) from scoring.vendor_risk_warnings where status <> 'resolved' "
+                "group by colour order by colour"
+            )
+            summary["open_warnings_by_colour"] = dict(cur.fetchall())
+            cur.execute(
+                "select vendor_id, rule_id, colour, period_month, subject, observed_value "
+                "from scoring.vendor_risk_warnings where status <> 'resolved' "
+                "order by case colour when 'red' then 0 when 'yellow' then 1 else 2 end, vendor_id, rule_id"
+            )
+            summary["open_warnings"] = [
+                {"vendor_id": v, "rule_id": r, "colour": c, "period_month": p.isoformat() if p else None,
+                 "subject": s, "observed_value": float(o)}
+                for v, r, c, p, s, o in cur.fetchall()
+            ]
+            cur.execute(
+                "select vendor_id, rule_id, decision, period_month from scoring.vendor_supervision_decisions "
+                "order by vendor_id, rule_id"
+            )
+            summary["decisions"] = [
+                {"vendor_id": v, "rule_id": r, "decision": d, "period_month": p.isoformat()}
+                for v, r, d, p in cur.fetchall()
+            ]
+    return summary
+
+
+def _table_exists(cur, schema: str, table: str) -> bool:  # type: ignore[no-untyped-def]
+    cur.execute("select to_regclass(%s) is not null", (f"{schema}.{table}",))
+    return bool(cur.fetchone()[0])
+
+
+def _gate_result(cur, business_date: date) -> dict:  # type: ignore[no-untyped-def]
+    if not _table_exists(cur, "dq", "validation_results"):
+        return {"ran": False}
+    cur.execute(
+        "select run_id from dq.validation_results where business_date = %s order by validated_at desc limit 1",
+        (business_date,),
+    )
+    row = cur.fetchone()
+    if row is None:
+        return {"ran": False}
+    cur.execute(
+        "select count(*), count(*) filter (where success), "
+        "array_agg(suite || ': ' || expectation_type || coalesce(' on ' || column_name, '')) filter (where not success) "
+        "from dq.validation_results where run_id = %s",
+        (row[0],),
+    )
+    total, passed, failures = cur.fetchone()
+    return {"ran": True, "run_id": row[0], "expectations": total, "passed": passed, "failures": failures or []}
+
+
+def format_summary(summary: dict, warehouse_url: str | None = None) -> str:
+    lines = [f"Night {summary['business_date']}"]
+    for s in summary.get("sources", []):
+        lines.append(f"  {s['source']}: {s['files']} files, {s['rows_read']} rows read, "
+                     f"{s['rows_loaded']} loaded, {s['rows_quarantined']} quarantined")
+    if summary.get("quarantine_top_reasons"):
+        lines.append("  quarantine, top reasons:")
+        lines += [f"    {count:>5}  {reason}" for reason, count in summary["quarantine_top_reasons"]]
+    gate = summary.get("quality_gate", {})
+    if gate.get("ran"):
+        verdict = "PASSED" if not gate["failures"] else "FAILED"
+        lines.append(f"  quality gate: {verdict} ({gate['passed']}/{gate['expectations']} expectations)")
+        lines += [f"    failed: {f}" for f in gate["failures"]]
+    if "vendor_ratings" in summary:
+        ratings: dict[str, list[str]] = {}
+        for r in summary["vendor_ratings"]:
+            ratings.setdefault(r["rating"], []).append(r["vendor_id"])
+        lines.append("  vendor credit ratings: " + ", ".join(
+            f"{k} {len(v)} ({' '.join(v)})" for k, v in sorted(ratings.items())))
+        colours = summary.get("open_warnings_by_colour", {})
+        lines.append("  open warnings: " + ", ".join(f"{c} {colours.get(c, 0)}" for c in ("red", "yellow", "blue")))
+        lines += [f"    {w['colour']:<6} {w['vendor_id']} {w['rule_id']} {w['period_month']} "
+                  f"{'' if w['subject'] == '-' else w['subject']} observed {w['observed_value']}"
+                  for w in summary.get("open_warnings", [])]
+        if summary.get("decisions"):
+            lines.append("  supervision decisions:")
+            lines += [f"    {d['vendor_id']} {d['decision']} ({d['rule_id']}, {d['period_month']})"
+                      for d in summary["decisions"]]
+    if warehouse_url:
+        lines.append(f"  explore the marts: psql {warehouse_url}")
+    return "\n".join(lines)
+

@@ -1,0 +1,12 @@
+"""The sources the nightly pipeline extracts, by name.
+
+Each source is a module describing its files (see spec.py). HIS, insurance, survey and referral
+channels join this registry as they are built; the DAG creates one extract → load pair per entry.
+"""
+
+from hospital_ops.sources import vendor
+from hospital_ops.sources.spec import Source
+
+SOURCES: dict[str, Source] = {
+    vendor.SOURCE.name: vendor.SOURCE,
+}

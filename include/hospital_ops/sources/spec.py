@@ -1,0 +1,77 @@
+"""Declarative description of what a source delivers: its files, columns, types and keys.
+
+One spec serves the generator (what to write), the loader (how to parse, what to quarantine, which
+raw table to COPY into) and the documentation. Later sources (HIS, insurance, survey, channels)
+describe themselves the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ColumnType = Literal["text", "int", "decimal", "date", "timestamp", "bool", "month"]
+
+PG_TYPES: dict[str, str] = {
+    "text": "text",
+    "int": "bigint",
+    "decimal": "numeric",
+    "date": "date",
+    "timestamp": "timestamp",
+    "bool": "boolean",
+    "month": "date",  # first day of the month
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ColumnType = "text"
+    required: bool = False
+    pii: bool = False  # replaced by a keyed hash at landing; the raw column is named <name>_pseudo
+    min: float | None = None  # plausibility bounds: a value outside is a malformed row
+    max: float | None = None
+    allowed: tuple[str, ...] | None = None
+    references: tuple[str, str] | None = None  # (entity, column) that must already be known
+
+    @property
+    def raw_name(self) -> str:
+        return f"{self.name}_pseudo" if self.pii else self.name
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One kind of file a source delivers, landing in raw.<source>__<name>."""
+
+    source: str
+    name: str
+    file_pattern: str  # glob inside a night's drop folder
+    columns: tuple[Column, ...]
+    business_key: tuple[str, ...]
+    description: str
+    file_format: Literal["csv", "xlsx"] = "csv"
+    sheet: str | None = None
+    load_order: int = 10  # reference data (registries) loads before what refers to it
+
+    @property
+    def raw_table(self) -> str:
+        return f"{self.source}__{self.name}"
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    description: str
+    entities: tuple[Entity, ...] = field(default_factory=tuple)
+
+    def entity(self, name: str) -> Entity:
+        for ent in self.entities:
+            if ent.name == name:
+                return ent
+        raise KeyError(name)
