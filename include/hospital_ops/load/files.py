@@ -18,9 +18,14 @@ class SourceFileError(RuntimeError):
 
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
+    if not path.is_file():
+        raise SourceFileError(f"{path}: file not found")
+    try:
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise SourceFileError(f"{path}: cannot be read: {exc}") from exc
     return digest.hexdigest()
 
 
