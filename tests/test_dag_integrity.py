@@ -1,0 +1,70 @@
+"""DAG integrity: every DAG file imports, has no cycle, the expected tasks and retry policy, and
+touches no database while being parsed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+DAGS_DIR = Path(__file__).resolve().parents[1] / "dags"
+DAG_FILES = sorted(DAGS_DIR.glob("*.py"))
+
+
+@pytest.fixture(scope="module")
+def dagbag(tmp_path_factory, monkeypatch_module):
+    import psycopg2
+
+    def no_database(*args, **kwargs):
+        raise AssertionError("a DAG file opened a database connection at parse time")
+
+    monkeypatch_module.setenv("AIRFLOW_HOME", str(tmp_path_factory.mktemp("airflow_home")))
+    monkeypatch_module.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    monkeypatch_module.setattr(psycopg2, "connect", no_database)
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS_DIR))
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_dag_files_exist() -> None:
+    assert DAG_FILES, f"no DAG files in {DAGS_DIR}"
+
+
+def test_every_dag_file_imports_without_errors(dagbag) -> None:
+    assert dagbag.import_errors == {}
+    files_with_dags = {Path(dag.fileloc).name for dag in dagbag.dags.values()}
+    assert files_with_dags == {path.name for path in DAG_FILES}
+
+
+def test_no_cycles(dagbag) -> None:
+    for dag in dagbag.dags.values():
+        dag.check_cycle()
+
+
+def test_nightly_dag_wiring(dagbag) -> None:
+    from hospital_ops.sources import SOURCES
+
+    dag = dagbag.dags["hospital_ops_nightly"]
+    chain = ["dbt_build_marts", "quality_gate", "dbt_build_scoring", "dbt_snapshot", "publish", "summary"]
+    expected = {f"{step}_{name}" for name in SOURCES for step in ("extract", "load")} | set(chain)
+    assert {task.task_id for task in dag.tasks} == expected
+    for name in SOURCES:
+        assert dag.get_task(f"load_{name}").upstream_task_ids == {f"extract_{name}"}
+        assert f"load_{name}" in dag.get_task("dbt_build_marts").upstream_task_ids
+    for before, after in zip(chain, chain[1:]):
+        assert dag.get_task(after).upstream_task_ids == {before}
+
+
+def test_failed_tests_and_gates_are_not_retried(dagbag) -> None:
+    dag = dagbag.dags["hospital_ops_nightly"]
+    for task_id in ("dbt_build_marts", "quality_gate", "dbt_build_scoring", "dbt_snapshot"):
+        assert dag.get_task(task_id).retries == 0, task_id
+    for task in dag.tasks:
+        if task.task_id.startswith(("extract_", "load_")):
+            assert task.retries > 0, task.task_id
