@@ -10,8 +10,6 @@ select
     service_type,
     risk_tier,
     unified_credit_code,
-    contact_person_pseudo,
-    contact_phone_pseudo,
     admitted_on,
     related_party_declared,
     _batch_date as landed_batch_date,

@@ -7,9 +7,6 @@ with current_version as (
 select
     staff_id,
     vendor_id,
-    staff_name_pseudo,
-    national_id_pseudo,
-    phone_pseudo,
     role,
     certified,
     training_hours_ytd,
