@@ -1,0 +1,560 @@
+"""The nightly quality gate: Great Expectations (GX Core 1.x) between the marts build and scoring.
+
+What is checked lives in the repository as plain JSON, not in code:
+
+* ``expectations/suites/<suite>.json`` — GX 1.x ExpectationSuite documents (built-in expectations only);
+* ``expectations/checkpoints/<checkpoint>.json`` — which suite validates which table, with an optional
+  row filter. ``:business_date`` in a filter becomes the night's date, so a raw table is validated
+  only for the batch landed tonight (``_batch_date = :business_date``)::
+
+      {"name": "vendor_nightly", "result_format": "SUMMARY",
+       "validations": [{"suite": "raw.vendor__inspections", "table": "raw.vendor__inspections",
+                        "row_filter": "_batch_date = :business_date"}, ...]}
+
+A gate run builds an in-memory GX context (nothing is written into the repository), registers the
+warehouse as a PostgreSQL data source, loads the suites and runs one real GX ``Checkpoint`` over all
+targets, with an ``UpdateDataDocsAction`` writing the HTML Data Docs to ``var/data_docs``. Because the
+context's results store is in memory, GX prunes older runs' pages when it rebuilds the index: the
+site shows the latest gate run, and the history lives in ``dq.validation_results``, to which every
+expectation result is appended (a rerun of the same run id and checkpoint replaces that run's rows).
+A target table that does not exist is a failure of its own. If anything failed,
+:class:`QualityGateFailed` is raised so the Airflow task fails and scoring does not run.
+
+Great Expectations is imported only when a gate runs: importing this module (e.g. while Airflow parses
+the DAG) stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from hospital_ops.config import settings
+
+log = logging.getLogger(__name__)
+
+DQ_SCHEMA = "dq"
+DQ_TABLE = "validation_results"
+DATASOURCE_NAME = "warehouse"
+DATA_DOCS_SITE = "hospital_ops"
+TABLE_EXISTS = "table_exists"  # expectation_type recorded for the gate's own existence pre-check
+
+_TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+_BUSINESS_DATE_PARAM = re.compile(r"(?<![:\w]):business_date\b")
+_RESULT_FORMATS = ("BOOLEAN_ONLY", "BASIC", "SUMMARY", "COMPLETE")
+_MAX_FAILURES_IN_MESSAGE = 50
+_MAX_OBSERVED_CHARS = 300
+
+_DQ_DDL = f"""
+create schema if not exists {DQ_SCHEMA};
+create table if not exists {DQ_SCHEMA}.{DQ_TABLE} (
+    run_id text not null,
+    business_date date not null,
+    checkpoint text not null,
+    suite text not null,
+    target_table text not null,
+    expectation_type text not null,
+    column_name text,
+    kwargs jsonb,
+    success boolean not null,
+    observed_value jsonb,
+    unexpected_count bigint,
+    element_count bigint,
+    validated_at timestamptz not null default now()
+);
+create index if not exists {DQ_TABLE}__run on {DQ_SCHEMA}.{DQ_TABLE} (run_id, checkpoint);
+"""
+_DQ_COLUMNS = ("run_id", "business_date", "checkpoint", "suite", "target_table", "expectation_type",
+               "column_name", "kwargs", "success", "observed_value", "unexpected_count", "element_count")
+
+
+class QualityGateError(RuntimeError):
+    """The gate's own configuration (checkpoint or suite files) is unusable."""
+
+
+class QualityGateFailed(RuntimeError):
+    """At least one expectation failed (or a target table is missing); the message lists every failure."""
+
+    def __init__(self, message: str, result: GateResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass
+class GateResult:
+    success: bool
+    run_id: str
+    business_date: date
+    results: list[dict]  # one per expectation (plus one per missing target table)
+    checkpoint: str = "vendor_nightly"
+    data_docs_index: Path | None = None
+    seconds: float = 0.0
+
+    @property
+    def failures(self) -> list[dict]:
+        return [r for r in self.results if not r["success"]]
+
+    def summary(self) -> str:
+        verdict = "passed" if self.success else "FAILED"
+        return (f"quality gate {self.checkpoint!r} {verdict} for business date {self.business_date} "
+                f"(run {self.run_id}): {len(self.failures)} of {len(self.results)} expectations failed")
+
+    def failure_report(self) -> str:
+        """One line per failure: suite, table, expectation, column, unexpected rows, observed value."""
+        lines = [self.summary()]
+        for r in self.failures[:_MAX_FAILURES_IN_MESSAGE]:
+            lines.append("  - " + _describe_failure(r))
+        if len(self.failures) > _MAX_FAILURES_IN_MESSAGE:
+            lines.append(f"  … and {len(self.failures) - _MAX_FAILURES_IN_MESSAGE} more "
+                         f"(see {DQ_SCHEMA}.{DQ_TABLE} where run_id = '{self.run_id}')")
+        if self.data_docs_index:
+            lines.append(f"  Data Docs: {self.data_docs_index}")
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ configuration
+
+
+@dataclass(frozen=True)
+class Validation:
+    """One entry of a checkpoint definition: this suite validates this table (optionally filtered)."""
+
+    suite: str
+    table: str  # schema.table
+    row_filter: str | None = None
+
+    def rendered_filter(self, business_date: date) -> str | None:
+        if not self.row_filter:
+            return None
+        return _BUSINESS_DATE_PARAM.sub(f"DATE '{business_date.isoformat()}'", self.row_filter)
+
+    def query(self, business_date: date) -> str:
+        schema, name = self.table.split(".")
+        return f'select * from "{schema}"."{name}" where {self.rendered_filter(business_date)}'
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    name: str
+    validations: tuple[Validation, ...]
+    result_format: str = "SUMMARY"
+    description: str = ""
+
+
+def load_checkpoint(name: str, expectations_dir: Path | None = None) -> CheckpointSpec:
+    """Read and check ``expectations/checkpoints/<name>.json``."""
+    path = (expectations_dir or settings().expectations_dir) / "checkpoints" / f"{name}.json"
+    if not path.is_file():
+        raise QualityGateError(f"checkpoint definition {path} not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise QualityGateError(f"{path}: not valid JSON ({exc})") from exc
+    if data.get("name") != name:
+        raise QualityGateError(f"{path}: 'name' is {data.get('name')!r}, expected {name!r}")
+    result_format = str(data.get("result_format", "SUMMARY")).upper()
+    if result_format not in _RESULT_FORMATS:
+        raise QualityGateError(f"{path}: result_format must be one of {_RESULT_FORMATS}")
+    validations = []
+    for i, entry in enumerate(data.get("validations") or []):
+        unknown = set(entry) - {"suite", "table", "row_filter"}
+        if unknown or not entry.get("suite") or not entry.get("table"):
+            raise QualityGateError(f"{path}: validations[{i}] needs 'suite' and 'table' "
+                                   f"(and optionally 'row_filter'), got {sorted(entry)}")
+        if not _TABLE_NAME.match(entry["table"]):
+            raise QualityGateError(f"{path}: validations[{i}].table {entry['table']!r} must be schema.table")
+        validations.append(Validation(entry["suite"], entry["table"], entry.get("row_filter") or None))
+    if not validations:
+        raise QualityGateError(f"{path}: no validations")
+    if len({(v.suite, v.table) for v in validations}) != len(validations):
+        raise QualityGateError(f"{path}: the same suite validates the same table twice")
+    return CheckpointSpec(name, tuple(validations), result_format, data.get("description", ""))
+
+
+def load_suite(name: str, expectations_dir: Path | None = None) -> dict:
+    """Read ``expectations/suites/<name>.json`` (a GX 1.x ExpectationSuite document) as a dict."""
+    path = (expectations_dir or settings().expectations_dir) / "suites" / f"{name}.json"
+    if not path.is_file():
+        raise QualityGateError(f"expectation suite {path} not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise QualityGateError(f"{path}: not valid JSON ({exc})") from exc
+    if data.get("name") != name:
+        raise QualityGateError(f"{path}: suite 'name' is {data.get('name')!r}, expected {name!r}")
+    if not data.get("expectations"):
+        raise QualityGateError(f"{path}: suite has no expectations")
+    return data
+
+
+# -------------------------------------------------------------------------------------- run
+
+
+def run_quality_gate(
+    warehouse_url: str,
+    *,
+    run_id: str,
+    business_date: date,
+    checkpoint: str = "vendor_nightly",
+    data_docs_dir: Path | None = None,
+    raise_on_failure: bool = True,
+    expectations_dir: Path | None = None,
+) -> GateResult:
+    """Validate the checkpoint's targets, record every result in dq.validation_results, fail loudly."""
+    import psycopg2
+
+    started = time.monotonic()
+    if isinstance(business_date, datetime):
+        business_date = business_date.date()
+    elif isinstance(business_date, str):
+        business_date = date.fromisoformat(business_date)
+    spec = load_checkpoint(checkpoint, expectations_dir)
+    suites = {v.suite: load_suite(v.suite, expectations_dir) for v in spec.validations}
+    docs_dir = Path(data_docs_dir or settings().data_docs_dir).resolve()
+
+    conn = psycopg2.connect(_libpq_url(warehouse_url))
+    try:
+        missing = _missing_tables(conn, [v.table for v in spec.validations])
+        by_validation: dict[Validation, list[dict]] = {
+            v: [_missing_table_result(spec, v, business_date)] for v in spec.validations if v.table in missing
+        }
+        present = [v for v in spec.validations if v.table not in missing]
+        docs_index = None
+        if present:
+            gx_results, docs_index = _run_gx_checkpoint(
+                warehouse_url, spec, present, suites, run_id=run_id, business_date=business_date,
+                docs_dir=docs_dir)
+            by_validation.update(gx_results)
+        results = [r for v in spec.validations for r in by_validation.get(v, [])]
+        _record(conn, results, run_id=run_id, business_date=business_date, checkpoint=spec.name)
+    finally:
+        conn.close()
+
+    outcome = GateResult(success=all(r["success"] for r in results), run_id=run_id, business_date=business_date,
+                         results=results, checkpoint=spec.name, data_docs_index=docs_index,
+                         seconds=round(time.monotonic() - started, 2))
+    if outcome.success:
+        log.info("%s in %.1f s; Data Docs: %s", outcome.summary(), outcome.seconds, docs_index)
+    else:
+        log.error("%s", outcome.failure_report())
+        if raise_on_failure:
+            raise QualityGateFailed(outcome.failure_report(), outcome)
+    return outcome
+
+
+def _run_gx_checkpoint(warehouse_url: str, spec: CheckpointSpec, validations: Sequence[Validation],
+                       suite_docs: dict[str, dict], *, run_id: str, business_date: date,
+                       docs_dir: Path) -> tuple[dict[Validation, list[dict]], Path | None]:
+    gx = _import_gx()
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    context = _ephemeral_context(docs_dir)
+    datasource = context.data_sources.add_postgres(
+        DATASOURCE_NAME, connection_string=warehouse_url,
+        kwargs={"connect_args": {"application_name": f"hospital_ops quality gate {spec.name}"}},
+    )
+    try:
+        suites = {name: context.suites.add(_build_suite(doc)) for name, doc in suite_docs.items()
+                  if any(v.suite == name for v in validations)}
+        definitions = []
+        by_definition_id: dict[str, Validation] = {}
+        table_counts: dict[str, int] = {}
+        for v in validations:
+            table_counts[v.table] = table_counts.get(v.table, 0) + 1
+        for i, v in enumerate(validations):
+            asset_name = v.table if table_counts[v.table] == 1 else f"{v.table}[{i}]"
+            if v.row_filter:
+                asset = datasource.add_query_asset(asset_name, query=v.query(business_date))
+            else:
+                schema, table = v.table.split(".")
+                asset = datasource.add_table_asset(asset_name, table_name=table, schema_name=schema)
+            batch_definition = asset.add_batch_definition_whole_table("batch")
+            definition = context.validation_definitions.add(
+                gx.ValidationDefinition(name=f"{v.suite} @ {asset_name}", data=batch_definition,
+                                        suite=suites[v.suite]))
+            definitions.append(definition)
+            by_definition_id[str(definition.id)] = v
+        checkpoint = context.checkpoints.add(gx.Checkpoint(
+            name=spec.name,
+            validation_definitions=definitions,
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs", site_names=[DATA_DOCS_SITE])],
+            result_format=spec.result_format,
+        ))
+        gx_run_id = RunIdentifier(run_name=_safe_run_name(run_id), run_time=datetime.now(timezone.utc))
+        checkpoint_result = checkpoint.run(run_id=gx_run_id)
+    finally:
+        _dispose(datasource)
+
+    results: dict[Validation, list[dict]] = {}
+    for validation_result in checkpoint_result.run_results.values():
+        v = by_definition_id[str(validation_result.meta["validation_id"])]
+        order = {e.id: n for n, e in enumerate(suites[v.suite].expectations)}
+        ordered = sorted(validation_result.results,
+                         key=lambda r: order.get(r.expectation_config.id, len(order)))
+        rows = [_result_row(spec, v, business_date, r) for r in ordered]
+        if (not validation_result.success and all(row["success"] for row in rows)) or len(rows) < len(order):
+            # the validation failed without any expectation failing, or some expectations were not
+            # evaluated: either way the gate must not pass on what it did not check
+            rows.append(_validation_error_result(spec, v, business_date, validation_result))
+        results[v] = rows
+    for v in validations:
+        if v not in results:  # never happens with a healthy GX, but a silent gap must not pass
+            results[v] = [_validation_error_result(spec, v, business_date, None)]
+
+    _prune_empty_dirs(docs_dir / "validations")
+    _prune_empty_dirs(docs_dir / "expectations")
+    docs_index = docs_dir / "index.html"
+    return results, docs_index if docs_index.exists() else None
+
+
+def _import_gx():  # type: ignore[no-untyped-def]
+    """Import GX with its INFO chatter turned down (unless someone configured its loggers)."""
+    for name in ("great_expectations", "posthog"):
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
+    import great_expectations as gx
+
+    return gx
+
+
+def _ephemeral_context(docs_dir: Path):  # type: ignore[no-untyped-def]
+    gx = _import_gx()
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        data_docs_sites={
+            DATA_DOCS_SITE: {
+                "class_name": "SiteBuilder",
+                "show_how_to_buttons": False,
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            }
+        },
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
+
+
+def _build_suite(document: dict):  # type: ignore[no-untyped-def]
+    """A GX ExpectationSuite from its JSON document; refuses to drop an invalid expectation silently."""
+    from great_expectations.core.expectation_suite import ExpectationSuite, expectationSuiteSchema
+
+    try:
+        suite = ExpectationSuite(**expectationSuiteSchema.load(document))
+    except Exception as exc:  # marshmallow / pydantic validation errors
+        raise QualityGateError(f"suite {document.get('name')!r} is not a valid GX suite: {exc}") from exc
+    # ExpectationSuite() logs and skips an expectation whose configuration is invalid (unknown type,
+    # missing kwargs): a gate that silently checks less than the file says is worse than none.
+    if len(suite.expectations) != len(document["expectations"]):
+        known = {e.expectation_type for e in suite.expectations}
+        rejected = [e.get("type") for e in document["expectations"] if e.get("type") not in known]
+        raise QualityGateError(f"suite {suite.name!r}: {len(document['expectations']) - len(suite.expectations)} "
+                               f"expectation(s) rejected by GX as invalid (types: {rejected or 'see log'})")
+    return suite
+
+
+def _prune_empty_dirs(root: Path) -> None:
+    """GX removes the pages of runs its (in-memory) results store does not know, leaving their folders."""
+    if not root.is_dir():
+        return
+    for path in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        try:
+            path.rmdir()  # succeeds only when empty
+        except OSError:
+            pass
+
+
+def _dispose(datasource) -> None:  # type: ignore[no-untyped-def]
+    """Close GX's pooled connections now instead of whenever the engine is garbage collected."""
+    try:
+        datasource.get_execution_engine().engine.dispose()
+        datasource.get_engine().dispose()
+    except Exception:  # noqa: BLE001 - best effort
+        log.debug("could not dispose the GX engine", exc_info=True)
+
+
+# ---------------------------------------------------------------------------------- results
+
+
+def _result_row(spec: CheckpointSpec, v: Validation, business_date: date, expectation_result) -> dict:  # type: ignore[no-untyped-def]
+    config = expectation_result.expectation_config
+    kwargs = {k: v_ for k, v_ in config.kwargs.items() if k not in ("batch_id", "result_format")}
+    result = dict(expectation_result.result or {})
+    exception = _exception_message(expectation_result.exception_info)
+    return {
+        "checkpoint": spec.name,
+        "suite": v.suite,
+        "target_table": v.table,
+        "row_filter": v.rendered_filter(business_date),
+        "expectation_type": config.type,
+        "column_name": _column_name(kwargs),
+        "kwargs": _jsonable(kwargs),
+        "success": bool(expectation_result.success) and exception is None,
+        "observed_value": _observed_value(result, exception),
+        "unexpected_count": result.get("unexpected_count"),
+        "element_count": result.get("element_count"),
+        "exception": exception,
+    }
+
+
+def _missing_table_result(spec: CheckpointSpec, v: Validation, business_date: date) -> dict:
+    return {
+        "checkpoint": spec.name,
+        "suite": v.suite,
+        "target_table": v.table,
+        "row_filter": v.rendered_filter(business_date),
+        "expectation_type": TABLE_EXISTS,
+        "column_name": None,
+        "kwargs": {"table": v.table},
+        "success": False,
+        "observed_value": {"exists": False},
+        "unexpected_count": None,
+        "element_count": None,
+        "exception": f"target table {v.table} does not exist (suite {v.suite} could not run)",
+    }
+
+
+def _validation_error_result(spec: CheckpointSpec, v: Validation, business_date: date, validation_result) -> dict:  # type: ignore[no-untyped-def]
+    detail = "GX returned no result for this validation" if validation_result is None else (
+        "validation incomplete or failed without a failing expectation: "
+        + json.dumps(_jsonable(validation_result.statistics), default=str))
+    return {
+        "checkpoint": spec.name,
+        "suite": v.suite,
+        "target_table": v.table,
+        "row_filter": v.rendered_filter(business_date),
+        "expectation_type": "validation_ran",
+        "column_name": None,
+        "kwargs": {"table": v.table},
+        "success": False,
+        "observed_value": None,
+        "unexpected_count": None,
+        "element_count": None,
+        "exception": detail,
+    }
+
+
+def _column_name(kwargs: dict) -> str | None:
+    if "column" in kwargs:
+        return str(kwargs["column"])
+    if "column_A" in kwargs:
+        return f"{kwargs['column_A']}, {kwargs['column_B']}"
+    if "column_list" in kwargs:
+        return ", ".join(map(str, kwargs["column_list"]))
+    return None
+
+
+def _observed_value(result: dict, exception: str | None) -> Any:
+    if exception:
+        return {"exception": exception[:4000]}
+    if "observed_value" in result:
+        return _jsonable(result["observed_value"])
+    if result.get("unexpected_count"):
+        return _jsonable({
+            "unexpected_percent": result.get("unexpected_percent"),
+            "partial_unexpected_list": result.get("partial_unexpected_list", []),
+        })
+    return None
+
+
+def _exception_message(info: Any) -> str | None:
+    """GX reports exceptions either flat or keyed by the metric that raised: accept both."""
+    if not info:
+        return None
+    if "raised_exception" in info:
+        return (info.get("exception_message") or "exception raised") if info["raised_exception"] else None
+    messages = [str(d.get("exception_message") or "exception raised") for d in info.values()
+                if isinstance(d, dict) and d.get("raised_exception")]
+    return "; ".join(dict.fromkeys(messages)) or None
+
+
+def _first_line(text: str) -> str:
+    """The gist of an exception (SQLAlchemy appends the SQL and a help link on later lines)."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), text)
+    return line if len(line) <= _MAX_OBSERVED_CHARS else line[:_MAX_OBSERVED_CHARS] + "…"
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _describe_failure(r: dict) -> str:
+    where = r["target_table"] + (f" where {r['row_filter']}" if r.get("row_filter") else "")
+    parts = [f"suite={r['suite']}", f"table={where}", f"expectation={r['expectation_type']}"]
+    if r.get("column_name"):
+        parts.append(f"column={r['column_name']}")
+    if r.get("exception"):
+        parts.append(f"error={_first_line(r['exception'])}")
+    else:
+        if r.get("unexpected_count") is not None and r.get("element_count") is not None:
+            parts.append(f"unexpected={r['unexpected_count']} of {r['element_count']} rows")
+        observed = json.dumps(r.get("observed_value"), ensure_ascii=False, default=str)
+        if len(observed) > _MAX_OBSERVED_CHARS:
+            observed = observed[:_MAX_OBSERVED_CHARS] + "…"
+        parts.append(f"observed={observed}")
+    return " | ".join(parts)
+
+
+# ---------------------------------------------------------------------------------- database
+
+
+def _libpq_url(url: str) -> str:
+    """psycopg2 wants a libpq URL: drop a SQLAlchemy driver suffix (postgresql+psycopg2://)."""
+    return re.sub(r"^postgres(?:ql)?\+\w+://", "postgresql://", url)
+
+
+def _missing_tables(conn, tables: Sequence[str]) -> set[str]:  # type: ignore[no-untyped-def]
+    missing = set()
+    with conn.cursor() as cur:
+        for table in dict.fromkeys(tables):
+            cur.execute("select to_regclass(%s)", (table,))
+            if cur.fetchone()[0] is None:
+                missing.add(table)
+    conn.rollback()
+    return missing
+
+
+def _record(conn, results: list[dict], *, run_id: str, business_date: date, checkpoint: str) -> None:  # type: ignore[no-untyped-def]
+    """Replace this run's rows in dq.validation_results, in one transaction."""
+    from psycopg2.extras import Json, execute_values
+
+    rows = [
+        (run_id, business_date, checkpoint, r["suite"], r["target_table"], r["expectation_type"], r["column_name"],
+         Json(r["kwargs"]), r["success"], None if r["observed_value"] is None else Json(r["observed_value"]),
+         r["unexpected_count"], r["element_count"])
+        for r in results
+    ]
+    try:
+        with conn.cursor() as cur:
+            # serialise concurrent first runs (create ... if not exists is not race-free) and reruns
+            cur.execute("select pg_advisory_xact_lock(hashtext('hospital_ops.dq.validation_results'))")
+            cur.execute(_DQ_DDL)
+            cur.execute(f"delete from {DQ_SCHEMA}.{DQ_TABLE} where run_id = %s and checkpoint = %s",
+                        (run_id, checkpoint))
+            if rows:
+                execute_values(cur, f"insert into {DQ_SCHEMA}.{DQ_TABLE} ({', '.join(_DQ_COLUMNS)}) values %s",
+                               rows, page_size=1000)
+        conn.commit()
+    except Exception:
+        conn.rollback()
+        raise
+    log.info("recorded %d expectation results in %s.%s for run %s", len(rows), DQ_SCHEMA, DQ_TABLE, run_id)
+
+
+def _safe_run_name(run_id: str) -> str:
+    """Data Docs put the run name into file paths: keep it to safe characters."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", run_id) or "run"
