@@ -209,11 +209,9 @@ def load_night(
         with conn.cursor() as cur:
             _delete_batch(cur, source, batch_date)
             known: dict[tuple[str, str], set[str]] = {}
-            seen_hashes: dict[str, dict[str, str]] = {}
             for entry in manifest:
                 entity = source.entity(entry.entity)
-                file_load = _load_file(cur, source, entity, entry, run_id, batch_date, key, known,
-                                       seen_hashes.setdefault(entity.name, {}))
+                file_load = _load_file(cur, source, entity, entry, run_id, batch_date, key, known)
                 night.files.append(file_load)
                 known = {ref: ids for ref, ids in known.items() if ref[0] != entity.name}
             folders = [m.folder_date for m in manifest]
@@ -254,7 +252,10 @@ def _row_hash(values: list[str | None]) -> str:
 
 
 def _load_file(cur, source: Source, entity: Entity, entry: ManifestEntry, run_id: str, batch_date: date,  # type: ignore[no-untyped-def]
-               key: bytes, known: dict, seen: dict[str, str]) -> FileLoad:
+               key: bytes, known: dict) -> FileLoad:
+    """Parse, check and COPY one file. An exact duplicate line within the file is quarantined; the
+    same row in another file is kept (registers are re-sent whole; staging keeps the latest)."""
+    seen: dict[str, str] = {}
     file_load = FileLoad(entity.name, entry.relative_path, sha256_of(entry.path))
     target_columns = [c.raw_name for c in entity.columns] + list(_META_COLUMNS)
     copy_rows = (f"copy {RAW_SCHEMA}.{entity.raw_table} ({', '.join(target_columns)}) "

@@ -47,13 +47,26 @@ monthly_counts as (
     {%- endfor %}
 ),
 
+prices_in_force as (
+    -- each item's price in force on the business date; one observation per price version, so a
+    -- standing price keeps one warning instead of one per month
+    select distinct on (vendor_id, item_code) *
+    from {{ ref('stg_vendor__price_list') }}
+    where effective_from <= {{ business_date() }}
+    order by vendor_id, item_code, effective_from desc
+),
+
 price as (
+    -- 价格偏离度: (contract price − reference price) / reference price
     select
-        vendor_id, month as period_month, is_closed_month, price_deviation_item_code as subject,
-        'price_deviation_max' as metric, price_deviation_max as observed_value,
-        jsonb_build_object('item_code', price_deviation_item_code) as evidence
-    from kpis
-    where price_deviation_max is not null
+        vendor_id, date_trunc('month', effective_from)::date as period_month, true as is_closed_month,
+        item_code as subject, 'price_deviation_max' as metric,
+        {{ safe_ratio('unit_price_cny - reference_price_cny', 'reference_price_cny') }} as observed_value,
+        jsonb_build_object(
+            'item_code', item_code, 'item_name', item_name, 'unit_price_cny', unit_price_cny,
+            'reference_price_cny', reference_price_cny, 'effective_from', effective_from
+        ) as evidence
+    from prices_in_force
 ),
 
 delivery_trend as (
