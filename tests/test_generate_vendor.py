@@ -1,0 +1,606 @@
+"""The synthetic vendor source: deterministic, shaped exactly like the spec, scenarios recomputable.
+
+Every planted scenario is checked by recomputing its KPI from the written files (never from the
+generator's own bookkeeping), the way the warehouse will. No database needed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from fnmatch import fnmatch
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from hospital_ops.generate.vendor import SCENARIOS, VendorGenerationResult, generate_vendor_source
+from hospital_ops.load.parsing import convert
+from hospital_ops.sources.spec import Entity
+from hospital_ops.sources.vendor import SOURCE
+
+END = date(2026, 11, 22)
+MONTHS = 4  # full months 2026-07 .. 2026-10, start 2026-07-01
+FULL_MONTHS = ("2026-07", "2026-08", "2026-09", "2026-10")
+LAST_FULL = FULL_MONTHS[-1]
+
+_DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d")
+_TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y-%m-%dT%H:%M:%S")
+_CHINESE_DATE = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日")
+
+# which KPIs each scenario is allowed to spoil; every other KPI of every vendor must look healthy
+_SPOILS = {
+    "delivery_delay_climb": {"delivery_delay"},
+    "lab_accuracy_yellow": {"lab_accuracy"},
+    "report_delay_blue": {"timeliness"},
+    "three_months_below_standard": {"timeliness"},
+    "volume_surge_timeliness_drop": {"timeliness"},
+    "privacy_leak": {"incidents"},
+    "satisfaction_low": {"satisfaction"},
+}
+
+
+# ------------------------------------------------------------------------------------ reading helpers
+
+
+def parse_date(text: str) -> date:
+    text = text.strip()
+    match = _CHINESE_DATE.fullmatch(text)
+    if match:
+        return date(*(int(part) for part in match.groups()))
+    for fmt in _DATE_FORMATS:
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    raise ValueError(f"not one of the planted date formats: {text!r}")
+
+
+def parse_timestamp(text: str) -> datetime:
+    for fmt in _TIMESTAMP_FORMATS:
+        try:
+            return datetime.strptime(text.strip(), fmt)
+        except ValueError:
+            continue
+    raise ValueError(f"not one of the planted timestamp formats: {text!r}")
+
+
+def month_of(value: date | datetime) -> str:
+    return f"{value:%Y-%m}"
+
+
+def entity_of(path: Path) -> Entity:
+    matches = [e for e in SOURCE.entities if fnmatch(path.name, e.file_pattern)]
+    assert len(matches) == 1, f"{path} matches {len(matches)} entities"
+    return matches[0]
+
+
+def decode(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("gb18030")
+
+
+def data_files(result: VendorGenerationResult) -> list[Path]:
+    return sorted(p for p in (result.inbox_dir / "vendor").glob("*/*") if p.is_file())
+
+
+def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    rows = list(csv.reader(decode(path).splitlines()))
+    return rows[0], rows[1:]
+
+
+def read_workbook(path: Path) -> tuple[list[str], list[list[object]], list[str]]:
+    book = load_workbook(path, read_only=True)
+    try:
+        sheet_names = list(book.sheetnames)
+        rows = [list(row) for row in book.worksheets[0].iter_rows(values_only=True)]
+    finally:
+        book.close()
+    header = [str(c) for c in rows[0]]
+    # spreadsheets do not store empty trailing cells: pad like the loader does
+    return header, [(row + [None] * len(header))[:len(header)] for row in rows[1:]], sheet_names
+
+
+class Tables:
+    """Every row of every entity, as dicts with the file and folder day it came from."""
+
+    def __init__(self, result: VendorGenerationResult) -> None:
+        self.result = result
+        self.rows: dict[str, list[dict]] = defaultdict(list)
+        for path in data_files(result):
+            entity = entity_of(path)
+            day = date.fromisoformat(path.parent.name)
+            if entity.file_format == "xlsx":
+                header, rows, _ = read_workbook(path)
+            else:
+                header, rows = read_csv(path)
+            for row in rows:
+                record = dict(zip(header, row))
+                record["_file"] = f"vendor/{path.parent.name}/{path.name}"
+                record["_day"] = day
+                self.rows[entity.name].append(record)
+
+    def of(self, entity: str, vendor_id: str | None = None) -> list[dict]:
+        rows = self.rows[entity]
+        return [r for r in rows if vendor_id is None or r["vendor_id"] == vendor_id]
+
+    def unique(self, entity: str, vendor_id: str | None = None) -> list[dict]:
+        """Rows without exact duplicates (what the loader's duplicate check keeps)."""
+        seen: set[tuple] = set()
+        kept = []
+        for row in self.of(entity, vendor_id):
+            key = tuple((k, v) for k, v in row.items() if not k.startswith("_"))
+            if key not in seen:
+                seen.add(key)
+                kept.append(row)
+        return kept
+
+    def latest_export(self, entity: str) -> list[dict]:
+        last = max(r["_day"] for r in self.rows[entity])
+        return [r for r in self.rows[entity] if r["_day"] == last]
+
+
+def well_formed(rows: Iterable[dict], *numeric: str) -> list[dict]:
+    """Skip the planted malformed rows (N/A or blank where a number or time is required)."""
+    return [r for r in rows if all(r[c].strip() not in ("", "N/A") for c in numeric)]
+
+
+# ------------------------------------------------------------------------------------ KPIs from files
+
+
+def delivery_delay(tables: Tables, vendor_id: str) -> dict[str, float]:
+    late: Counter = Counter()
+    total: Counter = Counter()
+    for row in well_formed(tables.unique("deliveries", vendor_id), "promised_at", "delivered_at"):
+        promised, delivered = parse_timestamp(row["promised_at"]), parse_timestamp(row["delivered_at"])
+        total[month_of(promised)] += 1
+        late[month_of(promised)] += delivered > promised
+    return {m: late[m] / total[m] for m in total}
+
+
+def lab_accuracy(tables: Tables, vendor_id: str) -> dict[str, float]:
+    good: Counter = Counter()
+    total: Counter = Counter()
+    for row in well_formed(tables.unique("lab_qc_results", vendor_id), "measured_value"):
+        expected, measured = float(row["expected_value"]), float(row["measured_value"])
+        month = month_of(parse_timestamp(row["run_at"]))
+        total[month] += 1
+        good[month] += abs(measured - expected) / expected * 100 <= float(row["allowed_deviation_pct"])
+    return {m: good[m] / total[m] for m in total}
+
+
+def report_counts(tables: Tables, vendor_id: str) -> tuple[Counter, Counter]:
+    """Reports received and reports issued on time, per month received."""
+    received: Counter = Counter()
+    on_time: Counter = Counter()
+    for row in well_formed(tables.unique("report_turnaround", vendor_id), "promised_hours"):
+        start = parse_timestamp(row["received_at"])
+        month = month_of(start)
+        received[month] += 1
+        if row["issued_at"].strip():
+            hours = (parse_timestamp(row["issued_at"]) - start).total_seconds() / 3600
+            on_time[month] += hours <= float(row["promised_hours"])
+    return received, on_time
+
+
+def report_timeliness(tables: Tables, vendor_id: str) -> dict[str, float]:
+    received, on_time = report_counts(tables, vendor_id)
+    return {m: on_time[m] / received[m] for m in received}
+
+
+def service_reports(tables: Tables, vendor_id: str) -> dict[str, dict]:
+    """The highest revision of each month's service report."""
+    latest: dict[str, dict] = {}
+    for row in tables.of("service_reports", vendor_id):
+        if row["period"] not in latest or row["revision"] > latest[row["period"]]["revision"]:
+            latest[row["period"]] = row
+    return latest
+
+
+def spot_check_pass(tables: Tables, vendor_id: str) -> dict[str, float]:
+    passed: Counter = Counter()
+    checked: Counter = Counter()
+    for row in well_formed(tables.of("inspections", vendor_id), "items_checked"):
+        month = month_of(parse_date(row["inspected_on"]))
+        checked[month] += int(row["items_checked"])
+        passed[month] += int(row["items_passed"])
+    return {m: passed[m] / checked[m] for m in checked}
+
+
+def registry(tables: Tables) -> dict[str, dict]:
+    return {r["vendor_id"]: r for r in tables.latest_export("registry")}
+
+
+# ------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> VendorGenerationResult:
+    return generate_vendor_source(tmp_path_factory.mktemp("inbox"), end=END, months=MONTHS)
+
+
+@pytest.fixture(scope="module")
+def tables(generated: VendorGenerationResult) -> Tables:
+    return Tables(generated)
+
+
+@pytest.fixture(scope="module")
+def scenarios(generated: VendorGenerationResult) -> dict[str, dict]:
+    return generated.scenarios
+
+
+# ------------------------------------------------------------------------------------ shape and determinism
+
+
+def test_period_folders_and_scenario_file(generated: VendorGenerationResult) -> None:
+    assert generated.start == date(2026, 7, 1)
+    assert generated.end == END
+    vendor_dir = generated.inbox_dir / "vendor"
+    folders = sorted(p.name for p in vendor_dir.iterdir() if p.is_dir())
+    expected = [(generated.start + timedelta(days=i)).isoformat() for i in range((END - generated.start).days + 1)]
+    assert folders == expected
+    assert generated.files_written == len(data_files(generated))
+    written = json.loads((vendor_dir / "_scenarios.json").read_text(encoding="utf-8"))
+    assert written == json.loads(json.dumps(generated.scenarios))
+    assert set(written) == {*SCENARIOS, "defects"}
+    vendor_ids = [written[name]["vendor_id"] for name in SCENARIOS]
+    assert len(set(vendor_ids)) == len(SCENARIOS), "every scenario has its own vendor"
+
+
+def test_same_arguments_give_identical_bytes(generated: VendorGenerationResult, tmp_path: Path) -> None:
+    again = generate_vendor_source(tmp_path / "again", end=END, months=MONTHS)
+    first = {p.relative_to(generated.inbox_dir): p.read_bytes() for p in generated.inbox_dir.rglob("*") if p.is_file()}
+    second = {p.relative_to(again.inbox_dir): p.read_bytes() for p in again.inbox_dir.rglob("*") if p.is_file()}
+    assert sorted(first) == sorted(second)
+    differing = [str(path) for path in first if first[path] != second[path]]
+    assert not differing, f"files differ between two identical runs: {differing[:5]}"
+
+
+def test_another_seed_gives_other_data(generated: VendorGenerationResult, tmp_path: Path) -> None:
+    other = generate_vendor_source(tmp_path / "other", end=END, months=3, seed=7)
+    path = Path("vendor/2026-08-01/staff_roster.csv")
+    assert (other.inbox_dir / path).read_bytes() != (generated.inbox_dir / path).read_bytes()
+
+
+def test_every_file_matches_the_spec_header(generated: VendorGenerationResult) -> None:
+    for path in data_files(generated):
+        entity = entity_of(path)
+        expected = [c.name for c in entity.columns]
+        if entity.file_format == "xlsx":
+            header, rows, sheets = read_workbook(path)
+            assert sheets == [entity.sheet], path
+            assert header == expected, path
+            assert len(rows) == 1, path
+        else:
+            header, rows = read_csv(path)
+            assert header == expected, path
+            assert rows, f"{path}: a daily file is written only when it has rows"
+            assert all(len(row) == len(expected) for row in rows), path
+
+
+def test_registers_and_roster_arrive_on_the_first(generated: VendorGenerationResult) -> None:
+    by_day: dict[str, set[str]] = defaultdict(set)
+    for path in data_files(generated):
+        by_day[path.parent.name].add(path.name)
+    registers = {"vendor_registry.csv", "contracts.csv", "qualifications.csv", "price_list.csv", "staff_roster.csv"}
+    for day, names in by_day.items():
+        if day.endswith("-01"):
+            assert registers <= names, day
+        else:
+            assert not registers & names, day
+
+
+def test_service_reports_arrive_on_the_third(tables: Tables, generated: VendorGenerationResult) -> None:
+    first_revisions = [r for r in tables.of("service_reports") if r["revision"] == 1]
+    vendors = {r["vendor_id"] for r in registry(tables).values()}
+    assert {(r["vendor_id"], r["period"]) for r in first_revisions} == {(v, m) for v in vendors for m in FULL_MONTHS}
+    for row in first_revisions:
+        period = date.fromisoformat(row["period"] + "-01")
+        arrives = (period + timedelta(days=32)).replace(day=3)
+        assert row["_day"] == arrives
+        assert row["_file"].endswith(f"service_report_{row['vendor_id']}_{row['period']}.xlsx")
+        if row["patients_surveyed"] is not None:
+            assert 0 <= row["patients_satisfied"] <= row["patients_surveyed"]
+
+
+def test_values_parse_except_the_planted_defects(tables: Tables, scenarios: dict[str, dict]) -> None:
+    """Each value goes through the loader's own converter; only the recorded malformed rows fail."""
+    defects = scenarios["defects"]
+    failing: set[tuple[str, str]] = set()
+    total = 0
+    for entity in SOURCE.entities:
+        for row in tables.of(entity.name):
+            total += 1
+            for column in entity.columns:
+                try:
+                    convert(column, row[column.name], b"test-key")
+                except ValueError:
+                    failing.add((row["_file"], str(row[entity.columns[0].name])))
+    planted = {(d["file"], d["id"]) for d in defects["malformed_rows"]}
+    planted.add((defects["sensor_fault"]["file"], defects["sensor_fault"]["device_id"]))
+    assert failing == planted
+    known = set(registry(tables))
+    unknown = [(entity.name, row) for entity in SOURCE.entities for row in tables.of(entity.name)
+               if row["vendor_id"] not in known]
+    assert {(row["_file"], row[SOURCE.entity(name).columns[0].name]) for name, row in unknown} == {
+        (d["file"], d["id"]) for d in defects["unknown_vendor_rows"]}
+    assert all(row["vendor_id"] == "V999" for _, row in unknown)
+    assert (len(failing) + len(unknown)) / total < 0.001
+
+
+def test_dates_and_timestamps_use_the_planted_formats(tables: Tables) -> None:
+    seen: Counter = Counter()
+    rows = rows_with_other_formats = 0
+    for entity in SOURCE.entities:
+        if entity.file_format == "xlsx":
+            continue
+        columns = [c.name for c in entity.columns if c.type in ("date", "timestamp")]
+        for row in tables.of(entity.name):
+            rows += 1
+            rows_with_other_formats += any(
+                row[c].strip() and not re.fullmatch(r"\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2})?", row[c])
+                for c in columns)
+        for column in entity.columns:
+            if column.type not in ("date", "timestamp"):
+                continue
+            for row in tables.of(entity.name):
+                text = row[column.name].strip()
+                if not text:
+                    continue
+                if column.type == "date":
+                    parse_date(text)
+                    seen["chinese" if "年" in text else "slash" if "/" in text else
+                         "compact" if text.isdigit() else "iso"] += 1
+                else:
+                    parse_timestamp(text)
+                    seen["t" if "T" in text else "slash_ts" if "/" in text else "iso_ts"] += 1
+    assert set(seen) == {"chinese", "slash", "compact", "iso", "t", "slash_ts", "iso_ts"}
+    assert seen["iso_ts"] > 0.9 * (seen["iso_ts"] + seen["t"] + seen["slash_ts"])
+    assert rows_with_other_formats / rows < 0.01
+
+
+def test_gbk_file_is_the_only_non_utf8_file(generated: VendorGenerationResult, scenarios: dict[str, dict]) -> None:
+    gbk = generated.inbox_dir / scenarios["defects"]["gbk_file"]["file"]
+    data = gbk.read_bytes()
+    with pytest.raises(UnicodeDecodeError):
+        data.decode("utf-8")
+    text = data.decode("gb18030")
+    assert "医学检验所有限公司" in text
+    for path in data_files(generated):
+        if path.suffix == ".csv" and path != gbk:
+            path.read_bytes().decode("utf-8")
+
+
+def test_planted_defects_are_present(generated: VendorGenerationResult, scenarios: dict[str, dict]) -> None:
+    defects = scenarios["defects"]
+    for duplicate in defects["duplicate_rows"]:
+        lines = (generated.inbox_dir / duplicate["file"]).read_text(encoding="utf-8").splitlines()
+        copies = Counter(line for line in lines if line.startswith(duplicate["id"] + ","))
+        assert max(copies.values()) >= 2, duplicate
+    fault = defects["sensor_fault"]
+    _, rows = read_csv(generated.inbox_dir / fault["file"])
+    assert [fault["device_id"], "999"] in [[r[0], r[3]] for r in rows]
+    undelivered = defects["blank_values"]["undelivered_item"]
+    _, rows = read_csv(generated.inbox_dir / undelivered["file"])
+    assert [r[5] for r in rows if r[0] == undelivered["id"]] == [""]
+    spaced = defects["blank_values"]["space_only_phones"]
+    _, rows = read_csv(generated.inbox_dir / spaced["file"])
+    assert {r[0] for r in rows if r[4] and not r[4].strip()} == set(spaced["ids"])
+
+
+def test_staff_roster_pii_shapes_and_leavers_kept(tables: Tables) -> None:
+    rows = tables.of("staff_roster")
+    assert rows
+    for row in rows:
+        assert row["staff_name"].strip()
+        assert re.fullmatch(r"\d{17}[\dX]", row["national_id"]), row
+        assert not row["phone"].strip() or re.fullmatch(r"1[3-9]\d{9}", row["phone"]), row
+        assert row["certified"] in ("Y", "N")
+        assert 0 <= float(row["training_hours_ytd"]) <= 2000
+    exports = sorted({r["_day"] for r in rows})
+    for earlier, later in zip(exports, exports[1:]):
+        left_before = {r["staff_id"] for r in rows if r["_day"] == earlier and r["left_on"]}
+        assert left_before <= {r["staff_id"] for r in rows if r["_day"] == later}
+    assert any(r["left_on"] for r in rows), "some staff left during the period"
+
+
+def test_contracts_follow_risk_tiers_and_cover_the_period(tables: Tables, generated: VendorGenerationResult) -> None:
+    tiers = {"pathology_diagnosis": "high", "surgical_assistance": "high", "cleaning": "low", "landscaping": "low"}
+    for vendor in registry(tables).values():
+        assert vendor["risk_tier"] == tiers.get(vendor["service_type"], "medium")
+        assert re.fullmatch(r"91\d{6}[0-9A-HJ-NPQRTUWXY]{10}", vendor["unified_credit_code"])
+    for contract in tables.latest_export("contracts"):
+        assert parse_date(contract["start_date"]) <= generated.start
+        assert parse_date(contract["end_date"]) >= END
+        lab = contract["service_type"] in ("lab_testing", "pathology_diagnosis")
+        assert (contract["sla_lab_accuracy_min"] == "0.98") == lab
+
+
+def test_too_few_vendors_or_months_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="vendors"):
+        generate_vendor_source(tmp_path, end=END, vendors=11)
+    with pytest.raises(ValueError, match="months"):
+        generate_vendor_source(tmp_path, end=END, months=2)
+    assert not (tmp_path / "vendor").exists()
+
+
+def test_default_run_stays_within_budget(tmp_path: Path) -> None:
+    result = generate_vendor_source(tmp_path, end=END)
+    assert result.start == date(2026, 5, 1)
+    rows = 0
+    for path in data_files(result):
+        rows += 1 if path.suffix == ".xlsx" else len(read_csv(path)[1])
+    assert rows == result.rows_written
+    assert rows <= 250_000
+
+
+# ------------------------------------------------------------------------------------ scenarios
+
+
+def test_delivery_delay_climbs(tables: Tables, scenarios: dict[str, dict]) -> None:
+    facts = scenarios["delivery_delay_climb"]
+    rates = delivery_delay(tables, facts["vendor_id"])
+    series = [rates[m] for m in FULL_MONTHS]
+    assert series[0] < 0.10
+    assert series[-1] >= 0.15
+    assert all(later > earlier for earlier, later in zip(series, series[1:]))
+    assert facts["months"] == list(FULL_MONTHS)
+
+
+def test_lab_accuracy_two_yellow_months(tables: Tables, scenarios: dict[str, dict]) -> None:
+    facts = scenarios["lab_accuracy_yellow"]
+    accuracy = lab_accuracy(tables, facts["vendor_id"])
+    assert facts["months"] == list(FULL_MONTHS[-2:])
+    for month in FULL_MONTHS[-2:]:
+        assert 0.95 <= accuracy[month] <= 0.97, (month, accuracy[month])
+    for month in FULL_MONTHS[:-2]:
+        assert accuracy[month] >= 0.985
+    assert registry(tables)[facts["vendor_id"]]["service_type"] == "lab_testing"
+
+
+def test_report_delay_blue(tables: Tables, scenarios: dict[str, dict]) -> None:
+    facts = scenarios["report_delay_blue"]
+    timeliness = report_timeliness(tables, facts["vendor_id"])
+    assert 0.10 <= 1 - timeliness[LAST_FULL] <= 0.20
+    assert all(1 - timeliness[m] < 0.05 for m in FULL_MONTHS[:-1])
+    assert registry(tables)[facts["vendor_id"]]["service_type"] == "imaging"
+
+
+def test_privacy_leak_incident(tables: Tables, scenarios: dict[str, dict]) -> None:
+    facts = scenarios["privacy_leak"]
+    incidents = tables.of("incidents")
+    assert [(r["vendor_id"], r["incident_type"], r["incident_id"]) for r in incidents] == [
+        (facts["vendor_id"], "privacy_leak", facts["incident_id"])]
+    assert month_of(parse_date(incidents[0]["occurred_on"])) == LAST_FULL
+    assert registry(tables)[facts["vendor_id"]]["service_type"] in ("patient_guide", "it_services")
+
+
+def test_three_months_below_standard(tables: Tables, scenarios: dict[str, dict]) -> None:
+    facts = scenarios["three_months_below_standard"]
+    timeliness = report_timeliness(tables, facts["vendor_id"])
+    accuracy = lab_accuracy(tables, facts["vendor_id"])
+    assert facts["months"] == list(FULL_MONTHS[-3:])
+    for month in FULL_MONTHS[-3:]:
+        assert 0.90 <= timeliness[month] <= 0.94, (month, timeliness[month])
+        assert accuracy[month] >= 0.98
+    assert registry(tables)[facts["vendor_id"]]["service_type"] in ("lab_testing", "pathology_diagnosis")
+
+
+def test_cold_chain_excursion(tables: Tables, scenarios: dict[str, dict]) -> None:
+    facts = scenarios["cold_chain_excursion"]
+    fault = scenarios["defects"]["sensor_fault"]
+    outside = [r for r in tables.of("cold_chain_readings")
+               if not 2 <= float(r["temperature_c"]) <= 8 and r["temperature_c"] != fault["temperature_c"]]
+    assert {r["device_id"] for r in outside} == {facts["device_id"]}
+    assert {r["vendor_id"] for r in outside} == {facts["vendor_id"]}
+    times = sorted(parse_timestamp(r["reading_at"]) for r in outside)
+    assert {t.date().isoformat() for t in times} == {facts["date"]}
+    assert month_of(times[0]) == LAST_FULL
+    assert timedelta(minutes=75) <= times[-1] - times[0] <= timedelta(minutes=105)
+    assert all(9 <= float(r["temperature_c"]) <= 12 for r in outside)
+    devices = {r["device_id"] for r in tables.of("cold_chain_readings", facts["vendor_id"])}
+    assert len(devices) == 2
+
+
+def test_certificate_expiring(tables: Tables, scenarios: dict[str, dict]) -> None:
+    facts = scenarios["certificate_expiring"]
+    certificates = {r["certificate_no"]: r for r in tables.latest_export("qualifications")}
+    certificate = certificates[facts["certificate_no"]]
+    assert certificate["vendor_id"] == facts["vendor_id"]
+    expires = parse_date(certificate["expires_on"])
+    assert expires.isoformat() == facts["expires_on"]
+    assert 10 <= (expires - END).days <= 30
+    others = [c for no, c in certificates.items() if no != facts["certificate_no"]]
+    assert all((parse_date(c["expires_on"]) - END).days > 90 for c in others)
+
+
+def test_price_above_reference(tables: Tables, scenarios: dict[str, dict]) -> None:
+    facts = scenarios["price_above_reference"]
+    prices = tables.latest_export("price_list")
+    in_force: dict[tuple[str, str], dict] = {}
+    for row in sorted(prices, key=lambda r: parse_date(r["effective_from"])):
+        in_force[(row["vendor_id"], row["item_code"])] = row
+    ct = in_force[(facts["vendor_id"], facts["item_code"])]
+    deviation = float(ct["unit_price_cny"]) / float(ct["reference_price_cny"]) - 1
+    assert 0.25 <= deviation <= 0.35
+    assert float(ct["unit_price_cny"]) == facts["unit_price_cny"]
+    assert float(ct["reference_price_cny"]) == facts["reference_price_cny"]
+    assert registry(tables)[facts["vendor_id"]]["service_type"] == "imaging"
+    others = [r for key, r in in_force.items() if key != (facts["vendor_id"], facts["item_code"])]
+    assert all(float(r["unit_price_cny"]) / float(r["reference_price_cny"]) - 1 < 0.10 for r in others)
+
+
+def test_volume_surge_while_timeliness_drops(tables: Tables, scenarios: dict[str, dict]) -> None:
+    facts = scenarios["volume_surge_timeliness_drop"]
+    vendor_id = facts["vendor_id"]
+    received, on_time = report_counts(tables, vendor_id)
+    previous = FULL_MONTHS[-2]
+    assert received[LAST_FULL] >= 1.5 * received[previous]
+    assert on_time[LAST_FULL] / received[LAST_FULL] < 0.95
+    assert on_time[previous] / received[previous] >= 0.95
+    reports = service_reports(tables, vendor_id)
+    assert reports[LAST_FULL]["service_volume"] == received[LAST_FULL] == facts["service_volume"]
+    assert reports[previous]["service_volume"] == received[previous] == facts["previous_service_volume"]
+    assert registry(tables)[vendor_id]["service_type"] in ("lab_testing", "pathology_diagnosis")
+
+
+def test_satisfaction_low(tables: Tables, scenarios: dict[str, dict]) -> None:
+    facts = scenarios["satisfaction_low"]
+    report = service_reports(tables, facts["vendor_id"])[LAST_FULL]
+    assert 0.72 <= report["patients_satisfied"] / report["patients_surveyed"] <= 0.78
+    assert registry(tables)[facts["vendor_id"]]["service_type"] == "patient_guide"
+
+
+def test_related_party_declared(tables: Tables, scenarios: dict[str, dict]) -> None:
+    vendor_id = scenarios["related_party"]["vendor_id"]
+    latest = registry(tables)
+    assert latest[vendor_id]["related_party_declared"] == "Y"
+    assert [v for v, r in latest.items() if r["related_party_declared"] == "Y"] == [vendor_id]
+    first_export = min(r["_day"] for r in tables.of("registry"))
+    assert [r["related_party_declared"] for r in tables.of("registry", vendor_id) if r["_day"] == first_export] == ["N"]
+
+
+def test_corrected_report(tables: Tables, scenarios: dict[str, dict]) -> None:
+    facts = scenarios["corrected_report"]
+    assert facts["month"] == LAST_FULL
+    rows = {r["revision"]: r for r in tables.of("service_reports", facts["vendor_id"]) if r["period"] == LAST_FULL}
+    assert set(rows) == {1, 2}
+    assert rows[2]["_day"] == END - timedelta(days=1)
+    for revision in (1, 2):
+        recorded = facts[f"revision_{revision}"]
+        assert rows[revision]["_file"] == recorded["file"]
+        assert rows[revision]["service_volume"] == recorded["service_volume"]
+        assert rows[revision]["complaints_received"] == recorded["complaints_received"]
+    assert rows[1]["service_volume"] != rows[2]["service_volume"]
+    assert rows[1]["complaints_received"] != rows[2]["complaints_received"]
+
+
+def test_every_kpi_no_scenario_spoils_is_healthy(tables: Tables, scenarios: dict[str, dict]) -> None:
+    scenario_of = {scenarios[name]["vendor_id"]: name for name in SCENARIOS}
+    incident_vendors = {r["vendor_id"] for r in tables.of("incidents")}
+    for vendor_id in registry(tables):
+        spoiled = _SPOILS.get(scenario_of.get(vendor_id, ""), set())
+        checks = {
+            "lab_accuracy": (lab_accuracy(tables, vendor_id), lambda v: v >= 0.985),
+            "timeliness": (report_timeliness(tables, vendor_id), lambda v: v >= 0.96),
+            "delivery_delay": (delivery_delay(tables, vendor_id), lambda v: v <= 0.05),
+            "spot_check": (spot_check_pass(tables, vendor_id), lambda v: v >= 0.90),
+            "satisfaction": ({m: r["patients_satisfied"] / r["patients_surveyed"]
+                              for m, r in service_reports(tables, vendor_id).items() if r["patients_surveyed"]},
+                             lambda v: v >= 0.85),
+        }
+        for kpi, (by_month, healthy) in checks.items():
+            if kpi in spoiled:
+                continue
+            for month in FULL_MONTHS:
+                if month in by_month:
+                    assert healthy(by_month[month]), (vendor_id, kpi, month, by_month[month])
+        if "incidents" not in spoiled:
+            assert vendor_id not in incident_vendors
