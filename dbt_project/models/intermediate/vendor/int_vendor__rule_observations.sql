@@ -123,12 +123,14 @@ certificates as (
 ),
 
 related_party as (
+    -- 关联关系: from the first registry export that declared it
     select
-        vendor_id, date_trunc('month', admitted_on)::date as period_month, true as is_closed_month,
+        vendor_id, date_trunc('month', min(delivered_on))::date as period_month, true as is_closed_month,
         'registry' as subject, 'related_party_declared' as metric, 1::numeric as observed_value,
-        jsonb_build_object('source_file', source_file) as evidence
-    from {{ ref('stg_vendor__registry') }}
+        jsonb_build_object('declared_in', min(source_file)) as evidence
+    from {{ ref('stg_vendor__registry_exports') }}
     where related_party_declared
+    group by vendor_id
 ),
 
 observations as (
