@@ -48,7 +48,7 @@ def _warehouse_url() -> str:
 
 
 def _fail_without_retry(exc: Exception) -> None:
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     raise AirflowFailException(str(exc)) from exc
 

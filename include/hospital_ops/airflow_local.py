@@ -66,7 +66,8 @@ class NightRun:
 
 
 _RUN_STATE = re.compile(r"DagRun Finished: .*?state=(\w+)")
-_FAILED_TASK = re.compile(r"task_id=(\w+).*?new_state=failed|Marking task as FAILED\. .*?task_id=(\w+)")
+_TASK_STARTED = re.compile(r"\[DAG TEST\] running task <TaskInstance: [\w.-]+?\.(\w+) .*?ti_id=([0-9a-f-]+)")
+_TASK_FAILED = re.compile(r"new_state=failed .*?ti_id=([0-9a-f-]+)")
 
 
 def run_night(business_date: date, warehouse_url: str) -> NightRun:
@@ -79,6 +80,7 @@ def run_night(business_date: date, warehouse_url: str) -> NightRun:
     result = _airflow("dags", "test", DAG_ID, business_date.isoformat(), env=env, log_file=log_file)
     text = log_file.read_text(errors="replace")
     states = _RUN_STATE.findall(text)
-    failed_tasks = sorted({a or b for a, b in _FAILED_TASK.findall(text)})
+    task_of = {ti_id: task_id for task_id, ti_id in _TASK_STARTED.findall(text)}
+    failed_tasks = sorted({task_of.get(ti_id, ti_id) for ti_id in _TASK_FAILED.findall(text)})
     succeeded = result.returncode == 0 and states[-1:] == ["success"]
     return NightRun(business_date, succeeded, failed_tasks, log_file)

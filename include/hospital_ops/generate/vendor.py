@@ -14,6 +14,20 @@ Every calendar day is a business day (hospitals and their vendors work every day
 lands in the folder of the day its event completed (a report on the day it was issued, a delivery on
 the day it was delivered); what is still open on the last day lands there with its completion blank.
 
+Month-based scenarios are anchored on the *last settled month*: the last month whose service reports
+(and a correction of them) have arrived by `end` and whose reports and deliveries are all due by
+`end`. Reports for month M arrive on the 3rd of M+1, the correction is re-sent on `end - 1` and must
+come after the original, and a pathology report opened in the last minute of M is due 120 h later,
+on the 5th of M+1. So the anchor is the month before end's month when end is on or after the 5th,
+and the month before that when end is on the 1st-4th (end 2026-12-04 → anchor 2026-10; end
+2026-12-05 → anchor 2026-11). The history up to the anchor carries the trends (the delivery-delay
+climb, the two yellow months, the three months below standard); a full month after the anchor, which
+is still settling, and end's partial month continue the anchor's behaviour, so the newest data never
+contradicts a scenario. The anchor month's report of one vendor is re-sent corrected (revision 2) in
+the folder of `end - 1`, after the original, where an incremental night picks it up. `months` keeps its meaning (history starts on the 1st of the month `months`
+months before end's month), so when end is on the 1st-4th one more month is needed to hold three
+settled months (see `generate_vendor_source`).
+
 Twelve scenarios are planted, each on its own vendor (see `SCENARIOS`), on top of healthy behaviour
 (lab accuracy ~99.3%, timeliness ~98%, delivery delay ~3%, satisfaction ~92%, spot checks ~97%), and a
 few real-world defects (duplicated lines, blanks and spaces for nulls, a GB18030 file, mixed date
@@ -171,6 +185,15 @@ _PRICE_ITEMS = {
     "landscaping": (("LND-001", "绿化养护(平方米·年)", 12.0), ("LND-002", "草坪修剪(平方米·次)", 0.8)),
     "surgical_assistance": (("SUR-001", "器械护士配台(台次)", 300.0), ("SUR-002", "手术室护工(人·月)", 5500.0)),
 }
+# monthly service reports for month M arrive on this day of M+1; a correction comes at least a day later
+_REPORT_DAY = 3
+# the longest promise of any report: an item opened in the last minute of a month is due this many days on
+_MAX_PROMISED_HOURS = max(hours for options in _PROMISES.values() for hours, _ in options)
+# From this day of month M+1 on, month M is settled in the data that has arrived (see `_settled_month`):
+# its reports arrived on the 3rd and a correction re-sent on end - 1 (the 4th at the earliest) comes
+# after them, and everything opened in M was due by then (received 23:59 on M's last day + 120 h is the
+# 5th, 23:59). Deliveries are promised for the day they are booked, so they are due by M's last day.
+_SETTLED_DAY = max(_REPORT_DAY + 2, (24 * 60 - 1 + 60 * _MAX_PROMISED_HOURS) // (24 * 60))
 _ANNUAL_VALUE = {"pathology_diagnosis": 2.0e6, "surgical_assistance": 1.1e6, "lab_testing": 3.5e6, "imaging": 2.8e6,
                  "logistics_delivery": 1.2e6, "patient_guide": 0.9e6, "it_services": 1.5e6, "cleaning": 2.4e6,
                  "landscaping": 0.3e6}
@@ -234,20 +257,33 @@ def _month_label(month: date) -> str:
     return month.strftime("%Y-%m")
 
 
+def _settled_month(end: date) -> date:
+    """The last month complete in the data that has arrived by `end`: the scenarios' anchor month.
+
+    That is the month before end's month when end is on or after the 5th (`_SETTLED_DAY`), else the
+    month before that: on the 1st-4th the previous month's service reports have not arrived yet (1st,
+    2nd), or a correction re-sent on end - 1 could not come after them (3rd, 4th), and pathology
+    reports opened at its end are not all due yet (up to 120 h, i.e. until the 5th).
+    """
+    return _add_months(end, -1 if end.day >= _SETTLED_DAY else -2)
+
+
 @dataclass(frozen=True)
 class _Period:
     start: date
     end: date
     full_months: tuple[date, ...]  # complete months before end's month, oldest first
+    anchor: date  # the last settled month (see `_settled_month`): month-based scenarios are planted on it
 
     @classmethod
     def ending(cls, end: date, months: int) -> _Period:
         start = _add_months(end, -months)
-        return cls(start, end, tuple(_add_months(start, i) for i in range(months)))
+        return cls(start, end, tuple(_add_months(start, i) for i in range(months)), _settled_month(end))
 
     @property
-    def last_full(self) -> date:
-        return self.full_months[-1]
+    def settled_months(self) -> tuple[date, ...]:
+        """The full months up to and including the anchor, oldest first: the scenarios' history."""
+        return tuple(month for month in self.full_months if month <= self.anchor)
 
     @property
     def months(self) -> tuple[date, ...]:
@@ -566,18 +602,19 @@ def _late_share(ctx: _Context, vendor: _Vendor, metric: str, month: date) -> flo
     jitter = ctx.rng("jitter", vendor.vendor_id, metric, month).uniform(-0.003, 0.003)
     healthy = {"qc_fail": _HEALTHY_QC_FAIL, "report_late": _HEALTHY_REPORT_LATE,
                "delivery_late": _HEALTHY_DELIVERY_LATE}[metric] + jitter
+    settled = period.settled_months
     if metric == "delivery_late" and scenario == "delivery_delay_climb":
-        if month in period.full_months:  # 5% in the first full month, 20% in the last, linear between
-            return 0.05 + 0.15 * period.full_months.index(month) / (len(period.full_months) - 1)
+        if month in settled:  # 5% in the first full month, 20% in the anchor month, linear between
+            return 0.05 + 0.15 * settled.index(month) / (len(settled) - 1)
         return 0.20
     if metric == "qc_fail" and scenario == "lab_accuracy_yellow":
-        return 0.04 if month >= period.full_months[-2] else 0.01
+        return 0.04 if month >= settled[-2] else 0.01
     if metric == "report_late" and scenario == "report_delay_blue":
-        return 0.15 if month >= period.last_full else 0.02
+        return 0.15 if month >= period.anchor else 0.02
     if metric == "report_late" and scenario == "three_months_below_standard":
-        return 0.08 if month >= period.full_months[-3] else 0.03
+        return 0.08 if month >= settled[-3] else 0.03
     if metric == "report_late" and scenario == "volume_surge_timeliness_drop":
-        return 0.08 if month >= period.last_full else 0.02
+        return 0.08 if month >= period.anchor else 0.02
     return healthy
 
 
@@ -640,11 +677,12 @@ def _lab_qc(ctx: _Context) -> None:
                     ], (run_at, vendor.vendor_id))
                     index += 1
         if vendor.scenario == "lab_accuracy_yellow":
-            months = [_month_label(m) for m in ctx.period.full_months[-2:]]
+            settled = ctx.period.settled_months
+            months = [_month_label(m) for m in settled[-2:]]
             ctx.scenarios["lab_accuracy_yellow"] = {
                 "vendor_id": vendor.vendor_id, "months": months,
                 "accuracy": {m: accuracy[m] for m in months},
-                "accuracy_before": {_month_label(m): accuracy[_month_label(m)] for m in ctx.period.full_months[:-2]},
+                "accuracy_before": {_month_label(m): accuracy[_month_label(m)] for m in settled[:-2]},
             }
 
 
@@ -656,10 +694,10 @@ def _turnaround(ctx: _Context) -> None:
         surge = vendor.scenario == "volume_surge_timeliness_drop"
         for month in ctx.period.months:
             days = ctx.period.days(month)
-            surging = surge and month >= ctx.period.last_full
+            surging = surge and month >= ctx.period.anchor
             counts = _daily_counts(rng, days, per_day * (1.65 if surging else 1.0), weekend=0.7)
-            if surging and month == ctx.period.last_full:
-                previous = ctx.volumes[(vendor.vendor_id, ctx.period.full_months[-2])]
+            if surging and month == ctx.period.anchor:
+                previous = ctx.volumes[(vendor.vendor_id, _add_months(month, -1))]
                 counts = _rescale(rng, counts, round(previous * 1.65))
             late = _bad_indices(rng, sum(counts), _late_share(ctx, vendor, "report_late", month))
             ctx.volumes[(vendor.vendor_id, month)] = sum(counts)
@@ -694,23 +732,24 @@ def _report_row(ctx: _Context, rng: random.Random, vendor: _Vendor, day: date, s
 
 def _report_scenarios(ctx: _Context) -> None:
     period = ctx.period
+    settled = period.settled_months
 
     def timeliness(vendor: _Vendor, months: Sequence[date]) -> dict[str, float]:
         return {_month_label(m): ctx.report_timeliness[(vendor.vendor_id, m)] for m in months}
 
     blue = ctx.vendor("report_delay_blue")
     ctx.scenarios["report_delay_blue"] = {
-        "vendor_id": blue.vendor_id, "month": _month_label(period.last_full),
-        "delay_rate": round(1 - ctx.report_timeliness[(blue.vendor_id, period.last_full)], 4),
-        "delay_rate_before": {m: round(1 - t, 4) for m, t in timeliness(blue, period.full_months[:-1]).items()},
+        "vendor_id": blue.vendor_id, "month": _month_label(period.anchor),
+        "delay_rate": round(1 - ctx.report_timeliness[(blue.vendor_id, period.anchor)], 4),
+        "delay_rate_before": {m: round(1 - t, 4) for m, t in timeliness(blue, settled[:-1]).items()},
     }
     below = ctx.vendor("three_months_below_standard")
     ctx.scenarios["three_months_below_standard"] = {
-        "vendor_id": below.vendor_id, "months": [_month_label(m) for m in period.full_months[-3:]],
-        "timeliness": timeliness(below, period.full_months[-3:]),
+        "vendor_id": below.vendor_id, "months": [_month_label(m) for m in settled[-3:]],
+        "timeliness": timeliness(below, settled[-3:]),
     }
     surge = ctx.vendor("volume_surge_timeliness_drop")
-    previous, month = period.full_months[-2], period.last_full
+    previous, month = settled[-2], period.anchor
     ctx.scenarios["volume_surge_timeliness_drop"] = {
         "vendor_id": surge.vendor_id, "month": _month_label(month), "previous_month": _month_label(previous),
         "service_volume": ctx.volumes[(surge.vendor_id, month)],
@@ -739,7 +778,7 @@ def _deliveries(ctx: _Context) -> None:
                     _delivery_row(ctx, rng, vendor, day, seq, index in late)
                     index += 1
         if vendor.scenario == "delivery_delay_climb":
-            months = [_month_label(m) for m in ctx.period.full_months]
+            months = [_month_label(m) for m in ctx.period.settled_months]
             ctx.scenarios["delivery_delay_climb"] = {
                 "vendor_id": vendor.vendor_id, "months": months, "delay_rates": {m: delay[m] for m in months},
                 "first_month": months[0], "last_month": months[-1],
@@ -765,7 +804,7 @@ def _cold_chain(ctx: _Context) -> None:
     """Two loggers per logistics vendor, a reading every 15 minutes, 2-8 °C but for one excursion."""
     excursion_vendor = ctx.vendor("cold_chain_excursion")
     plan_rng = ctx.rng("cold_chain", "excursion")
-    excursion_day = ctx.period.last_full + timedelta(days=plan_rng.randint(4, 24))
+    excursion_day = ctx.period.anchor + timedelta(days=plan_rng.randint(4, 24))
     excursion_slot = plan_rng.randint(40, 64)  # 10:00 .. 16:00
     excursion_temps = [round(t + plan_rng.uniform(-0.2, 0.2), 1) for t in (9.4, 10.5, 11.3, 11.8, 11.2, 10.2, 9.3)]
     excursion_device = f"TL-{excursion_vendor.vendor_id}-01"
@@ -815,10 +854,10 @@ def _inspections(ctx: _Context) -> None:
 
 
 def _incidents(ctx: _Context) -> None:
-    """One privacy leak 隐私泄露 in the last full month, reported the next day; no other incidents."""
+    """One privacy leak 隐私泄露 in the anchor month, reported the next day; no other incidents."""
     vendor = ctx.vendor("privacy_leak")
     rng = ctx.rng("incidents")
-    occurred_on = ctx.period.last_full + timedelta(days=rng.randint(7, 21))
+    occurred_on = ctx.period.anchor + timedelta(days=rng.randint(7, 21))
     reported_on = min(occurred_on + timedelta(days=1), ctx.period.end)
     incident_id = f"INC-{occurred_on:%Y%m%d}-001"
     ctx.drop.add(reported_on, "incidents", [
@@ -911,12 +950,13 @@ def _staff_row(ctx: _Context, person: _Staff, vendor: _Vendor, as_of: date) -> l
 
 
 def _service_reports(ctx: _Context) -> None:
-    """One workbook per vendor per full month, arriving on the 3rd of the next month."""
+    """One workbook per vendor per full month, arriving on the 3rd of the next month (when by end)."""
     low = ctx.vendor("satisfaction_low")
+    anchor = ctx.period.anchor
     for vendor in ctx.vendors:
         rng = ctx.rng("service_report", vendor.vendor_id)
         for month in ctx.period.full_months:
-            arrives = _add_months(month, 1).replace(day=3)
+            arrives = _add_months(month, 1).replace(day=_REPORT_DAY)
             volume = ctx.volumes.get((vendor.vendor_id, month)) or _synthetic_volume(rng, vendor, month)
             complaints = rng.randint(0, 3)
             surveyed = satisfied = None
@@ -924,15 +964,16 @@ def _service_reports(ctx: _Context) -> None:
                 surveyed = rng.randint(180, 320)
                 rate = _HEALTHY_SATISFACTION + rng.uniform(-0.02, 0.02)
                 if vendor is low:
-                    rate = 0.75 if month == ctx.period.last_full else 0.89 + rng.uniform(-0.01, 0.01)
-                    complaints = rng.randint(9, 14) if month == ctx.period.last_full else rng.randint(2, 5)
+                    # low from the anchor month on (a full month still settling stays low too)
+                    rate = 0.75 if month >= anchor else 0.89 + rng.uniform(-0.01, 0.01)
+                    complaints = rng.randint(9, 14) if month >= anchor else rng.randint(2, 5)
                 satisfied = min(surveyed, round(surveyed * rate))
-            if vendor is low and month == ctx.period.last_full:
+            if vendor is low and month == anchor:
                 ctx.scenarios["satisfaction_low"] = {
                     "vendor_id": vendor.vendor_id, "month": _month_label(month), "patients_surveyed": surveyed,
                     "patients_satisfied": satisfied, "satisfaction": round(satisfied / surveyed, 4),
                     "file": _relative(arrives, _workbook_name(vendor.vendor_id, month)),
-                    "arrives_on": arrives.isoformat(),  # after end when end is before the 3rd
+                    "arrives_on": arrives.isoformat(),  # on or before end: the anchor month is settled
                 }
             if arrives > ctx.period.end:
                 continue
@@ -954,15 +995,16 @@ def _workbook_name(vendor_id: str, month: date) -> str:
 
 
 def _corrected_report(ctx: _Context) -> None:
-    """The last full month's report re-sent a night before the end with revision 2.
+    """The anchor month's report re-sent with revision 2 on end - 1, the night before the end.
 
-    When end falls before the 5th the last full month's report (due on the 3rd) cannot have been
-    corrected yet, so the month before it is the one corrected.
+    The anchor rule guarantees the original (the 3rd of the month after the anchor) arrived at least a
+    day before, so an incremental night run on end - 1 sees the correction after the original.
     """
     vendor = ctx.vendor("corrected_report")
     resent_on = ctx.period.end - timedelta(days=1)
-    candidates = [w for w in ctx.workbooks if w.vendor_id == vendor.vendor_id and w.day < resent_on]
-    original = max(candidates, key=lambda w: w.period)
+    original = next(w for w in ctx.workbooks if w.vendor_id == vendor.vendor_id and w.period == ctx.period.anchor)
+    if not original.day < resent_on:  # pragma: no cover - guaranteed by _settled_month
+        raise RuntimeError(f"the correction on {resent_on} would not follow the original of {original.day}")
     values = list(original.values)
     volume, complaints = int(values[4]), int(values[5])
     values[2], values[3] = 2, resent_on
@@ -1180,8 +1222,10 @@ def generate_vendor_source(inbox_dir: Path, *, end: date, months: int = 6, vendo
     """Write `months` full months plus end's month of vendor source data into `<inbox_dir>/vendor/`.
 
     Start is the first day of the month `months` months before end's month (end 2026-11-22 and
-    months 6 → start 2026-05-01). Raises ValueError when there are too few vendors to give every
-    scenario its own (< 12), too few months for the three-month scenario (< 3) or no hospital.
+    months 6 → start 2026-05-01). Scenarios are planted on the last settled month (see the module
+    docstring). Raises ValueError when there are too few vendors to give every scenario its own
+    (< 12), too few months for three settled months up to the anchor (< 3, or < 4 when end is on the
+    1st-4th of its month) or no hospital.
     """
     if vendors < MIN_VENDORS:
         raise ValueError(f"vendors must be at least {MIN_VENDORS} (one per planted scenario), got {vendors}")
@@ -1189,12 +1233,19 @@ def generate_vendor_source(inbox_dir: Path, *, end: date, months: int = 6, vendo
         raise ValueError(f"vendors must be at most {MAX_VENDORS} ({UNKNOWN_VENDOR_ID} is the unknown id)")
     if months < MIN_MONTHS:
         raise ValueError(f"months must be at least {MIN_MONTHS} (three consecutive full months), got {months}")
+    period = _Period.ending(end, months)
+    if len(period.settled_months) < MIN_MONTHS:
+        needed = months + MIN_MONTHS - len(period.settled_months)
+        raise ValueError(
+            f"months must be at least {needed} for end {end}: the last month settled by then is "
+            f"{_month_label(period.anchor)} (a month's service reports arrive on day {_REPORT_DAY} of the next "
+            f"month and its reports are all due by day {_SETTLED_DAY}), and the three-month scenario needs "
+            f"{MIN_MONTHS} full months up to it; got {months}")
     if not 1 <= hospitals <= 99:
         raise ValueError(f"hospitals must be between 1 and 99, got {hospitals}")
     _check_file_names()
     began = time.perf_counter()
     inbox_dir = Path(inbox_dir)
-    period = _Period.ending(end, months)
     ctx = _Context(seed=seed, period=period, vendors=_plan_vendors(seed, vendors, hospitals, period),
                    fmt=_Formats(_rng(seed, "formats"), _MIXED_DATE_SHARE, _MIXED_TIMESTAMP_SHARE))
     _registers(ctx)
