@@ -51,20 +51,57 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _run_nights(nights: list[date]) -> bool:
+    """Run the DAG night by night: a compact summary after each, the full one after the last."""
     from hospital_ops.airflow_local import run_night
     from hospital_ops.pipeline import format_summary, night_summary
 
     url = warehouse.start()
-    for night in nights:
+    for position, night in enumerate(nights, start=1):
         started = time.monotonic()
         _progress(f"night {night}: running DAG hospital_ops_nightly …")
         run = run_night(night, url)
         verdict = "succeeded" if run.succeeded else f"FAILED (tasks: {', '.join(run.failed_tasks) or 'see log'})"
         _progress(f"night {night}: {verdict} in {time.monotonic() - started:.0f} s (log: {run.log_file})")
-        print(format_summary(night_summary(warehouse_url=url, business_date=night)), flush=True)
+        last = position == len(nights) or not run.succeeded
+        print(format_summary(night_summary(warehouse_url=url, business_date=night), url if last else None,
+                             detailed=last), flush=True)
         if not run.succeeded:
             return False
     return True
+
+
+def _print_scenario_check(url: str) -> None:
+    """For the demo: each scenario the generator planted, next to what the platform raised for it."""
+    import psycopg2
+
+    scenario_file = settings().inbox_dir / "vendor" / "_scenarios.json"
+    if not scenario_file.exists():
+        return
+    scenarios = {k: v for k, v in json.loads(scenario_file.read_text()).items() if k != "defects"}
+    conn = psycopg2.connect(url)
+    with conn, conn.cursor() as cur:
+        print("Planted scenarios → what the platform raised:")
+        for name, facts in scenarios.items():
+            vendor = facts["vendor_id"]
+            cur.execute("select string_agg(distinct colour || ' ' || rule_id, ', ') from scoring.vendor_risk_warnings "
+                        "where vendor_id = %s and status <> 'resolved'", (vendor,))
+            raised = cur.fetchone()[0]
+            cur.execute("select string_agg(decision || ' (' || rule_id || ')', ', ') "
+                        "from scoring.vendor_supervision_decisions where vendor_id = %s", (vendor,))
+            decided = cur.fetchone()[0]
+            cur.execute("select credit_rating from scoring.vendor_credit_rating where vendor_id = %s "
+                        "order by rating_month desc limit 1", (vendor,))
+            rating = (cur.fetchone() or ["-"])[0]
+            corrected = None
+            if name == "corrected_report":
+                cur.execute("select service_report_revision, complaints, service_volume from marts.fct_vendor_month_kpis "
+                            "where vendor_id = %s and to_char(month, 'YYYY-MM') = %s", (vendor, facts["month"]))
+                revision, complaints, volume = cur.fetchone()
+                corrected = (f"{facts['month']} report in force: revision {revision} "
+                             f"(complaints {complaints}, volume {volume})")
+            found = "; ".join(filter(None, [raised, decided, corrected]))
+            print(f"  {name:<30} {vendor}  rating {rating:<3}  {found or '(nothing raised)'}")
+    conn.close()
 
 
 def cmd_run_night(args: argparse.Namespace) -> int:
@@ -81,9 +118,13 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    _progress("starting the embedded warehouse")
-    url = warehouse.start()
-    _progress(f"warehouse at {url}")
+    if warehouse.is_external():
+        url = warehouse.url()
+        _progress(f"using the external warehouse at {url} (WAREHOUSE_URL); it is not reset")
+    else:
+        _progress("starting the embedded warehouse and resetting its demo database")
+        url = warehouse.reset_database()
+        _progress(f"warehouse at {url}")
     end = args.end
     _progress(f"generating synthetic sources: {args.months} months up to {end}")
     cmd_generate(argparse.Namespace(end=end, months=args.months, vendors=args.vendors, hospitals=args.hospitals,
@@ -91,6 +132,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     nights = [end - timedelta(days=offset) for offset in range(args.nights - 1, -1, -1)]
     _progress(f"running {len(nights)} nights: the first catches up on history, the others are incremental")
     ok = _run_nights(nights)
+    if ok:
+        _print_scenario_check(url)
     _progress(f"demo {'finished' if ok else 'FAILED'} in {time.monotonic() - started:.0f} s")
     _progress(f"explore the marts: psql {url}  (schemas marts, scoring, snapshots, dq, raw)")
     return 0 if ok else 1

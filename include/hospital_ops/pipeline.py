@@ -173,14 +173,17 @@ def night_summary(*, warehouse_url: str, business_date: date) -> dict:
             )
             summary["open_warnings_by_colour"] = dict(cur.fetchall())
             cur.execute(
-                "select vendor_id, rule_id, colour, period_month, subject, observed_value "
-                "from scoring.vendor_risk_warnings where status <> 'resolved' "
-                "order by case colour when 'red' then 0 when 'yellow' then 1 else 2 end, vendor_id, rule_id"
+                "select vendor_id, rule_id, colour, period_month, subject, observed_value, status, "
+                "first_seen_on = %s as is_new, resolved_on = %s as resolved_tonight "
+                "from scoring.vendor_risk_warnings where status <> 'resolved' or resolved_on = %s "
+                "order by case colour when 'red' then 0 when 'yellow' then 1 else 2 end, vendor_id, rule_id, "
+                "period_month",
+                (business_date, business_date, business_date),
             )
-            summary["open_warnings"] = [
+            summary["warnings"] = [
                 {"vendor_id": v, "rule_id": r, "colour": c, "period_month": p.isoformat() if p else None,
-                 "subject": s, "observed_value": float(o)}
-                for v, r, c, p, s, o in cur.fetchall()
+                 "subject": s, "observed_value": float(o), "status": st, "new": bool(n), "resolved": bool(rs)}
+                for v, r, c, p, s, o, st, n, rs in cur.fetchall()
             ]
             cur.execute(
                 "select vendor_id, rule_id, decision, period_month from scoring.vendor_supervision_decisions "
@@ -218,7 +221,8 @@ def _gate_result(cur, business_date: date) -> dict:  # type: ignore[no-untyped-d
     return {"ran": True, "run_id": row[0], "expectations": total, "passed": passed, "failures": failures or []}
 
 
-def format_summary(summary: dict, warehouse_url: str | None = None) -> str:
+def format_summary(summary: dict, warehouse_url: str | None = None, *, detailed: bool = True) -> str:
+    """A night in a few lines; `detailed` adds every open warning, rating and decision."""
     lines = [f"Night {summary['business_date']}"]
     for s in summary.get("sources", []):
         lines.append(f"  {s['source']}: {s['files']} files, {s['rows_read']} rows read, "
@@ -232,21 +236,28 @@ def format_summary(summary: dict, warehouse_url: str | None = None) -> str:
         lines.append(f"  quality gate: {verdict} ({gate['passed']}/{gate['expectations']} expectations)")
         lines += [f"    failed: {f}" for f in gate["failures"]]
     if "vendor_ratings" in summary:
+        colours = summary.get("open_warnings_by_colour", {})
+        warnings = summary.get("warnings", [])
+        new = [w for w in warnings if w["new"] and not w["resolved"]]
+        resolved = [w for w in warnings if w["resolved"]]
+        lines.append("  open warnings: " + ", ".join(f"{c} {colours.get(c, 0)}" for c in ("red", "yellow", "blue"))
+                     + f" ({len(new)} new tonight, {len(resolved)} resolved tonight)")
+        shown = [w for w in warnings if detailed or w["new"] or w["resolved"]]
+        lines += [f"    {w['colour']:<6} {w['vendor_id']} {w['rule_id']:<28} {w['period_month'][:7]} "
+                  f"observed {w['observed_value']:g}{'' if w['subject'] == '-' else ' (' + w['subject'] + ')'}"
+                  f"{'  [new]' if w['new'] and not w['resolved'] else ''}{'  [resolved]' if w['resolved'] else ''}"
+                  for w in shown]
         ratings: dict[str, list[str]] = {}
         for r in summary["vendor_ratings"]:
             ratings.setdefault(r["rating"], []).append(r["vendor_id"])
+        order = ["AAA", "AA", "A", "B", "C"]
         lines.append("  vendor credit ratings: " + ", ".join(
-            f"{k} {len(v)} ({' '.join(v)})" for k, v in sorted(ratings.items())))
-        colours = summary.get("open_warnings_by_colour", {})
-        lines.append("  open warnings: " + ", ".join(f"{c} {colours.get(c, 0)}" for c in ("red", "yellow", "blue")))
-        lines += [f"    {w['colour']:<6} {w['vendor_id']} {w['rule_id']} {w['period_month']} "
-                  f"{'' if w['subject'] == '-' else w['subject']} observed {w['observed_value']}"
-                  for w in summary.get("open_warnings", [])]
-        if summary.get("decisions"):
+            f"{k} {len(ratings[k])}" + (f" ({' '.join(ratings[k])})" if detailed else "")
+            for k in order if k in ratings))
+        if detailed and summary.get("decisions"):
             lines.append("  supervision decisions:")
-            lines += [f"    {d['vendor_id']} {d['decision']} ({d['rule_id']}, {d['period_month']})"
+            lines += [f"    {d['vendor_id']} {d['decision']} ({d['rule_id']}, {d['period_month'][:7]})"
                       for d in summary["decisions"]]
     if warehouse_url:
         lines.append(f"  explore the marts: psql {warehouse_url}")
     return "\n".join(lines)
-

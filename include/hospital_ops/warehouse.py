@@ -199,6 +199,22 @@ def _ensure_database(port: int) -> None:
     conn.close()
 
 
+def reset_database() -> str:
+    """Drop and recreate the embedded warehouse's database (the demo starts from nothing)."""
+    if is_external():
+        raise WarehouseError("refusing to reset an external warehouse (WAREHOUSE_URL is set)")
+    start()
+    import psycopg2
+
+    conn = psycopg2.connect(url("postgres"))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'drop database if exists "{DATABASE}" with (force)')
+        cur.execute(f'create database "{DATABASE}"')
+    conn.close()
+    return url()
+
+
 def stop() -> None:
     if is_external():
         return
