@@ -3,7 +3,8 @@
 Wiring only — every step lives in the `hospital_ops` package (include/) and is tested there.
 
     extract_<source> → load_<source>          one pair per source in hospital_ops.sources.SOURCES
-      → dbt_build_marts                       staging, intermediate and marts (into *_build schemas)
+      → dbt_build_marts                       source freshness, then staging, intermediate and marts
+                                              (into *_build schemas)
       → quality_gate                          Great Expectations checkpoint; raises on failure
       → dbt_build_scoring                     warnings, decisions, ratings
       → dbt_snapshot                          history for auditors
@@ -69,6 +70,7 @@ def hospital_ops_nightly() -> None:
         from hospital_ops.dbt_runner import DbtStageFailed, run_stage
 
         try:
+            run_stage("freshness", warehouse_url=_warehouse_url(), business_date=_business_date())
             run_stage("marts", warehouse_url=_warehouse_url(), business_date=_business_date())
         except DbtStageFailed as exc:
             _fail_without_retry(exc)

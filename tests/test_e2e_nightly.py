@@ -305,6 +305,22 @@ def test_rerunning_a_night_changes_nothing(env, nights) -> None:
     assert q(env, "select count(*) from raw.vendor__deliveries") == raw_before
 
 
+def test_supervisors_acknowledge_and_resolve_warnings_without_editing_history(env, nights) -> None:
+    from hospital_ops.warnings import WarningActionError, list_warnings, record_action
+
+    first, second = [w["warning_id"] for w in list_warnings(env["url"]) if w["colour"] == "blue"][:2]
+    record_action(env["url"], first, "acknowledge", actor="运营管理部 王主任", note="rectification report requested")
+    record_action(env["url"], second, "resolve", actor="运营管理部 王主任", note="on-site inspection passed")
+    with pytest.raises(WarningActionError, match="no published warning"):
+        record_action(env["url"], "no-such-warning", "acknowledge", actor="x", note="y")
+
+    assert run_night(END, env["url"]).succeeded
+    status = dict(q(env, "select warning_id, status || '/' || coalesce(resolution, '-') "
+                         "from scoring.vendor_risk_warnings where warning_id in (%s, %s)", (first, second)))
+    assert status == {first: "acknowledged/-", second: "resolved/closed_by_supervisor"}
+    assert q(env, "select count(*) from ops.warning_actions")[0][0] == 2
+
+
 def test_a_gate_breaking_night_leaves_bi_as_it_was(env, nights, generated) -> None:
     published = [f"{s}.{t}" for s, t in q(env, "select table_schema, table_name from information_schema.tables "
                                               "where table_schema in ('marts', 'scoring')")]

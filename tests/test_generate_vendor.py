@@ -1,7 +1,10 @@
 """The synthetic vendor source: deterministic, shaped exactly like the spec, scenarios recomputable.
 
 Every planted scenario is checked by recomputing its KPI from the written files (never from the
-generator's own bookkeeping), the way the warehouse will. No database needed.
+generator's own bookkeeping), the way the warehouse will. No database needed. The scenario tests run
+for several end dates (early in a month, the settling boundary on the 5th, late in a month, across a
+year boundary): the scenarios are anchored on the last month settled by end, which the files must
+show to be settled, and every scenario must be visible in the folders dated up to end.
 """
 
 from __future__ import annotations
@@ -9,7 +12,9 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -29,6 +34,7 @@ from vendor_files import (
     report_timeliness,
     service_reports,
     spot_check_pass,
+    well_formed,
 )
 
 from hospital_ops.generate.vendor import SCENARIOS, VendorGenerationResult, generate_vendor_source
@@ -38,7 +44,21 @@ from hospital_ops.sources.vendor import SOURCE
 END = date(2026, 11, 22)
 MONTHS = 4  # full months 2026-07 .. 2026-10, start 2026-07-01
 FULL_MONTHS = ("2026-07", "2026-08", "2026-09", "2026-10")
-LAST_FULL = FULL_MONTHS[-1]
+
+# end, months of history, the month the scenarios must be anchored on (the last settled by end)
+RUNS = (
+    (END, MONTHS, "2026-10"),
+    (date(2026, 12, 1), 4, "2026-10"),  # November's reports not in yet
+    (date(2026, 12, 2), 4, "2026-10"),
+    (date(2026, 12, 3), 4, "2026-10"),  # November's reports arrive today: a correction cannot follow yet
+    (date(2026, 12, 4), 4, "2026-10"),  # ... nor on end - 1 = the 3rd; pathology still due until the 5th
+    (date(2026, 12, 5), 3, "2026-11"),  # the first day November is settled
+    (date(2026, 12, 6), 3, "2026-11"),
+    (date(2026, 12, 10), 3, "2026-11"),
+    (date(2027, 1, 2), 4, "2026-11"),  # year boundary: end in January, anchor in November
+    (date(2027, 1, 5), 3, "2026-12"),  # December's reports arrive and are corrected in January
+    (date(2027, 2, 28), 3, "2027-01"),  # the 28th, settled months across the year boundary
+)
 
 
 # which KPIs each scenario is allowed to spoil; every other KPI of every vendor must look healthy
@@ -240,7 +260,7 @@ def test_staff_roster_pii_shapes_and_leavers_kept(tables: Tables) -> None:
         assert row["certified"] in ("Y", "N")
         assert 0 <= float(row["training_hours_ytd"]) <= 2000
     exports = sorted({r["_day"] for r in rows})
-    for earlier, later in zip(exports, exports[1:]):
+    for earlier, later in pairwise(exports):
         left_before = {r["staff_id"] for r in rows if r["_day"] == earlier and r["left_on"]}
         assert left_before <= {r["staff_id"] for r in rows if r["_day"] == later}
     assert any(r["left_on"] for r in rows), "some staff left during the period"
@@ -263,6 +283,9 @@ def test_too_few_vendors_or_months_are_refused(tmp_path: Path) -> None:
         generate_vendor_source(tmp_path, end=END, vendors=11)
     with pytest.raises(ValueError, match="months"):
         generate_vendor_source(tmp_path, end=END, months=2)
+    for end in (date(2026, 12, 1), date(2026, 12, 4)):  # anchor 2026-10: 2026-09 .. 2026-11 are not enough
+        with pytest.raises(ValueError, match=r"months must be at least 4 .* 2026-10 .* got 3"):
+            generate_vendor_source(tmp_path, end=end, months=3)
     assert not (tmp_path / "vendor").exists()
 
 
@@ -279,86 +302,166 @@ def test_default_run_stays_within_budget(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------ scenarios
 
 
-def test_delivery_delay_climbs(tables: Tables, scenarios: dict[str, dict]) -> None:
-    facts = scenarios["delivery_delay_climb"]
-    rates = delivery_delay(tables, facts["vendor_id"])
-    series = [rates[m] for m in FULL_MONTHS]
+@dataclass(frozen=True)
+class Run:
+    """One generation for one end date, with the months the scenarios are judged on."""
+
+    end: date
+    result: VendorGenerationResult
+    tables: Tables
+    full: tuple[str, ...]  # the full months before end's month
+    settled: tuple[str, ...]  # the full months up to the anchor (the expected last settled month)
+
+    @property
+    def scenarios(self) -> dict[str, dict]:
+        return self.result.scenarios
+
+    @property
+    def anchor(self) -> str:
+        return self.settled[-1]
+
+
+@pytest.fixture(scope="module", params=RUNS, ids=[end.isoformat() for end, _, _ in RUNS])
+def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    end, months, anchor = request.param
+    if (end, months) == (END, MONTHS):  # the module's main generation: no need to write it twice
+        result, tables = request.getfixturevalue("generated"), request.getfixturevalue("tables")
+    else:
+        result = generate_vendor_source(tmp_path_factory.mktemp(f"inbox-{end}"), end=end, months=months)
+        tables = Tables(result)
+    first = result.start.year * 12 + result.start.month - 1
+    full = tuple(f"{(first + i) // 12}-{(first + i) % 12 + 1:02d}" for i in range(months))
+    assert full[-1] == month_of(end.replace(day=1) - timedelta(days=1)), "months keeps its meaning"
+    assert anchor in full
+    return Run(end, result, tables, full, full[:full.index(anchor) + 1])
+
+
+def _latest_due(run: Run) -> dict[str, datetime]:
+    """Per month received, the latest moment a report received in it is due (received + promised hours)."""
+    latest: dict[str, datetime] = {}
+    for row in well_formed(run.tables.of("report_turnaround"), "promised_hours"):
+        received = parse_timestamp(row["received_at"])
+        due = received + timedelta(hours=float(row["promised_hours"]))
+        latest[month_of(received)] = max(due, latest.get(month_of(received), due))
+    return latest
+
+
+def _settled(run: Run, month: str, latest_due: dict[str, datetime]) -> bool:
+    """Whether the files dated up to end hold `month` complete: every vendor's report for it arrived
+    before end - 1 (so a correction re-sent on end - 1 follows it) and every report received in it
+    was due by the end of end's day."""
+    vendors = set(registry(run.tables))
+    arrived = {r["vendor_id"] for r in run.tables.of("service_reports")
+               if r["period"] == month and r["revision"] == 1 and r["_day"] < run.end - timedelta(days=1)}
+    return arrived == vendors and latest_due[month] < datetime.combine(run.end + timedelta(days=1), time())
+
+
+def test_scenarios_anchor_on_the_last_settled_month(run: Run) -> None:
+    folders = sorted(date.fromisoformat(p.name) for p in (run.result.inbox_dir / "vendor").iterdir() if p.is_dir())
+    assert folders[-1] == run.end, "every file is dated up to end, the last folder is end's"
+    latest_due = _latest_due(run)
+    assert all(_settled(run, month, latest_due) for month in run.settled)
+    later = run.full[len(run.settled):]  # at most one full month, still settling
+    assert len(later) <= 1
+    assert not any(_settled(run, month, latest_due) for month in later)
+    # deliveries are due the day they are promised: none of a settled month is open but the planted blank
+    undelivered = run.scenarios["defects"]["blank_values"]["undelivered_item"]["id"]
+    assert not [r["delivery_id"] for r in run.tables.of("deliveries") if not r["delivered_at"].strip()
+                and r["promised_at"].strip() and month_of(parse_timestamp(r["promised_at"])) in run.settled
+                and r["delivery_id"] != undelivered]
+    for name in SCENARIOS:
+        if "month" in run.scenarios[name]:
+            assert run.scenarios[name]["month"] == run.anchor, name
+
+
+def test_delivery_delay_climbs(run: Run) -> None:
+    facts = run.scenarios["delivery_delay_climb"]
+    rates = delivery_delay(run.tables, facts["vendor_id"])
+    series = [rates[m] for m in run.settled]
     assert series[0] < 0.10
     assert series[-1] >= 0.15
-    assert all(later > earlier for earlier, later in zip(series, series[1:]))
-    assert facts["months"] == list(FULL_MONTHS)
+    assert all(later > earlier for earlier, later in pairwise(series))
+    assert facts["months"] == list(run.settled)
+    assert (facts["first_month"], facts["last_month"]) == (run.settled[0], run.anchor)
+    assert facts["delay_rates"] == {m: round(rates[m], 4) for m in run.settled}
+    assert all(rates[m] >= 0.15 for m in run.full[len(run.settled):]), "the climb does not fall back"
 
 
-def test_lab_accuracy_two_yellow_months(tables: Tables, scenarios: dict[str, dict]) -> None:
-    facts = scenarios["lab_accuracy_yellow"]
-    accuracy = lab_accuracy(tables, facts["vendor_id"])
-    assert facts["months"] == list(FULL_MONTHS[-2:])
-    for month in FULL_MONTHS[-2:]:
+def test_lab_accuracy_two_yellow_months(run: Run) -> None:
+    facts = run.scenarios["lab_accuracy_yellow"]
+    accuracy = lab_accuracy(run.tables, facts["vendor_id"])
+    assert facts["months"] == list(run.settled[-2:])
+    for month in run.settled[-2:]:
         assert 0.95 <= accuracy[month] <= 0.97, (month, accuracy[month])
-    for month in FULL_MONTHS[:-2]:
+        assert facts["accuracy"][month] == round(accuracy[month], 4)
+    for month in run.settled[:-2]:
         assert accuracy[month] >= 0.985
-    assert registry(tables)[facts["vendor_id"]]["service_type"] == "lab_testing"
+        assert facts["accuracy_before"][month] == round(accuracy[month], 4)
+    assert registry(run.tables)[facts["vendor_id"]]["service_type"] == "lab_testing"
 
 
-def test_report_delay_blue(tables: Tables, scenarios: dict[str, dict]) -> None:
-    facts = scenarios["report_delay_blue"]
-    timeliness = report_timeliness(tables, facts["vendor_id"])
-    assert 0.10 <= 1 - timeliness[LAST_FULL] <= 0.20
-    assert all(1 - timeliness[m] < 0.05 for m in FULL_MONTHS[:-1])
-    assert registry(tables)[facts["vendor_id"]]["service_type"] == "imaging"
+def test_report_delay_blue(run: Run) -> None:
+    facts = run.scenarios["report_delay_blue"]
+    timeliness = report_timeliness(run.tables, facts["vendor_id"])
+    assert 0.10 <= 1 - timeliness[run.anchor] <= 0.20
+    assert facts["delay_rate"] == round(1 - timeliness[run.anchor], 4)
+    assert all(1 - timeliness[m] < 0.05 for m in run.settled[:-1])
+    assert facts["delay_rate_before"] == {m: round(1 - timeliness[m], 4) for m in run.settled[:-1]}
+    assert registry(run.tables)[facts["vendor_id"]]["service_type"] == "imaging"
 
 
-def test_privacy_leak_incident(tables: Tables, scenarios: dict[str, dict]) -> None:
-    facts = scenarios["privacy_leak"]
-    incidents = tables.of("incidents")
-    assert [(r["vendor_id"], r["incident_type"], r["incident_id"]) for r in incidents] == [
-        (facts["vendor_id"], "privacy_leak", facts["incident_id"])]
-    assert month_of(parse_date(incidents[0]["occurred_on"])) == LAST_FULL
-    assert registry(tables)[facts["vendor_id"]]["service_type"] in ("patient_guide", "it_services")
+def test_privacy_leak_incident(run: Run) -> None:
+    facts = run.scenarios["privacy_leak"]
+    incidents = run.tables.of("incidents")
+    assert [(r["vendor_id"], r["incident_type"], r["incident_id"], r["_file"]) for r in incidents] == [
+        (facts["vendor_id"], "privacy_leak", facts["incident_id"], facts["file"])]
+    assert month_of(parse_date(incidents[0]["occurred_on"])) == facts["month"] == run.anchor
+    assert registry(run.tables)[facts["vendor_id"]]["service_type"] in ("patient_guide", "it_services")
 
 
-def test_three_months_below_standard(tables: Tables, scenarios: dict[str, dict]) -> None:
-    facts = scenarios["three_months_below_standard"]
-    timeliness = report_timeliness(tables, facts["vendor_id"])
-    accuracy = lab_accuracy(tables, facts["vendor_id"])
-    assert facts["months"] == list(FULL_MONTHS[-3:])
-    for month in FULL_MONTHS[-3:]:
+def test_three_months_below_standard(run: Run) -> None:
+    facts = run.scenarios["three_months_below_standard"]
+    timeliness = report_timeliness(run.tables, facts["vendor_id"])
+    accuracy = lab_accuracy(run.tables, facts["vendor_id"])
+    assert facts["months"] == list(run.settled[-3:])
+    for month in run.settled[-3:]:
         assert 0.90 <= timeliness[month] <= 0.94, (month, timeliness[month])
+        assert facts["timeliness"][month] == round(timeliness[month], 4)
         assert accuracy[month] >= 0.98
-    assert registry(tables)[facts["vendor_id"]]["service_type"] in ("lab_testing", "pathology_diagnosis")
+    assert registry(run.tables)[facts["vendor_id"]]["service_type"] in ("lab_testing", "pathology_diagnosis")
 
 
-def test_cold_chain_excursion(tables: Tables, scenarios: dict[str, dict]) -> None:
-    facts = scenarios["cold_chain_excursion"]
-    fault = scenarios["defects"]["sensor_fault"]
-    outside = [r for r in tables.of("cold_chain_readings")
+def test_cold_chain_excursion(run: Run) -> None:
+    facts = run.scenarios["cold_chain_excursion"]
+    fault = run.scenarios["defects"]["sensor_fault"]
+    outside = [r for r in run.tables.of("cold_chain_readings")
                if not 2 <= float(r["temperature_c"]) <= 8 and r["temperature_c"] != fault["temperature_c"]]
     assert {r["device_id"] for r in outside} == {facts["device_id"]}
     assert {r["vendor_id"] for r in outside} == {facts["vendor_id"]}
     times = sorted(parse_timestamp(r["reading_at"]) for r in outside)
     assert {t.date().isoformat() for t in times} == {facts["date"]}
-    assert month_of(times[0]) == LAST_FULL
+    assert month_of(times[0]) == facts["month"] == run.anchor
     assert timedelta(minutes=75) <= times[-1] - times[0] <= timedelta(minutes=105)
     assert all(9 <= float(r["temperature_c"]) <= 12 for r in outside)
-    devices = {r["device_id"] for r in tables.of("cold_chain_readings", facts["vendor_id"])}
+    devices = {r["device_id"] for r in run.tables.of("cold_chain_readings", facts["vendor_id"])}
     assert len(devices) == 2
 
 
-def test_certificate_expiring(tables: Tables, scenarios: dict[str, dict]) -> None:
-    facts = scenarios["certificate_expiring"]
-    certificates = {r["certificate_no"]: r for r in tables.latest_export("qualifications")}
+def test_certificate_expiring(run: Run) -> None:
+    facts = run.scenarios["certificate_expiring"]
+    certificates = {r["certificate_no"]: r for r in run.tables.latest_export("qualifications")}
     certificate = certificates[facts["certificate_no"]]
     assert certificate["vendor_id"] == facts["vendor_id"]
     expires = parse_date(certificate["expires_on"])
     assert expires.isoformat() == facts["expires_on"]
-    assert 10 <= (expires - END).days <= 30
+    assert 10 <= (expires - run.end).days == facts["days_after_end"] <= 30
     others = [c for no, c in certificates.items() if no != facts["certificate_no"]]
-    assert all((parse_date(c["expires_on"]) - END).days > 90 for c in others)
+    assert all((parse_date(c["expires_on"]) - run.end).days > 90 for c in others)
 
 
-def test_price_above_reference(tables: Tables, scenarios: dict[str, dict]) -> None:
-    facts = scenarios["price_above_reference"]
-    prices = tables.latest_export("price_list")
+def test_price_above_reference(run: Run) -> None:
+    facts = run.scenarios["price_above_reference"]
+    prices = run.tables.latest_export("price_list")
     in_force: dict[tuple[str, str], dict] = {}
     for row in sorted(prices, key=lambda r: parse_date(r["effective_from"])):
         in_force[(row["vendor_id"], row["item_code"])] = row
@@ -367,47 +470,60 @@ def test_price_above_reference(tables: Tables, scenarios: dict[str, dict]) -> No
     assert 0.25 <= deviation <= 0.35
     assert float(ct["unit_price_cny"]) == facts["unit_price_cny"]
     assert float(ct["reference_price_cny"]) == facts["reference_price_cny"]
-    assert registry(tables)[facts["vendor_id"]]["service_type"] == "imaging"
+    assert parse_date(ct["effective_from"]).isoformat() == facts["effective_from"]
+    assert registry(run.tables)[facts["vendor_id"]]["service_type"] == "imaging"
     others = [r for key, r in in_force.items() if key != (facts["vendor_id"], facts["item_code"])]
     assert all(float(r["unit_price_cny"]) / float(r["reference_price_cny"]) - 1 < 0.10 for r in others)
 
 
-def test_volume_surge_while_timeliness_drops(tables: Tables, scenarios: dict[str, dict]) -> None:
-    facts = scenarios["volume_surge_timeliness_drop"]
+def test_volume_surge_while_timeliness_drops(run: Run) -> None:
+    facts = run.scenarios["volume_surge_timeliness_drop"]
     vendor_id = facts["vendor_id"]
-    received, on_time = report_counts(tables, vendor_id)
-    previous = FULL_MONTHS[-2]
-    assert received[LAST_FULL] >= 1.5 * received[previous]
-    assert on_time[LAST_FULL] / received[LAST_FULL] < 0.95
+    received, on_time = report_counts(run.tables, vendor_id)
+    month, previous = run.anchor, run.settled[-2]
+    assert (facts["month"], facts["previous_month"]) == (month, previous)
+    assert received[month] >= 1.5 * received[previous]
+    assert on_time[month] / received[month] < 0.95
     assert on_time[previous] / received[previous] >= 0.95
-    reports = service_reports(tables, vendor_id)
-    assert reports[LAST_FULL]["service_volume"] == received[LAST_FULL] == facts["service_volume"]
+    assert facts["timeliness"] == round(on_time[month] / received[month], 4)
+    assert facts["previous_timeliness"] == round(on_time[previous] / received[previous], 4)
+    reports = service_reports(run.tables, vendor_id)
+    assert reports[month]["service_volume"] == received[month] == facts["service_volume"]
     assert reports[previous]["service_volume"] == received[previous] == facts["previous_service_volume"]
-    assert registry(tables)[vendor_id]["service_type"] in ("lab_testing", "pathology_diagnosis")
+    assert registry(run.tables)[vendor_id]["service_type"] in ("lab_testing", "pathology_diagnosis")
 
 
-def test_satisfaction_low(tables: Tables, scenarios: dict[str, dict]) -> None:
-    facts = scenarios["satisfaction_low"]
-    report = service_reports(tables, facts["vendor_id"])[LAST_FULL]
+def test_satisfaction_low(run: Run) -> None:
+    facts = run.scenarios["satisfaction_low"]
+    report = service_reports(run.tables, facts["vendor_id"])[run.anchor]
+    assert facts["month"] == run.anchor
+    assert report["_file"] == facts["file"]
+    assert report["_day"].isoformat() == facts["arrives_on"]
+    assert (report["patients_surveyed"], report["patients_satisfied"]) == (
+        facts["patients_surveyed"], facts["patients_satisfied"])
     assert 0.72 <= report["patients_satisfied"] / report["patients_surveyed"] <= 0.78
-    assert registry(tables)[facts["vendor_id"]]["service_type"] == "patient_guide"
+    assert registry(run.tables)[facts["vendor_id"]]["service_type"] == "patient_guide"
 
 
-def test_related_party_declared(tables: Tables, scenarios: dict[str, dict]) -> None:
-    vendor_id = scenarios["related_party"]["vendor_id"]
-    latest = registry(tables)
+def test_related_party_declared(run: Run) -> None:
+    facts = run.scenarios["related_party"]
+    vendor_id = facts["vendor_id"]
+    latest = registry(run.tables)
     assert latest[vendor_id]["related_party_declared"] == "Y"
     assert [v for v, r in latest.items() if r["related_party_declared"] == "Y"] == [vendor_id]
-    first_export = min(r["_day"] for r in tables.of("registry"))
-    assert [r["related_party_declared"] for r in tables.of("registry", vendor_id) if r["_day"] == first_export] == ["N"]
+    exports = run.tables.of("registry", vendor_id)
+    assert [r["related_party_declared"] for r in exports if r["_day"] == min(r["_day"] for r in exports)] == ["N"]
+    assert min(r["_day"] for r in exports if r["related_party_declared"] == "Y").isoformat() == facts["declared_from"]
 
 
-def test_corrected_report(tables: Tables, scenarios: dict[str, dict]) -> None:
-    facts = scenarios["corrected_report"]
-    assert facts["month"] == LAST_FULL
-    rows = {r["revision"]: r for r in tables.of("service_reports", facts["vendor_id"]) if r["period"] == LAST_FULL}
+def test_corrected_report(run: Run) -> None:
+    facts = run.scenarios["corrected_report"]
+    assert facts["month"] == run.anchor
+    rows = {r["revision"]: r for r in run.tables.of("service_reports", facts["vendor_id"])
+            if r["period"] == run.anchor}
     assert set(rows) == {1, 2}
-    assert rows[2]["_day"] == END - timedelta(days=1)
+    assert rows[2]["_day"] == run.end - timedelta(days=1), "an incremental night on end - 1 sees it"
+    assert rows[1]["_day"] < rows[2]["_day"], "the correction follows the original"
     for revision in (1, 2):
         recorded = facts[f"revision_{revision}"]
         assert rows[revision]["_file"] == recorded["file"]
@@ -417,7 +533,8 @@ def test_corrected_report(tables: Tables, scenarios: dict[str, dict]) -> None:
     assert rows[1]["complaints_received"] != rows[2]["complaints_received"]
 
 
-def test_every_kpi_no_scenario_spoils_is_healthy(tables: Tables, scenarios: dict[str, dict]) -> None:
+def test_every_kpi_no_scenario_spoils_is_healthy(run: Run) -> None:
+    scenarios, tables = run.scenarios, run.tables
     scenario_of = {scenarios[name]["vendor_id"]: name for name in SCENARIOS}
     incident_vendors = {r["vendor_id"] for r in tables.of("incidents")}
     for vendor_id in registry(tables):
@@ -434,7 +551,7 @@ def test_every_kpi_no_scenario_spoils_is_healthy(tables: Tables, scenarios: dict
         for kpi, (by_month, healthy) in checks.items():
             if kpi in spoiled:
                 continue
-            for month in FULL_MONTHS:
+            for month in run.settled:
                 if month in by_month:
                     assert healthy(by_month[month]), (vendor_id, kpi, month, by_month[month])
         if "incidents" not in spoiled:

@@ -29,7 +29,6 @@ def airflow_env(warehouse_url: str) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "AIRFLOW_CONN_WAREHOUSE": warehouse_url,
         "HOSPITAL_OPS_VAR_DIR": str(cfg.var_dir),
         "HOSPITAL_OPS_INBOX": str(cfg.inbox_dir),

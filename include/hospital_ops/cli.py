@@ -4,6 +4,7 @@
     hospital-ops generate [--end DATE] [--months N] [--vendors N]
     hospital-ops run-night DATE          run the nightly DAG for one business date (airflow dags test)
     hospital-ops summary DATE            print what a night loaded, quarantined, gated and published
+    hospital-ops warnings list|acknowledge|resolve   a supervisor's actions on vendor warnings
     hospital-ops demo                    generate, then run the last few nights end to end
 """
 
@@ -139,6 +140,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_warnings(args: argparse.Namespace) -> int:
+    from hospital_ops.warnings import WarningActionError, list_warnings, record_action
+
+    url = warehouse.url()
+    if args.action == "list":
+        for w in list_warnings(url, include_resolved=args.all):
+            subject = "" if w["subject"] == "-" else f" {w['subject']}"
+            print(f"{w['warning_id']}  {w['colour']:<6} {w['status']:<12} {w['vendor_id']} {w['rule_id']} "
+                  f"{w['period_month']:%Y-%m}{subject} observed {w['observed_value']:g} → {w['required_action']}")
+        return 0
+    try:
+        record_action(url, args.warning_id, args.action, actor=args.by, note=args.note)
+    except WarningActionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"recorded: {args.action} {args.warning_id} by {args.by}; the published status changes with the next night")
+    return 0
+
+
 def _date(text: str) -> date:
     return date.fromisoformat(text)
 
@@ -173,6 +193,17 @@ def build_parser() -> argparse.ArgumentParser:
     summ = sub.add_parser("summary", help="print a night's summary")
     summ.add_argument("date", type=_date)
     summ.set_defaults(func=cmd_summary)
+
+    warn = sub.add_parser("warnings", help="list vendor warnings, or acknowledge / resolve one")
+    warn_sub = warn.add_subparsers(dest="action", required=True)
+    listing = warn_sub.add_parser("list", help="open and acknowledged warnings")
+    listing.add_argument("--all", action="store_true", help="include resolved warnings")
+    for action in ("acknowledge", "resolve"):
+        act = warn_sub.add_parser(action, help=f"{action} a warning (recorded with who and why)")
+        act.add_argument("warning_id")
+        act.add_argument("--by", required=True, help="who takes the action")
+        act.add_argument("--note", required=True, help="why (e.g. rectification report received)")
+    warn.set_defaults(func=cmd_warnings)
 
     demo = sub.add_parser("demo", help="generate sources and run the last few nights end to end")
     generation_options(demo)

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 #   advises: they need no production data and an incremental model's unit test needs the relation.
 _NIGHTLY = ["--indirect-selection", "cautious", "--exclude-resource-type", "unit_test"]
 STAGES: dict[str, list[str]] = {
+    "freshness": ["source", "freshness"],
     "marts": ["build", "--select", "tag:reference", "tag:staging", "tag:marts", *_NIGHTLY],
     "scoring": ["build", "--select", "tag:scoring", *_NIGHTLY],
     "snapshots": ["snapshot"],

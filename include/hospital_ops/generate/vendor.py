@@ -24,9 +24,10 @@ and the month before that when end is on the 1st-4th (end 2026-12-04 → anchor 
 climb, the two yellow months, the three months below standard); a full month after the anchor, which
 is still settling, and end's partial month continue the anchor's behaviour, so the newest data never
 contradicts a scenario. The anchor month's report of one vendor is re-sent corrected (revision 2) in
-the folder of `end - 1`, after the original, where an incremental night picks it up. `months` keeps its meaning (history starts on the 1st of the month `months`
-months before end's month), so when end is on the 1st-4th one more month is needed to hold three
-settled months (see `generate_vendor_source`).
+the folder of `end - 1`, after the original, where an incremental night picks it up. `months` keeps
+its meaning (history starts on the 1st of the month `months` months before end's month), so when end
+is on the 1st-4th one more month is needed to hold three settled months (see
+`generate_vendor_source`).
 
 Twelve scenarios are planted, each on its own vendor (see `SCENARIOS`), on top of healthy behaviour
 (lab accuracy ~99.3%, timeliness ~98%, delivery delay ~3%, satisfaction ~92%, spot checks ~97%), and a

@@ -1,6 +1,10 @@
 -- One row per vendor per month, from the first month any vendor activity was delivered up to the
 -- business date's month 业务月份. Months end-of-month and whether the month is closed travel along.
-with activity as (
+with registry as (
+    select * from {{ ref('stg_vendor__registry') }}
+),
+
+activity as (
     select min(run_at)::date as first_day from {{ ref('stg_vendor__lab_qc_results') }}
     union all
     select min(received_at)::date from {{ ref('stg_vendor__report_turnaround') }}
@@ -27,5 +31,5 @@ select
     months.month,
     (months.month + interval '1 month' - interval '1 day')::date as month_end,
     (months.month + interval '1 month')::date <= {{ business_date() }} as is_closed_month
-from {{ ref('stg_vendor__registry') }} as registry
+from registry
 cross join months

@@ -5,6 +5,10 @@ with kpis as (
     select * from {{ ref('fct_vendor_month_kpis') }}
 ),
 
+registry as (
+    select * from {{ ref('stg_vendor__registry') }}
+),
+
 standards as (
     select * from {{ ref('vendor_service_standards') }}
 ),
@@ -147,4 +151,4 @@ select
     observations.*,
     registry.risk_tier
 from observations
-inner join {{ ref('stg_vendor__registry') }} as registry on registry.vendor_id = observations.vendor_id
+inner join registry on registry.vendor_id = observations.vendor_id

@@ -8,6 +8,10 @@ registry as (
     select * from {{ ref('stg_vendor__registry') }}
 ),
 
+price_list as (
+    select * from {{ ref('stg_vendor__price_list') }}
+),
+
 lab_qc as (
     -- 室内质控准确率: a run is accurate when |measured − expected| ≤ allowed deviation × expected
     select
@@ -142,7 +146,7 @@ prices_in_force as (
         prices.unit_price_cny,
         prices.reference_price_cny
     from spine
-    inner join {{ ref('stg_vendor__price_list') }} as prices
+    inner join price_list as prices
         on prices.vendor_id = spine.vendor_id and prices.effective_from <= spine.month_end
     order by spine.vendor_id, spine.month, prices.item_code, prices.effective_from desc
 ),

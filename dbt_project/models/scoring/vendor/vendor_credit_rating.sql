@@ -14,6 +14,18 @@ standards as (
     select * from {{ ref('vendor_service_standards') }}
 ),
 
+warnings as (
+    select * from {{ ref('vendor_risk_warnings') }}
+),
+
+penalties as (
+    select * from {{ ref('warning_colour_penalties') }}
+),
+
+certificates as (
+    select * from {{ ref('stg_vendor__qualifications') }}
+),
+
 rating_months as (
     select vendor_id, month, month_end from kpis
 ),
@@ -75,12 +87,12 @@ warnings_in_window as (
         count(*) filter (where warnings.colour = 'red') as red_warnings,
         coalesce(sum(penalties.credit_penalty), 0) as credit_penalty
     from rating_months
-    left join {{ ref('vendor_risk_warnings') }} as warnings
+    left join warnings
         on warnings.vendor_id = rating_months.vendor_id
-        and warnings.status <> 'resolved'
+        and warnings.resolution is distinct from 'condition_cleared'  -- closed warnings stay on the record
         and warnings.period_month > rating_months.month - interval '{{ var("credit_rating_window_months") }} months'
         and warnings.period_month <= rating_months.month
-    left join {{ ref('warning_colour_penalties') }} as penalties on penalties.colour = warnings.colour
+    left join penalties on penalties.colour = warnings.colour
     group by 1, 2
 ),
 
@@ -91,7 +103,7 @@ qualifications as (
         count(certs.certificate_no) filter (where certs.expires_on < rating_months.month_end) as certificates_expired,
         count(certs.certificate_no) as certificates
     from rating_months
-    left join {{ ref('stg_vendor__qualifications') }} as certs
+    left join certificates as certs
         on certs.vendor_id = rating_months.vendor_id and certs.issued_on <= rating_months.month_end
     group by 1, 2
 ),

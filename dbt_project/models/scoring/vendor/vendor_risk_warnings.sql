@@ -7,10 +7,15 @@
 -- Vendor risk warnings 三级预警 (blue → rectification report; yellow → partial suspension and
 -- on-site inspection; red → terminate and investigate), one row per warning identity
 -- (rule, vendor, period, subject). A nightly rerun updates the same row: first_seen_on stays,
--- last_seen_on moves, and a warning whose condition no longer holds (e.g. after a corrected
--- report) is marked resolved — never deleted, never duplicated.
+-- last_seen_on moves. Lifecycle: open → acknowledged (a supervisor took it up) → resolved, either
+-- closed by a supervisor after rectification or because its condition no longer holds (e.g. a
+-- corrected report). Never deleted, never duplicated.
 with triggered as (
     select * from {{ ref('int_vendor__warnings_triggered') }}
+),
+
+actions as (
+    select * from {{ ref('stg_ops__warning_actions') }}
 ),
 
 {% if is_incremental() %}
@@ -24,18 +29,16 @@ merged as (
         coalesce(triggered.warning_id, {% if is_incremental() %}previous.warning_id{% else %}null{% endif %}) as warning_id,
         triggered.warning_id is not null as is_triggered,
         {%- for column in ['vendor_id', 'rule_id', 'colour', 'period_month', 'subject', 'metric', 'observed_value',
-                           'lower_bound', 'upper_bound', 'risk_tier', 'action', 'description', 'evidence'] %}
+                           'lower_bound', 'upper_bound', 'risk_tier', 'required_action', 'description', 'evidence'] %}
         {% if is_incremental() %}coalesce(triggered.{{ column }}, previous.{{ column }}){% else %}triggered.{{ column }}{% endif %} as {{ column }},
         {%- endfor %}
         {% if is_incremental() %}
         coalesce(previous.first_seen_on, {{ business_date() }}) as first_seen_on,
         case when triggered.warning_id is not null then {{ business_date() }} else previous.last_seen_on end as last_seen_on,
-        previous.status as previous_status,
         previous.resolved_on as previous_resolved_on
         {% else %}
         {{ business_date() }} as first_seen_on,
         {{ business_date() }} as last_seen_on,
-        null::text as previous_status,
         null::date as previous_resolved_on
         {% endif %}
     from triggered
@@ -45,7 +48,7 @@ merged as (
 )
 
 select
-    warning_id,
+    merged.warning_id,
     vendor_id,
     rule_id,
     colour,
@@ -56,17 +59,26 @@ select
     lower_bound,
     upper_bound,
     risk_tier,
-    action,
+    required_action,
     description,
     evidence,
     first_seen_on,
     last_seen_on,
     case
-        when not is_triggered then 'resolved'
-        when previous_status = 'acknowledged' then 'acknowledged'
+        when actions.action = 'resolve' or not is_triggered then 'resolved'
+        when actions.action = 'acknowledge' then 'acknowledged'
         else 'open'
     end as status,
     case
+        when actions.action = 'resolve' then 'closed_by_supervisor'
+        when not is_triggered then 'condition_cleared'
+    end as resolution,
+    case
+        when actions.action = 'resolve' then actions.acted_at::date
         when not is_triggered then coalesce(previous_resolved_on, {{ business_date() }})
-    end as resolved_on
+    end as resolved_on,
+    actions.actor as last_action_by,
+    actions.acted_at as last_action_at,
+    actions.note as last_action_note
 from merged
+left join actions on actions.warning_id = merged.warning_id

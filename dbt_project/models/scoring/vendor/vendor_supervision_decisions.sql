@@ -5,8 +5,10 @@
 --                           exit if another yellow falls after the rectification deadline
 --   SUSPEND-BELOW-STANDARD  the last N closed months all below the quality standard → suspend
 with warnings as (
+    -- a warning closed by a supervisor still counts (it happened); one whose condition cleared
+    -- because the data was corrected does not
     select * from {{ ref('vendor_risk_warnings') }}
-    where status <> 'resolved'
+    where resolution is distinct from 'condition_cleared'
 ),
 
 kpis as (
