@@ -21,14 +21,16 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
 
 SOURCE_NAMES = ("vendor",)  # HIS, insurance, survey and channels are added here as they land
 NO_RETRY = {"retries": 0}
+HOSPITAL_TZ = "Asia/Shanghai"
 
 
 def _business_date() -> date:
-    return get_current_context()["logical_date"].date()
+    """The business day a run processes: its data interval starts on it (hospital time)."""
+    return get_current_context()["logical_date"].in_timezone(HOSPITAL_TZ).date()
 
 
 def _run_id() -> str:
@@ -54,10 +56,23 @@ def _fail_without_retry(exc: Exception) -> None:
     raise AirflowFailException(str(exc)) from exc
 
 
+def _dbt(*stages: str) -> None:
+    """Run dbt stages in order; a failed model or test fails the task at once, without retry."""
+    from hospital_ops.dbt_runner import DbtStageFailed, run_stage
+
+    try:
+        for stage in stages:
+            run_stage(stage, warehouse_url=_warehouse_url(), business_date=_business_date())
+    except DbtStageFailed as exc:
+        _fail_without_retry(exc)
+
+
 @dag(
     dag_id="hospital_ops_nightly",
-    schedule="@daily",
-    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
+    # each run covers one business day and starts at 02:00 the next morning, once the HIS and the
+    # vendors' feeds have closed the day; its logical date is the start of that day
+    schedule=CronDataIntervalTimetable("0 2 * * *", timezone=HOSPITAL_TZ),
+    start_date=pendulum.datetime(2026, 1, 1, tz=HOSPITAL_TZ),
     catchup=False,
     max_active_runs=1,
     default_args={"retries": 2, "retry_delay": timedelta(minutes=2)},
@@ -67,13 +82,7 @@ def _fail_without_retry(exc: Exception) -> None:
 def hospital_ops_nightly() -> None:
     @task(**NO_RETRY)
     def dbt_build_marts() -> None:
-        from hospital_ops.dbt_runner import DbtStageFailed, run_stage
-
-        try:
-            run_stage("freshness", warehouse_url=_warehouse_url(), business_date=_business_date())
-            run_stage("marts", warehouse_url=_warehouse_url(), business_date=_business_date())
-        except DbtStageFailed as exc:
-            _fail_without_retry(exc)
+        _dbt("freshness", "marts")
 
     @task(**NO_RETRY)
     def quality_gate() -> dict:
@@ -87,21 +96,11 @@ def hospital_ops_nightly() -> None:
 
     @task(**NO_RETRY)
     def dbt_build_scoring() -> None:
-        from hospital_ops.dbt_runner import DbtStageFailed, run_stage
-
-        try:
-            run_stage("scoring", warehouse_url=_warehouse_url(), business_date=_business_date())
-        except DbtStageFailed as exc:
-            _fail_without_retry(exc)
+        _dbt("scoring")
 
     @task(**NO_RETRY)
     def dbt_snapshot() -> None:
-        from hospital_ops.dbt_runner import DbtStageFailed, run_stage
-
-        try:
-            run_stage("snapshots", warehouse_url=_warehouse_url(), business_date=_business_date())
-        except DbtStageFailed as exc:
-            _fail_without_retry(exc)
+        _dbt("snapshots")
 
     @task
     def publish() -> list[dict]:

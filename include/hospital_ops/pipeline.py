@@ -39,10 +39,6 @@ def connect(warehouse_url: str):  # type: ignore[no-untyped-def]
     return psycopg2.connect(warehouse_url, application_name="hospital_ops")
 
 
-def run_id_for(business_date: date, airflow_run_id: str | None = None) -> str:
-    return airflow_run_id or f"manual__{business_date.isoformat()}"
-
-
 # ------------------------------------------------------------------------------ extract / load
 
 

@@ -10,6 +10,14 @@
 -- last_seen_on moves. Lifecycle: open → acknowledged (a supervisor took it up) → resolved, either
 -- closed by a supervisor after rectification or because its condition no longer holds (e.g. a
 -- corrected report). Never deleted, never duplicated.
+{#- columns the published table already has: a column added to this model later is taken from
+    tonight's evaluation until the table has it (on_schema_change appends it), so an upgrade never
+    breaks the nightly run -#}
+{%- set previous_columns = [] -%}
+{%- if is_incremental() -%}
+    {%- set previous_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
+{%- endif %}
+
 with triggered as (
     select * from {{ ref('int_vendor__warnings_triggered') }}
 ),
@@ -30,7 +38,7 @@ merged as (
         triggered.warning_id is not null as is_triggered,
         {%- for column in ['vendor_id', 'rule_id', 'colour', 'period_month', 'subject', 'metric', 'observed_value',
                            'lower_bound', 'upper_bound', 'risk_tier', 'required_action', 'description', 'evidence'] %}
-        {% if is_incremental() %}coalesce(triggered.{{ column }}, previous.{{ column }}){% else %}triggered.{{ column }}{% endif %} as {{ column }},
+        {% if column in previous_columns %}coalesce(triggered.{{ column }}, previous.{{ column }}){% else %}triggered.{{ column }}{% endif %} as {{ column }},
         {%- endfor %}
         {% if is_incremental() %}
         coalesce(previous.first_seen_on, {{ business_date() }}) as first_seen_on,
