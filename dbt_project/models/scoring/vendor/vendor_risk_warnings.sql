@@ -13,8 +13,12 @@
 {#- columns the published table already has: a column added to this model later is taken from
     tonight's evaluation until the table has it (on_schema_change appends it), so an upgrade never
     breaks the nightly run -#}
+{%- set carried_columns = ['vendor_id', 'rule_id', 'colour', 'period_month', 'subject', 'metric', 'observed_value',
+                           'lower_bound', 'upper_bound', 'risk_tier', 'required_action', 'description', 'evidence'] -%}
 {%- set previous_columns = [] -%}
-{%- if is_incremental() -%}
+{%- if is_incremental() and this is string -%}  {#- a unit test's fixture stands in for the table -#}
+    {%- set previous_columns = carried_columns -%}
+{%- elif is_incremental() -%}
     {%- set previous_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
 {%- endif %}
 
@@ -36,8 +40,7 @@ merged as (
     select
         coalesce(triggered.warning_id, {% if is_incremental() %}previous.warning_id{% else %}null{% endif %}) as warning_id,
         triggered.warning_id is not null as is_triggered,
-        {%- for column in ['vendor_id', 'rule_id', 'colour', 'period_month', 'subject', 'metric', 'observed_value',
-                           'lower_bound', 'upper_bound', 'risk_tier', 'required_action', 'description', 'evidence'] %}
+        {%- for column in carried_columns %}
         {% if column in previous_columns %}coalesce(triggered.{{ column }}, previous.{{ column }}){% else %}triggered.{{ column }}{% endif %} as {{ column }},
         {%- endfor %}
         {% if is_incremental() %}
