@@ -10,6 +10,7 @@ Wiring only — every step lives in the `hospital_ops` package (include/) and is
       → dbt_snapshot                          history for auditors
       → publish                               one transaction: *_build → marts / scoring (BI)
       → summary
+    record_run_ledger                         always, whatever happened: the hash-chained run ledger
 
 Transient failures (a file share or the database briefly away) are retried on extract and load;
 a failed dbt test or quality gate is not retried: it fails the task at once and nothing after it
@@ -118,6 +119,13 @@ def hospital_ops_nightly() -> None:
         logging.getLogger(__name__).info("\n%s", format_summary(result))
         return result
 
+    @task(trigger_rule="all_done")
+    def record_run_ledger() -> dict:
+        from hospital_ops.audit import record_run
+
+        payload = record_run(_warehouse_url(), run_id=_run_id(), business_date=_business_date())
+        return {"status": payload["status"], "inputs": len(payload["inputs"])}
+
     loads = []
     for source_name in SOURCE_NAMES:
 
@@ -138,7 +146,9 @@ def hospital_ops_nightly() -> None:
 
     marts = dbt_build_marts()
     loads >> marts
-    marts >> quality_gate() >> dbt_build_scoring() >> dbt_snapshot() >> publish() >> summary()
+    published = marts >> quality_gate() >> dbt_build_scoring() >> dbt_snapshot() >> publish()
+    published >> summary()
+    published >> record_run_ledger()  # a leaf beside summary: a failed night still fails the run
 
 
 hospital_ops_nightly()

@@ -1,21 +1,15 @@
-"""Shared fixtures: a real PostgreSQL (the embedded warehouse, or WAREHOUSE_URL) with a fresh
-database per test session, so tests never touch the demo's data."""
+"""Shared fixtures: a real PostgreSQL (the embedded warehouse, or WAREHOUSE_URL with
+WAREHOUSE_ADMIN_URL) with throw-away databases owned by the pipeline's writer role, so tests never
+touch the demo's data."""
 
 from __future__ import annotations
 
 import os
 import uuid
-from urllib.parse import urlparse, urlunparse
 
-import psycopg2
 import pytest
 
 from hospital_ops import warehouse
-
-
-def with_database(url: str, database: str) -> str:
-    parsed = urlparse(url)
-    return urlunparse(parsed._replace(path=f"/{database}"))
 
 
 @pytest.fixture(scope="session")
@@ -26,26 +20,17 @@ def server_url() -> str:
 @pytest.fixture(scope="session")
 def fresh_database(server_url: str):
     """A factory of throw-away databases on the test server, dropped at the end of the session."""
-    admin_url = with_database(server_url, "postgres")
     created: list[str] = []
 
     def make(prefix: str = "test") -> str:
         name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        conn = psycopg2.connect(admin_url)
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'create database "{name}"')
-        conn.close()
+        url = warehouse.create_database(name)
         created.append(name)
-        return with_database(server_url, name)
+        return url
 
     yield make
-    conn = psycopg2.connect(admin_url)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        for name in created:
-            cur.execute(f'drop database if exists "{name}" with (force)')
-    conn.close()
+    for name in created:
+        warehouse.drop_database(name)
 
 
 @pytest.fixture

@@ -52,13 +52,16 @@ def test_nightly_dag_wiring(dagbag) -> None:
 
     dag = dagbag.dags["hospital_ops_nightly"]
     chain = ["dbt_build_marts", "quality_gate", "dbt_build_scoring", "dbt_snapshot", "publish", "summary"]
-    expected = {f"{step}_{name}" for name in SOURCES for step in ("extract", "load")} | set(chain)
+    expected = {f"{step}_{name}" for name in SOURCES for step in ("extract", "load")} | set(chain) | {"record_run_ledger"}
     assert {task.task_id for task in dag.tasks} == expected
     for name in SOURCES:
         assert dag.get_task(f"load_{name}").upstream_task_ids == {f"extract_{name}"}
         assert f"load_{name}" in dag.get_task("dbt_build_marts").upstream_task_ids
     for before, after in zip(chain, chain[1:]):
         assert dag.get_task(after).upstream_task_ids == {before}
+    ledger = dag.get_task("record_run_ledger")
+    assert ledger.upstream_task_ids == {"publish"} and ledger.trigger_rule == "all_done"
+    assert {t.task_id for t in dag.leaves} == {"summary", "record_run_ledger"}
 
 
 def test_failed_tests_and_gates_are_not_retried(dagbag) -> None:

@@ -5,26 +5,20 @@ and check BI kept exactly what the last good night published."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from contextlib import closing
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import psycopg2
 import pytest
+from nightly_runs import END, NIGHTS, consortium_runs, query, table_digest
 from openpyxl import Workbook
 from vendor_files import Tables, lab_accuracy, parse_timestamp, read_workbook, report_counts, service_reports
 
 from hospital_ops.airflow_local import run_night
-from hospital_ops.generate.vendor import generate_vendor_source
 from hospital_ops.sources.vendor import SOURCE
 
 pytestmark = pytest.mark.e2e
 
-END = date(2026, 11, 22)
-NIGHTS = [END - timedelta(days=2), END - timedelta(days=1), END]  # a catch-up night, then incremental ones
 HEALTHY_RATINGS = {"AAA", "AA"}
 
 
@@ -32,24 +26,24 @@ HEALTHY_RATINGS = {"AAA", "AA"}
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, fresh_database):
-    var_dir = tmp_path_factory.mktemp("var")
-    url = fresh_database("e2e")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HOSPITAL_OPS_VAR_DIR", str(var_dir))
-        patch.setenv("HOSPITAL_OPS_INBOX", str(var_dir / "inbox"))
-        patch.setenv("WAREHOUSE_URL", url)
-        yield {"url": url, "var_dir": var_dir, "inbox": var_dir / "inbox"}
+def consortium(tmp_path_factory, fresh_database):
+    with consortium_runs(tmp_path_factory, fresh_database) as result:
+        yield result
 
 
 @pytest.fixture(scope="module")
-def generated(env):
-    return generate_vendor_source(env["inbox"], end=END, months=4, vendors=13)
+def env(consortium):
+    return {"url": consortium.url, "var_dir": consortium.var_dir}
 
 
 @pytest.fixture(scope="module")
-def nights(env, generated):
-    return [run_night(night, env["url"]) for night in NIGHTS]
+def generated(consortium):
+    return consortium.generated
+
+
+@pytest.fixture(scope="module")
+def nights(consortium):
+    return consortium.runs
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +57,7 @@ def scenarios(generated) -> dict:
 
 
 def q(env, sql: str, params: tuple = ()) -> list[tuple]:
-    with closing(psycopg2.connect(env["url"])) as conn, conn.cursor() as cur:
-        cur.execute(sql, params)
-        return cur.fetchall()
+    return query(env["url"], sql, params)
 
 
 def warnings_of(env, vendor_id: str) -> dict[tuple[str, str], dict]:
@@ -93,9 +85,6 @@ def rounded(value: float) -> Decimal:
     return Decimal(str(round(value, 4)))
 
 
-def table_digest(env, relation: str) -> str:
-    rows = q(env, f"select t::text from {relation} t order by 1")
-    return hashlib.sha256("\n".join(r[0] for r in rows).encode()).hexdigest()
 
 
 # ------------------------------------------------------------------------------------- the nights
@@ -298,10 +287,10 @@ def test_warnings_keep_their_identity_across_nights(env, nights) -> None:
 
 def test_rerunning_a_night_changes_nothing(env, nights) -> None:
     relations = ["scoring.vendor_risk_warnings", "scoring.vendor_credit_rating", "marts.fct_vendor_month_kpis"]
-    before = {r: table_digest(env, r) for r in relations}
+    before = {r: table_digest(env['url'], r) for r in relations}
     raw_before = q(env, "select count(*) from raw.vendor__deliveries")
     assert run_night(END, env["url"]).succeeded
-    assert {r: table_digest(env, r) for r in relations} == before
+    assert {r: table_digest(env['url'], r) for r in relations} == before
     assert q(env, "select count(*) from raw.vendor__deliveries") == raw_before
 
 
@@ -324,7 +313,7 @@ def test_supervisors_acknowledge_and_resolve_warnings_without_editing_history(en
 def test_a_gate_breaking_night_leaves_bi_as_it_was(env, nights, generated) -> None:
     published = [f"{s}.{t}" for s, t in q(env, "select table_schema, table_name from information_schema.tables "
                                               "where table_schema in ('marts', 'scoring')")]
-    before = {r: table_digest(env, r) for r in published}
+    before = {r: table_digest(env['url'], r) for r in published}
     night = END + timedelta(days=1)
     bad = generated.inbox_dir / "vendor" / night.isoformat() / "service_report_V001_2026-11.xlsx"
     bad.parent.mkdir(parents=True)
@@ -341,7 +330,7 @@ def test_a_gate_breaking_night_leaves_bi_as_it_was(env, nights, generated) -> No
     run = run_night(night, env["url"])
     assert not run.succeeded
     assert run.failed_tasks == ["quality_gate"]
-    assert {r: table_digest(env, r) for r in published} == before
+    assert {r: table_digest(env['url'], r) for r in published} == before
     failed = q(env, "select suite, expectation_type from dq.validation_results "
                     "where business_date = %s and not success", (night,))
     assert ("raw.vendor__service_reports", "expect_column_pair_values_a_to_be_greater_than_b") in failed

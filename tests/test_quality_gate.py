@@ -6,16 +6,13 @@ tests follow the suites in expectations/ instead of restating them.
 
 from __future__ import annotations
 
-import secrets
 from datetime import date, timedelta
 from itertools import count
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
 
-from hospital_ops import warehouse
 from hospital_ops.config import settings
 from hospital_ops.quality import QualityGateFailed, load_checkpoint, load_suite, run_quality_gate
 from hospital_ops.quality.gate import _build_suite
@@ -102,24 +99,11 @@ def _dq_rows(url: str, run_id: str) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def db_url():
-    warehouse.start()
-    admin_url = warehouse.url("postgres")
-    name = f"gate_test_{secrets.token_hex(4)}"
-    admin = psycopg2.connect(admin_url)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'create database "{name}"')
-    parts = urlsplit(admin_url)
-    url = urlunsplit(parts._replace(path=f"/{name}"))
-    try:
-        _create_tables(url)
-        _insert_good_night(url)
-        yield url
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'drop database if exists "{name}" with (force)')
-        admin.close()
+def db_url(fresh_database):
+    url = fresh_database("gate_test")
+    _create_tables(url)
+    _insert_good_night(url)
+    return url
 
 
 def _create_tables(url: str) -> None:

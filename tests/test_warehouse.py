@@ -20,7 +20,7 @@ def own_warehouse(tmp_path, monkeypatch):
 
 def test_data_survives_stop_and_start(own_warehouse) -> None:
     url = warehouse.start()
-    assert url.startswith("postgresql://postgres@127.0.0.1:")
+    assert url.startswith("postgresql://hospital_ops_writer@127.0.0.1:")
     assert warehouse.status()["running"]
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
         cur.execute("create table kept (value text); insert into kept values ('科室台账')")

@@ -5,6 +5,7 @@
     hospital-ops run-night DATE          run the nightly DAG for one business date (airflow dags test)
     hospital-ops summary DATE            print what a night loaded, quarantined, gated and published
     hospital-ops warnings list|acknowledge|resolve   a supervisor's actions on vendor warnings
+    hospital-ops audit verify            recompute the run ledger's hash chain, name the first altered row
     hospital-ops demo                    generate, then run the last few nights end to end
 """
 
@@ -159,6 +160,23 @@ def cmd_warnings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    import psycopg2
+
+    from hospital_ops.audit import verify
+
+    conn = psycopg2.connect(warehouse.url())
+    try:
+        result = verify(conn)
+    finally:
+        conn.close()
+    if result.ok:
+        print(f"run ledger intact: {result.rows} rows, head hash {result.head_hash}")
+        return 0
+    print(f"run ledger TAMPERED: {result.problem}", file=sys.stderr)
+    return 1
+
+
 def _date(text: str) -> date:
     return date.fromisoformat(text)
 
@@ -204,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
         act.add_argument("--by", required=True, help="who takes the action")
         act.add_argument("--note", required=True, help="why (e.g. rectification report received)")
     warn.set_defaults(func=cmd_warnings)
+
+    audit_parser = sub.add_parser("audit", help="auditors' checks")
+    audit_parser.add_argument("action", choices=["verify"], help="recompute the run ledger's hash chain")
+    audit_parser.set_defaults(func=cmd_audit)
 
     demo = sub.add_parser("demo", help="generate sources and run the last few nights end to end")
     generation_options(demo)

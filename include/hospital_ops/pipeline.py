@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psycopg2
 
+from hospital_ops import security
 from hospital_ops.config import pseudonym_key, settings
 from hospital_ops.load.loader import (
     ManifestEntry,
@@ -101,6 +102,7 @@ def publish(*, warehouse_url: str, business_date: date, run_id: str) -> list[dic
                     "insert into audit.publications (run_id, business_date, relation, row_count) values (%s, %s, %s, %s)",
                     (run_id, business_date, item["relation"], item["rows"]),
                 )
+            security.apply_grants(cur)
         conn.commit()
     log.info("published %d relations for %s", len(published), business_date)
     return published

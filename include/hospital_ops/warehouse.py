@@ -20,13 +20,16 @@ import subprocess
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+from hospital_ops import security
 from hospital_ops.config import settings
 
 log = logging.getLogger(__name__)
 
 DATABASE = "hospital_ops"
 SUPERUSER = "postgres"
+WRITER = security.WRITER
 _SYSTEM_USER_WHEN_ROOT = "embedded_postgres"  # initdb refuses to run as root
 
 
@@ -109,23 +112,89 @@ def _read_state() -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _embedded_url(port: int, database: str = DATABASE) -> str:
-    return f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{database}"
+def _embedded_url(port: int, database: str = DATABASE, user: str = WRITER) -> str:
+    return f"postgresql://{user}@127.0.0.1:{port}/{database}"
 
 
 def is_external() -> bool:
     return bool(os.environ.get("WAREHOUSE_URL"))
 
 
-def url(database: str = DATABASE) -> str:
-    """The warehouse connection URL (external WAREHOUSE_URL, else the embedded server)."""
-    external = os.environ.get("WAREHOUSE_URL")
-    if external:
-        return external
+def _port() -> int:
     state = _read_state()
     if "port" not in state:
         raise WarehouseError("the embedded warehouse has never been started: run `hospital-ops warehouse start`")
-    return _embedded_url(state["port"], database)
+    return state["port"]
+
+
+def url(database: str = DATABASE) -> str:
+    """The pipeline's connection URL, as the writer role (external WAREHOUSE_URL, else embedded)."""
+    external = os.environ.get("WAREHOUSE_URL")
+    if external:
+        return external
+    return _embedded_url(_port(), database)
+
+
+def role_url(role: str, database: str = DATABASE) -> str:
+    """The embedded server's URL for another role (bi_reader, auditor); trust auth on 127.0.0.1."""
+    if is_external():
+        raise WarehouseError("role URLs of an external warehouse come from its DBA, not from here")
+    return _embedded_url(_port(), database, role)
+
+
+def admin_url(database: str = "postgres") -> str:
+    """Superuser URL of the embedded server (creating databases and roles); WAREHOUSE_ADMIN_URL
+    for an external one."""
+    external = os.environ.get("WAREHOUSE_ADMIN_URL")
+    if external:
+        return external
+    if is_external():
+        raise WarehouseError("set WAREHOUSE_ADMIN_URL to administer an external warehouse")
+    return _embedded_url(_port(), database, SUPERUSER)
+
+
+def create_database(name: str, *, replace: bool = False) -> str:
+    """Create a database owned by the writer (dropping it first if `replace`); return its writer URL."""
+    import psycopg2
+
+    conn = psycopg2.connect(admin_url())
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        security.ensure_roles(cur)
+        if replace:
+            cur.execute(f'drop database if exists "{name}" with (force)')
+        cur.execute("select 1 from pg_database where datname = %s", (name,))
+        if cur.fetchone() is None:
+            cur.execute(f'create database "{name}" owner "{WRITER}"')
+    conn.close()
+    _lock_down_public_schema(name)
+    return url(name) if not is_external() else with_database(os.environ["WAREHOUSE_URL"], name)
+
+
+def with_database(connection_url: str, database: str) -> str:
+    """The same server and user, another database."""
+    return urlunsplit(urlsplit(connection_url)._replace(path=f"/{database}"))
+
+
+def drop_database(name: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(admin_url())
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'drop database if exists "{name}" with (force)')
+    conn.close()
+
+
+def _lock_down_public_schema(name: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(with_database(admin_url(), name))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("revoke create on schema public from public")
+        cur.execute(f'alter schema public owner to "{WRITER}"')
+    conn.close()
 
 
 def _pg_ctl(binaries: Binaries, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -152,6 +221,7 @@ def status() -> dict:
         "running": running,
         "data_dir": str(_pgdata()),
         "url": _embedded_url(state["port"]) if "port" in state else None,
+        "roles": {"writer": security.WRITER, "bi_reader": security.BI_READER, "auditor": security.AUDITOR},
     }
 
 
@@ -183,20 +253,7 @@ def start() -> str:
         tail = logfile.read_text(errors="replace")[-2000:] if logfile.exists() else ""
         raise WarehouseError(f"PostgreSQL failed to start (pg_ctl: {result.stderr.strip()})\n{tail}")
     _state_file().write_text(json.dumps({"port": port, "binaries": binaries.origin}))
-    _ensure_database(port)
-    return _embedded_url(port)
-
-
-def _ensure_database(port: int) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(_embedded_url(port, "postgres"))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("select 1 from pg_database where datname = %s", (DATABASE,))
-        if cur.fetchone() is None:
-            cur.execute(f'create database "{DATABASE}"')
-    conn.close()
+    return create_database(DATABASE)
 
 
 def reset_database() -> str:
@@ -204,15 +261,7 @@ def reset_database() -> str:
     if is_external():
         raise WarehouseError("refusing to reset an external warehouse (WAREHOUSE_URL is set)")
     start()
-    import psycopg2
-
-    conn = psycopg2.connect(url("postgres"))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'drop database if exists "{DATABASE}" with (force)')
-        cur.execute(f'create database "{DATABASE}"')
-    conn.close()
-    return url()
+    return create_database(DATABASE, replace=True)
 
 
 def stop() -> None:

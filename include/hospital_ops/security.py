@@ -1,0 +1,50 @@
+"""Roles and grants (DOMAIN.md, "Audit and security").
+
+    hospital_ops_writer  the pipeline: owns every schema it builds, the only role that reads raw
+                         (where personal identifiers land, pseudonymized) and staging
+    bi_reader            dashboards: the published marts and scoring schemas, read only
+    auditor              snapshots, the audit schema (run ledger, change trail, publications) and
+                         the quality results, read only
+
+Roles are cluster-wide and need a superuser (or CREATEROLE) to create: the embedded warehouse does
+it at start; on a hospital's server a DBA runs `hospital-ops warehouse roles` with an admin URL.
+Grants are per database and re-applied by the writer at every publication, so relations dbt
+recreates never lose them.
+"""
+
+from __future__ import annotations
+
+WRITER = "hospital_ops_writer"
+BI_READER = "bi_reader"
+AUDITOR = "auditor"
+
+# schema → roles that may read it (everything else: the writer only)
+READABLE_SCHEMAS: dict[str, tuple[str, ...]] = {
+    "marts": (BI_READER,),
+    "scoring": (BI_READER,),
+    "snapshots": (AUDITOR,),
+    "audit": (AUDITOR,),
+    "dq": (AUDITOR,),
+}
+
+
+def ensure_roles(cur) -> None:  # type: ignore[no-untyped-def]
+    """Create the three login roles if missing (run as a superuser or a role with CREATEROLE)."""
+    for role in (WRITER, BI_READER, AUDITOR):
+        cur.execute("select 1 from pg_roles where rolname = %s", (role,))
+        if cur.fetchone() is None:
+            cur.execute(f'create role "{role}" login')
+    # nobody but the writer connects and creates by default
+    cur.execute("revoke create on schema public from public")
+
+
+def apply_grants(cur) -> None:  # type: ignore[no-untyped-def]
+    """Give each reader role exactly its schemas (run as the writer, who owns them)."""
+    for schema, readers in READABLE_SCHEMAS.items():
+        cur.execute(f"create schema if not exists {schema}")
+        for role in readers:
+            cur.execute(f'grant usage on schema {schema} to "{role}"')
+            cur.execute(f'grant select on all tables in schema {schema} to "{role}"')
+            cur.execute(f'alter default privileges in schema {schema} grant select on tables to "{role}"')
+            if schema == "audit":
+                cur.execute(f'grant execute on all functions in schema {schema} to "{role}"')
