@@ -1,6 +1,6 @@
 """`hospital-ops`: the command line of the platform.
 
-    hospital-ops warehouse start|stop|status|url
+    hospital-ops warehouse start|stop|status|url|roles
     hospital-ops generate [--end DATE] [--months N] [--vendors N]
     hospital-ops run-night DATE          run the nightly DAG for one business date (airflow dags test)
     hospital-ops summary DATE            print what a night loaded, quarantined, gated and published
@@ -35,6 +35,17 @@ def cmd_warehouse(args: argparse.Namespace) -> int:
         print("stopped")
     elif args.action == "status":
         print(json.dumps(warehouse.status(), indent=2))
+    elif args.action == "roles":
+        import psycopg2
+
+        from hospital_ops import security
+
+        conn = psycopg2.connect(warehouse.admin_url(warehouse.DATABASE))
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            security.ensure_roles(cur)
+        conn.close()
+        print(f"roles ready: {security.WRITER}, {security.BI_READER}, {security.AUDITOR} (set their passwords as DBA)")
     else:
         print(warehouse.url())
     return 0
@@ -187,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     wh = sub.add_parser("warehouse", help="manage the embedded PostgreSQL warehouse")
-    wh.add_argument("action", choices=["start", "stop", "status", "url"])
+    wh.add_argument("action", choices=["start", "stop", "status", "url", "roles"],
+                    help="roles: create the writer, bi_reader and auditor roles (needs WAREHOUSE_ADMIN_URL "
+                         "on an external server)")
     wh.set_defaults(func=cmd_warehouse)
 
     default_end = date.today() - timedelta(days=1)
