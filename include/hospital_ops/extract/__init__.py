@@ -1,0 +1,127 @@
+"""Extractors that turn a live system (an OLTP database, a FHIR Bulk Data export) into landing files.
+
+File sources arrive as drop folders; database and API sources are *extracted* into the same shape,
+so the one loader (`hospital_ops.load.loader`: plan_extract + load_night, with quarantine,
+reconciliation and pseudonymization) lands every source alike:
+
+    <landing>/<source>/<YYYY-MM-DD>/<entity file_pattern>.csv     one CSV per entity with rows that night
+
+`hospital_ops.extract.sql` reads tables incrementally by `updated_at`; `hospital_ops.extract.fhir`
+maps FHIR R4 NDJSON resources onto the same entities. Both write through `LandingFolder`, which
+builds the night's folder aside and swaps it in whole, so a rerun replaces (never merges with) the
+previous attempt and an interrupted run leaves the old folder intact.
+
+Landing files carry personal identifiers in clear text until the loader pseudonymizes them: the
+landing directory must be as protected as the source system itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import shutil
+import tempfile
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+from hospital_ops.sources.spec import Entity, Source
+
+log = logging.getLogger(__name__)
+
+__all__ = ["LandingFolder", "landing_text", "night_folder"]
+
+
+def night_folder(landing_dir: Path, source: Source, business_date: date) -> Path:
+    return Path(landing_dir) / source.name / business_date.isoformat()
+
+
+def landing_text(value: object) -> str:
+    """A value in the text form the loader parses: ISO dates, `YYYY-MM-DD HH:MM:SS`, true/false.
+
+    Timestamps are written to the second: the loader's parser takes no fractional seconds or zone
+    offsets (HIS times are local, Asia/Shanghai), and a watermark compares the source's own values,
+    never these strings, so truncation loses nothing the pipeline relies on.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
+
+
+def _file_name(entity: Entity) -> str:
+    if any(char in entity.file_pattern for char in "*?["):
+        raise ValueError(f"{entity.raw_table}: file_pattern {entity.file_pattern!r} is a glob; an extractor "
+                         "needs one exact file name per entity")
+    return entity.file_pattern
+
+
+class LandingFolder:
+    """One night's landing folder of one source, written aside and swapped in on `commit()`.
+
+    Use as a context manager: leaving the block without commit (an exception) discards the partial
+    folder and keeps whatever the previous run had written.
+    """
+
+    def __init__(self, landing_dir: Path, source: Source, business_date: date) -> None:
+        self.source = source
+        self.final = night_folder(landing_dir, source, business_date)
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        # beside the final folder (same filesystem, so the swap is a rename); plan_extract ignores
+        # names that are not dates
+        self._staging = Path(tempfile.mkdtemp(prefix=f".{business_date.isoformat()}.", dir=self.final.parent))
+        self._handles: dict[str, IO[str]] = {}
+        self._writers: dict[str, csv.writer] = {}  # type: ignore[valid-type]
+        self.rows: dict[str, int] = {}
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._close()
+        if self._staging.exists():
+            shutil.rmtree(self._staging, ignore_errors=True)
+
+    def write(self, entity: Entity, values: list[str]) -> None:
+        """Append one row (already in landing text, ordered like the entity's columns)."""
+        writer = self._writers.get(entity.name)
+        if writer is None:
+            handle = (self._staging / _file_name(entity)).open("w", encoding="utf-8", newline="")
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow([column.name for column in entity.columns])
+            self._handles[entity.name], self._writers[entity.name] = handle, writer
+            self.rows[entity.name] = 0
+        writer.writerow(values)
+        self.rows[entity.name] += 1
+
+    def commit(self) -> list[Path]:
+        """Replace the night's folder with what was written; return the files, in load order."""
+        self._close()
+        previous = None
+        if self.final.exists():
+            previous = self.final.with_name(f"{self._staging.name}.previous")
+            self.final.rename(previous)
+        self._staging.rename(self.final)
+        if previous is not None:
+            shutil.rmtree(previous)
+        order = {entity.name: (entity.load_order, position) for position, entity in enumerate(self.source.entities)}
+        written = sorted(self.rows, key=lambda name: order[name])
+        paths = [self.final / _file_name(self.source.entity(name)) for name in written]
+        log.info("%s: wrote %d files (%d rows) to %s", self.source.name, len(paths), sum(self.rows.values()),
+                 self.final)
+        return paths
+
+    def _close(self) -> None:
+        for handle in self._handles.values():
+            handle.close()
+        self._handles.clear()
