@@ -3,6 +3,7 @@
 Wiring only — every step lives in the `hospital_ops` package (include/) and is tested there.
 
     extract_<source> → load_<source>          one pair per source in hospital_ops.sources.SOURCES
+                                              (a SQL source without a configured database is skipped)
       → dbt_build_marts                       source freshness, then staging, intermediate and marts
                                               (into *_build schemas)
       → quality_gate                          Great Expectations checkpoint; raises on failure
@@ -24,7 +25,8 @@ from datetime import date, timedelta
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
 
-SOURCE_NAMES = ("vendor",)  # HIS, insurance, survey and channels are added here as they land
+from hospital_ops.sources import SOURCES  # specs only: no database, no heavy import at parse time
+
 NO_RETRY = {"retries": 0}
 HOSPITAL_TZ = "Asia/Shanghai"
 
@@ -49,6 +51,18 @@ def _warehouse_url() -> str:
 
         return warehouse.url()
     return conn.get_uri().replace("postgres://", "postgresql://", 1)
+
+
+def _source_url(connection: str) -> str | None:
+    """A SQL source's database: its Airflow connection if defined, else <CONNECTION>_URL."""
+    from airflow.sdk import BaseHook
+
+    from hospital_ops.config import source_url
+
+    try:
+        return BaseHook.get_connection(connection).get_uri().replace("postgres://", "postgresql://", 1)
+    except Exception:  # noqa: BLE001 - connection not configured
+        return source_url(connection)
 
 
 def _fail_without_retry(exc: Exception) -> None:
@@ -81,7 +95,7 @@ def _dbt(*stages: str) -> None:
     doc_md=__doc__,
 )
 def hospital_ops_nightly() -> None:
-    @task(**NO_RETRY)
+    @task(trigger_rule="none_failed_min_one_success", **NO_RETRY)  # a source not configured is skipped
     def dbt_build_marts() -> None:
         _dbt("freshness", "marts")
 
@@ -127,19 +141,27 @@ def hospital_ops_nightly() -> None:
         return {"status": payload["status"], "inputs": len(payload["inputs"])}
 
     loads = []
-    for source_name in SOURCE_NAMES:
+    for source_name in SOURCES:
 
         @task(task_id=f"extract_{source_name}")
-        def extract(source_name: str = source_name) -> list[dict]:
+        def extract(source_name: str = source_name) -> dict:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            from hospital_ops.pipeline import SourceNotConfigured
             from hospital_ops.pipeline import extract as extract_source
 
-            return extract_source(source_name, warehouse_url=_warehouse_url(), business_date=_business_date())
+            connection = SOURCES[source_name].connection
+            try:
+                return extract_source(source_name, warehouse_url=_warehouse_url(), business_date=_business_date(),
+                                      source_url=_source_url(connection) if connection else None)
+            except SourceNotConfigured as exc:
+                raise AirflowSkipException(str(exc)) from exc
 
         @task(task_id=f"load_{source_name}")
-        def load(manifest: list[dict], source_name: str = source_name) -> dict:
+        def load(extracted: dict, source_name: str = source_name) -> dict:
             from hospital_ops.pipeline import load as load_source
 
-            return load_source(source_name, manifest, warehouse_url=_warehouse_url(),
+            return load_source(source_name, extracted, warehouse_url=_warehouse_url(),
                                business_date=_business_date(), run_id=_run_id())
 
         loads.append(load(extract()))

@@ -54,6 +54,7 @@ def test_nightly_dag_wiring(dagbag) -> None:
     chain = ["dbt_build_marts", "quality_gate", "dbt_build_scoring", "dbt_snapshot", "publish", "summary"]
     expected = {f"{step}_{name}" for name in SOURCES for step in ("extract", "load")} | set(chain) | {"record_run_ledger"}
     assert {task.task_id for task in dag.tasks} == expected
+    assert set(SOURCES) <= {t.task_id.removeprefix("extract_") for t in dag.tasks if t.task_id.startswith("extract_")}
     for name in SOURCES:
         assert dag.get_task(f"load_{name}").upstream_task_ids == {f"extract_{name}"}
         assert f"load_{name}" in dag.get_task("dbt_build_marts").upstream_task_ids
@@ -66,6 +67,7 @@ def test_nightly_dag_wiring(dagbag) -> None:
 
 def test_failed_tests_and_gates_are_not_retried(dagbag) -> None:
     dag = dagbag.dags["hospital_ops_nightly"]
+    assert dag.get_task("dbt_build_marts").trigger_rule == "none_failed_min_one_success"
     for task_id in ("dbt_build_marts", "quality_gate", "dbt_build_scoring", "dbt_snapshot"):
         assert dag.get_task(task_id).retries == 0, task_id
     for task in dag.tasks:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -51,7 +52,11 @@ def cmd_warehouse(args: argparse.Namespace) -> int:
     return 0
 
 
+HIS_SIM_DATABASE = "his_sim"
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
+    from hospital_ops.generate.his import create_his_database, generate_his
     from hospital_ops.generate.vendor import generate_vendor_source
 
     inbox = settings().inbox_dir
@@ -60,7 +65,26 @@ def cmd_generate(args: argparse.Namespace) -> int:
     result = generate_vendor_source(inbox, end=args.end, months=args.months, vendors=args.vendors,
                                     hospitals=args.hospitals, seed=args.seed)
     _progress(f"vendor source: {result.files_written} files from {result.start} to {result.end} in {inbox}")
+    if not warehouse.is_external():
+        his_url = warehouse.create_database(HIS_SIM_DATABASE, replace=True)
+        create_his_database(his_url)
+        his = generate_his(his_url, end=args.end, months=args.months, hospitals=args.hospitals, seed=args.seed)
+        counts = ", ".join(f"{n} {table}" for table, n in his.counts.items())
+        _progress(f"simulated HIS database {HIS_SIM_DATABASE}: {counts}")
     return 0
+
+
+def _use_simulated_his() -> None:
+    """Point the HIS source at the simulated HIS on the embedded server, unless HIS_URL says otherwise."""
+    if os.environ.get("HIS_URL") or warehouse.is_external():
+        return
+    import psycopg2
+
+    with psycopg2.connect(warehouse.admin_url()) as conn, conn.cursor() as cur:
+        cur.execute("select 1 from pg_database where datname = %s", (HIS_SIM_DATABASE,))
+        if cur.fetchone():
+            os.environ["HIS_URL"] = warehouse.url(HIS_SIM_DATABASE)
+    conn.close()
 
 
 def _run_nights(nights: list[date]) -> bool:
@@ -69,6 +93,7 @@ def _run_nights(nights: list[date]) -> bool:
     from hospital_ops.pipeline import format_summary, night_summary
 
     url = warehouse.start()
+    _use_simulated_his()
     for position, night in enumerate(nights, start=1):
         started = time.monotonic()
         _progress(f"night {night}: running DAG hospital_ops_nightly …")

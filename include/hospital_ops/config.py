@@ -37,6 +37,16 @@ class Settings:
     def data_docs_dir(self) -> Path:
         return self.var_dir / "data_docs"
 
+    @property
+    def landing_dir(self) -> Path:
+        """Where SQL sources' nightly extracts are written before the loader lands them."""
+        return self.var_dir / "landing"
+
+
+def source_url(connection: str) -> str | None:
+    """A SQL source's database URL from the environment: <CONNECTION>_URL (e.g. HIS_URL)."""
+    return os.environ.get(f"{connection.upper()}_URL") or None
+
 
 def settings() -> Settings:
     var_dir = _path_from_env("HOSPITAL_OPS_VAR_DIR", PROJECT_ROOT / "var")

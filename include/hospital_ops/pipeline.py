@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import closing
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import psycopg2
@@ -29,6 +29,7 @@ from hospital_ops.load.loader import (
     reason_category,
     watermark,
 )
+from hospital_ops.extract.sql import extract_sql_source, load_watermarks, save_watermarks
 from hospital_ops.sources import SOURCES
 
 log = logging.getLogger(__name__)
@@ -43,30 +44,54 @@ def connect(warehouse_url: str):  # type: ignore[no-untyped-def]
 # ------------------------------------------------------------------------------ extract / load
 
 
-def extract(source_name: str, *, warehouse_url: str, business_date: date, inbox: Path | None = None) -> list[dict]:
-    """List the files this night takes for a source (drop folders after the watermark)."""
+class SourceNotConfigured(RuntimeError):
+    """A SQL source has no database URL: the night runs without it (its raw tables stay as they are)."""
+
+
+def extract(source_name: str, *, warehouse_url: str, business_date: date, inbox: Path | None = None,
+            source_url: str | None = None) -> dict:
+    """Take this night's files of a source: drop folders after the watermark (file sources), or an
+    extract of the rows changed in the source database since the last night (SQL sources)."""
     source = SOURCES[source_name]
     with closing(connect(warehouse_url)) as conn:
-        ensure_raw_schema(conn, source)
-        after = watermark(conn, source.name, business_date)
-    entries = plan_extract(inbox or settings().inbox_dir, source, business_date, after)
-    log.info("%s: %d files in drop folders after %s up to %s", source_name, len(entries), after, business_date)
-    return [
-        {"entity": e.entity, "path": str(e.path), "relative_path": e.relative_path,
-         "folder_date": e.folder_date.isoformat()}
-        for e in entries
-    ]
+        ensure_raw_schema(conn, source)  # staging can build on an empty source
+        if source.extract == "sql":
+            if not source_url:
+                raise SourceNotConfigured(f"{source_name}: no database configured (set {source.connection.upper()}_URL "
+                                          f"or the Airflow connection {source.connection!r})")
+            watermarks = load_watermarks(conn, source.name, business_date)
+        else:
+            after = watermark(conn, source.name, business_date)
+    extracted: dict[str, str] = {}
+    if source.extract == "sql":
+        extraction = extract_sql_source(source, source_url, settings().landing_dir, business_date,
+                                        watermarks=watermarks)
+        extracted = {entity: stamp.isoformat() for entity, stamp in extraction.max_updated_at.items()}
+        # exactly this night's folder (the rows of a failed earlier night were re-read from the database)
+        entries = plan_extract(settings().landing_dir, source, business_date, business_date - timedelta(days=1))
+    else:
+        entries = plan_extract(inbox or settings().inbox_dir, source, business_date, after)
+    log.info("%s: %d files for night %s", source_name, len(entries), business_date)
+    return {
+        "files": [{"entity": e.entity, "path": str(e.path), "relative_path": e.relative_path,
+                   "folder_date": e.folder_date.isoformat()} for e in entries],
+        "watermarks": extracted,
+    }
 
 
-def load(source_name: str, manifest: list[dict], *, warehouse_url: str, business_date: date, run_id: str) -> dict:
+def load(source_name: str, extracted: dict, *, warehouse_url: str, business_date: date, run_id: str) -> dict:
     """Land the extracted files (one transaction per source night); return the reconciliation."""
     source = SOURCES[source_name]
     entries = [
         ManifestEntry(m["entity"], Path(m["path"]), m["relative_path"], date.fromisoformat(m["folder_date"]))
-        for m in manifest
+        for m in extracted["files"]
     ]
     with closing(connect(warehouse_url)) as conn:
         night = load_night(conn, source, entries, run_id=run_id, batch_date=business_date, key=pseudonym_key())
+        if source.extract == "sql":  # the watermark moves only once the rows have landed
+            save_watermarks(conn, source.name, business_date,
+                            {k: datetime.fromisoformat(v) for k, v in extracted["watermarks"].items()},
+                            run_id=run_id)
     return night.as_dict()
 
 

@@ -63,6 +63,8 @@ def _entity(name: str, *, load_order: int, description: str, business_key: tuple
 SOURCE = Source(
     name=SOURCE_NAME,
     description="Hospital information system (HIS): master data, patient journeys and charges, extracted by updated_at",
+    extract="sql",
+    connection="his",
     entities=(
         _entity(
             "hospitals", load_order=0, business_key=("hospital_id",),

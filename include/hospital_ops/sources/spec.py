@@ -69,6 +69,11 @@ class Source:
     name: str
     description: str
     entities: tuple[Entity, ...] = field(default_factory=tuple)
+    # how a night's files arrive: "files" (dropped into the inbox by the source) or "sql" (extracted
+    # from the source database by updated_at into the landing folder, see hospital_ops.extract.sql)
+    extract: Literal["files", "sql"] = "files"
+    # the environment variable / Airflow connection naming a SQL source's database
+    connection: str | None = None
 
     def entity(self, name: str) -> Entity:
         for ent in self.entities:

@@ -1,0 +1,66 @@
+-- Inpatient stays with what the ledger and the quality KPIs need, computed once 住院病例宽表:
+-- length of stay 住院天数 (discharge date − admission date, at least 1 for a same-day stay),
+-- complications, surgery and the pre-operative wait 术前等待天数, death, and 31-day readmission
+-- 31天再入院 (the next admission of the same patient within 31 days of this discharge; unplanned when
+-- the front page of this discharge did not plan it).
+with stays as (
+    select * from {{ ref('stg_his__inpatient_stays') }}
+),
+
+departments as (
+    select * from {{ ref('stg_his__departments') }}
+),
+
+diagnoses as (
+    select
+        stay_id,
+        bool_or(is_complication) as has_complication,
+        max(icd10_code) filter (where is_primary) as primary_icd10_code
+    from {{ ref('stg_his__diagnoses') }}
+    group by stay_id
+),
+
+surgeries as (
+    select
+        stay_id,
+        count(*) as surgeries,
+        min(performed_at) as first_surgery_at
+    from {{ ref('stg_his__surgeries') }}
+    group by stay_id
+),
+
+next_admission as (
+    select
+        stay_id,
+        lead(admitted_at) over (partition by patient_id order by admitted_at, stay_id) as next_admitted_at
+    from stays
+)
+
+select
+    stays.stay_id,
+    stays.patient_id,
+    stays.department_id,
+    departments.hospital_id,
+    stays.admitted_at,
+    stays.discharged_at,
+    stays.discharge_disposition,
+    coalesce(stays.planned_readmission, false) as planned_readmission,
+    greatest(stays.discharged_at::date - stays.admitted_at::date, 1) as los_days,
+    coalesce(diagnoses.has_complication, false) as has_complication,
+    diagnoses.primary_icd10_code,
+    coalesce(surgeries.surgeries, 0) as surgeries,
+    surgeries.first_surgery_at,
+    surgeries.first_surgery_at::date - stays.admitted_at::date as pre_op_wait_days,
+    stays.discharge_disposition = 'death' as is_death,
+    next_admission.next_admitted_at is not null
+        and next_admission.next_admitted_at <= stays.discharged_at + interval '{{ var("readmission_window_days") }} days'
+        as is_readmitted_within_window,
+    next_admission.next_admitted_at is not null
+        and next_admission.next_admitted_at <= stays.discharged_at + interval '{{ var("readmission_window_days") }} days'
+        and not coalesce(stays.planned_readmission, false)
+        as is_unplanned_readmission
+from stays
+inner join departments on departments.department_id = stays.department_id
+left join diagnoses on diagnoses.stay_id = stays.stay_id
+left join surgeries on surgeries.stay_id = stays.stay_id
+left join next_admission on next_admission.stay_id = stays.stay_id
