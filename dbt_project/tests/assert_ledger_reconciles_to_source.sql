@@ -2,7 +2,15 @@
 -- (charges, visits, admissions, discharges, surgeries). Any row returned is a month that does not.
 -- Surgeries count once their stay is known: an extract by updated_at can bring a surgery before
 -- its stay's latest version (the relationships test on stg_his__surgeries warns about those).
-with ledger as (
+with stays as (
+    select * from {{ ref('stg_his__inpatient_stays') }}
+),
+
+surgeries as (
+    select * from {{ ref('stg_his__surgeries') }}
+),
+
+ledger as (
     select
         month,
         sum(revenue_total_cny) as revenue,
@@ -26,18 +34,18 @@ source_visits as (
 
 source_admissions as (
     select date_trunc('month', admitted_at)::date as month, count(*) as admissions
-    from {{ ref('stg_his__inpatient_stays') }} group by 1
+    from stays group by 1
 ),
 
 source_discharges as (
     select date_trunc('month', discharged_at)::date as month, count(*) as discharges
-    from {{ ref('stg_his__inpatient_stays') }} where discharged_at is not null group by 1
+    from stays where discharged_at is not null group by 1
 ),
 
 source_surgeries as (
     select date_trunc('month', surgeries.performed_at)::date as month, count(*) as surgeries
-    from {{ ref('stg_his__surgeries') }} as surgeries
-    inner join {{ ref('stg_his__inpatient_stays') }} as stays on stays.stay_id = surgeries.stay_id
+    from surgeries
+    inner join stays on stays.stay_id = surgeries.stay_id
     group by 1
 )
 

@@ -57,6 +57,7 @@ HIS_SIM_DATABASE = "his_sim"
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from hospital_ops.generate.his import create_his_database, generate_his
+    from hospital_ops.generate.insurance import generate_insurance
     from hospital_ops.generate.vendor import generate_vendor_source
 
     inbox = settings().inbox_dir
@@ -71,6 +72,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         his = generate_his(his_url, end=args.end, months=args.months, hospitals=args.hospitals, seed=args.seed)
         counts = ", ".join(f"{n} {table}" for table, n in his.counts.items())
         _progress(f"simulated HIS database {HIS_SIM_DATABASE}: {counts}")
+        insurance = generate_insurance(his_url, inbox, end=args.end, seed=args.seed)
+        counts = ", ".join(f"{n} {kind}" for kind, n in insurance.counts.items())
+        _progress(f"insurance settlements: {counts}")
     return 0
 
 

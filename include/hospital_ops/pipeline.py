@@ -45,7 +45,8 @@ def connect(warehouse_url: str):  # type: ignore[no-untyped-def]
 
 
 class SourceNotConfigured(RuntimeError):
-    """A SQL source has no database URL: the night runs without it (its raw tables stay as they are)."""
+    """A source that is not set up (no database URL, no inbox folder yet): the night runs without it,
+    its raw tables stay as they are, and the skipped task in Airflow says why."""
 
 
 def extract(source_name: str, *, warehouse_url: str, business_date: date, inbox: Path | None = None,
@@ -70,7 +71,10 @@ def extract(source_name: str, *, warehouse_url: str, business_date: date, inbox:
         # exactly this night's folder (the rows of a failed earlier night were re-read from the database)
         entries = plan_extract(settings().landing_dir, source, business_date, business_date - timedelta(days=1))
     else:
-        entries = plan_extract(inbox or settings().inbox_dir, source, business_date, after)
+        inbox = inbox or settings().inbox_dir
+        if not (inbox / source.name).is_dir():
+            raise SourceNotConfigured(f"{source_name}: nothing has ever been delivered to {inbox / source.name}")
+        entries = plan_extract(inbox, source, business_date, after)
     log.info("%s: %d files for night %s", source_name, len(entries), business_date)
     return {
         "files": [{"entity": e.entity, "path": str(e.path), "relative_path": e.relative_path,

@@ -4,10 +4,11 @@ Each source is a module describing its files (see spec.py). HIS, insurance, surv
 channels join this registry as they are built; the DAG creates one extract → load pair per entry.
 """
 
-from hospital_ops.sources import his, vendor
+from hospital_ops.sources import his, insurance, vendor
 from hospital_ops.sources.spec import Source
 
 SOURCES: dict[str, Source] = {
     vendor.SOURCE.name: vendor.SOURCE,
     his.SOURCE.name: his.SOURCE,
+    insurance.SOURCE.name: insurance.SOURCE,
 }

@@ -4,7 +4,7 @@
 --   medical quality 医疗质量      complication rate, 31-day unplanned readmission rate, mortality
 --   discipline 学科建设            senior-title share (research projects: not in the HIS yet)
 --   satisfaction 患者满意度        filled by the survey source (columns kept, null until then)
---   efficiency 运营效率            ALOS, bed occupancy, surgeries, level-4 and minimally invasive shares
+--   efficiency 运营效率            ALOS, bed occupancy, CMI, surgeries, level-4 and minimally invasive shares
 --   economics 经济管理             drug and consumables ratios, medical-service share, cost per visit
 --                                  and per discharge with year-on-year growth
 with ledger as (
@@ -20,6 +20,18 @@ outcomes as (
         count(*) filter (where is_death) as deaths
     from {{ ref('int_his__stays_enriched') }}
     where discharged_at is not null
+    group by 1, 2
+),
+
+case_mix as (
+    -- CMI 病例组合指数 = Σ RW of the month's settled discharges / their number
+    select
+        department_id,
+        discharge_month as month,
+        count(*) as settled_cases,
+        sum(relative_weight) as rw_total
+    from {{ ref('int_insurance__cases') }}
+    where is_matched
     group by 1, 2
 ),
 
@@ -45,6 +57,8 @@ kpis as (
         null::numeric as complaints_per_10k_visits,
         ledger.average_length_of_stay,
         ledger.bed_occupancy,
+        coalesce(case_mix.settled_cases, 0) as settled_cases,
+        round(case_mix.rw_total / nullif(case_mix.settled_cases, 0), 4) as case_mix_index,
         ledger.surgeries,
         {{ safe_ratio('ledger.surgeries_grade_4', 'ledger.surgeries') }} as level4_surgery_share,
         {{ safe_ratio('ledger.minimally_invasive_surgeries', 'ledger.surgeries') }} as minimally_invasive_share,
@@ -58,6 +72,7 @@ kpis as (
         ledger.cost_per_discharge_yoy_growth
     from ledger
     left join outcomes on outcomes.department_id = ledger.department_id and outcomes.month = ledger.month
+    left join case_mix on case_mix.department_id = ledger.department_id and case_mix.month = ledger.month
 )
 
 select

@@ -17,6 +17,22 @@ visits as (
     select * from {{ ref('stg_his__outpatient_visits') }}
 ),
 
+staff_members as (
+    select * from {{ ref('stg_his__staff') }}
+),
+
+bed_register as (
+    select * from {{ ref('stg_his__beds') }}
+),
+
+equipment_register as (
+    select * from {{ ref('stg_his__equipment') }}
+),
+
+operations as (
+    select * from {{ ref('stg_his__surgeries') }}
+),
+
 activity as (
     select min(visit_at)::date as first_day from visits
     union all
@@ -51,7 +67,7 @@ staff as (
         count(*) filter (where staff.role = 'admin') as admin_staff,
         count(*) filter (where staff.title_grade in ('正高', '副高')) as senior_title_staff
     from spine
-    inner join {{ ref('stg_his__staff') }} as staff
+    inner join staff_members as staff
         on staff.department_id = spine.department_id
         and staff.hired_on <= spine.month_end
         and (staff.left_on is null or staff.left_on > spine.month_end)
@@ -68,7 +84,7 @@ beds as (
         sum(greatest(0, least(coalesce(beds.open_to, spine.month_end), spine.month_end)
                         - greatest(beds.open_from, spine.month) + 1)) as open_bed_days
     from spine
-    inner join {{ ref('stg_his__beds') }} as beds on beds.department_id = spine.department_id
+    inner join bed_register as beds on beds.department_id = spine.department_id
     group by 1, 2
 ),
 
@@ -79,7 +95,7 @@ equipment as (
         count(*) as equipment_count,
         sum(equipment.purchase_value_cny) as equipment_value_cny
     from spine
-    inner join {{ ref('stg_his__equipment') }} as equipment
+    inner join equipment_register as equipment
         on equipment.department_id = spine.department_id
         and equipment.acquired_on <= spine.month_end
         and (equipment.retired_on is null or equipment.retired_on > spine.month_end)
@@ -137,7 +153,7 @@ surgeries as (
         count(*) filter (where surgeries.grade = 3) as surgeries_grade_3,
         count(*) filter (where surgeries.grade = 4) as surgeries_grade_4,
         count(*) filter (where surgeries.minimally_invasive) as minimally_invasive_surgeries
-    from {{ ref('stg_his__surgeries') }} as surgeries
+    from operations as surgeries
     inner join stays on stays.stay_id = surgeries.stay_id
     group by 1, 2
 ),
