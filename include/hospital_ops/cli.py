@@ -6,6 +6,7 @@
     hospital-ops summary DATE            print what a night loaded, quarantined, gated and published
     hospital-ops warnings list|acknowledge|resolve   a supervisor's actions on vendor warnings
     hospital-ops audit verify            recompute the run ledger's hash chain, name the first altered row
+    hospital-ops metabase setup          provision Metabase: admin, warehouse as bi_reader, dbt descriptions, dashboards
     hospital-ops demo                    generate, then run the last few nights end to end
 """
 
@@ -217,6 +218,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_metabase(args: argparse.Namespace) -> int:
+    from hospital_ops import metabase
+
+    return metabase.run(args)
+
+
 def _date(text: str) -> date:
     return date.fromisoformat(text)
 
@@ -268,6 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
     audit_parser = sub.add_parser("audit", help="auditors' checks")
     audit_parser.add_argument("action", choices=["verify"], help="recompute the run ledger's hash chain")
     audit_parser.set_defaults(func=cmd_audit)
+
+    from hospital_ops import metabase
+
+    mb = sub.add_parser("metabase", help="provision Metabase: admin, the warehouse as bi_reader, "
+                                         "dbt column descriptions, starter dashboards (idempotent)")
+    mb.add_argument("action", choices=["setup"])
+    metabase.add_arguments(mb)
+    mb.set_defaults(func=cmd_metabase)
 
     demo = sub.add_parser("demo", help="generate sources and run the last few nights end to end")
     generation_options(demo)

@@ -74,7 +74,30 @@ def _environment(values: dict[str, str]):  # type: ignore[no-untyped-def]
 
 def run_stage(stage: str, *, warehouse_url: str, business_date: date) -> list[NodeResult]:
     """Run one nightly dbt stage; return per-node results or raise DbtStageFailed naming what failed."""
-    return run_dbt(STAGES[stage], warehouse_url=warehouse_url, business_date=business_date, label=stage)
+    command = STAGES[stage]
+    if stage == "freshness":
+        # only sources that have delivered at least once: one not yet onboarded is not "stale"
+        delivered = _delivered_sources(warehouse_url)
+        if not delivered:
+            log.info("source freshness: no source has delivered yet")
+            return []
+        command = [*command, "--select", *(f"source:{name}" for name in delivered)]
+    return run_dbt(command, warehouse_url=warehouse_url, business_date=business_date, label=stage)
+
+
+def _delivered_sources(warehouse_url: str) -> list[str]:
+    import psycopg2
+
+    conn = psycopg2.connect(warehouse_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select to_regclass('raw._load_files') is not null")
+            if not cur.fetchone()[0]:
+                return []
+            cur.execute("select distinct source from raw._load_files where rows_loaded > 0 order by 1")
+            return [row[0] for row in cur.fetchall()]
+    finally:
+        conn.close()
 
 
 def run_dbt(command: list[str], *, warehouse_url: str, business_date: date, label: str) -> list[NodeResult]:

@@ -28,9 +28,10 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from hospital_ops import security
 
@@ -209,9 +210,9 @@ order by d.as_of_date desc, d.vendor_id""",
     ),
 )
 
-# The other dashboards wait for their marts. The HIS marts exist in dbt (models/marts/his); the
-# insurance, survey and referral-channel relation names are the planned ones: keep them in step with
-# those sources' marts when they land (every mart here has a `month` column).
+# The other dashboards wait for their marts. The HIS and insurance marts exist in dbt (models/marts/his,
+# models/marts/insurance); the survey and referral-channel relation names are the planned ones: keep
+# them in step with those sources' marts when they land (every mart here has a `month` column).
 DASHBOARDS: tuple[DashboardSpec, ...] = (
     VENDOR_SUPERVISION,
     DashboardSpec(
@@ -234,11 +235,24 @@ DASHBOARDS: tuple[DashboardSpec, ...] = (
     ),
     DashboardSpec(
         name="DRG/DIP economics 医保病种",
-        description="DRG/DIP groups: cases, weights, payments against costs (insurance source).",
+        description="DRG groups: cases, relative weights (CMI), revenue against case cost (insurance source).",
         cards=(
-            CardSpec(name="DRG/DIP groups, latest month DRG/DIP病组（最新月份）", size_x=24,
+            CardSpec(name="DRG economics by month 医保病种月度盈亏", size_x=24, display="line",
                      relations=("marts.fct_drg_group_month",),
-                     sql=_latest_month("marts.fct_drg_group_month", "1")),
+                     visualization_settings={"graph.dimensions": ["month"],
+                                             "graph.metrics": ["drg_revenue_cny", "case_cost_cny", "profit_cny"]},
+                     sql="""select month,
+       sum(cases) as cases,
+       sum(rw_total) / nullif(sum(cases), 0) as cmi,
+       sum(drg_revenue_cny) as drg_revenue_cny,
+       sum(case_cost_cny) as case_cost_cny,
+       sum(profit_cny) as profit_cny
+from marts.fct_drg_group_month
+group by month
+order by month"""),
+            CardSpec(name="DRG groups by department, latest month, losses first 科室病组盈亏（最新月份）", size_x=24,
+                     relations=("marts.fct_drg_group_month",),
+                     sql=_latest_month("marts.fct_drg_group_month", "profit_cny, department_id, drg_code")),
         ),
     ),
     DashboardSpec(
@@ -695,11 +709,12 @@ def setup_metabase(
 def format_report(report: dict) -> str:
     lines = [
         f"Metabase {report['metabase_url']}: {report['session']}",
-        f"  database {report['database']['name']!r} (id {report['database']['id']}) {report['database']['action']}, "
-        f"connected as {report['database']['user']}",
-        f"  schema sync triggered: {report['sync']['tables']} tables visible"
-        + (f"; not synced yet: {', '.join(report['sync']['not_synced_yet'])}" if report["sync"]["not_synced_yet"] else ""),
+        (f"  database {report['database']['name']!r} (id {report['database']['id']}) {report['database']['action']}, "
+         f"connected as {report['database']['user']}"),
+        f"  schema sync triggered: {report['sync']['tables']} tables visible",
     ]
+    if report["sync"]["not_synced_yet"]:
+        lines[-1] += f"; not synced yet: {', '.join(report['sync']['not_synced_yet'])}"
     descriptions = report["descriptions"]
     if "skipped" in descriptions:
         lines.append(f"  descriptions: {descriptions['skipped']}")

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The warehouse's roles and database (README "Audit and security"; hospital_ops.security).
+#
+# The official postgres image runs the scripts in /docker-entrypoint-initdb.d/ once, when the data
+# volume is empty, against a temporary server that only listens on its Unix socket. Nothing else can
+# connect before the roles exist, and no superuser credentials have to leave this container.
+#
+#   hospital_ops_writer  the pipeline (Airflow's `warehouse` connection); owns the database and all
+#                        it builds
+#   bi_reader            Metabase: reads marts and scoring (grants are applied by the writer at
+#                        every publication)
+#   auditor              reads snapshots, audit and dq
+#
+# Passwords come from the environment (.env). The script is idempotent: to rotate a password or repair
+# an old volume, run it again inside the container:
+#   docker compose exec warehouse bash /docker-entrypoint-initdb.d/10-hospital-ops-roles.sh
+set -euo pipefail
+
+: "${WAREHOUSE_WRITER_PASSWORD:?set WAREHOUSE_WRITER_PASSWORD in .env}"
+: "${WAREHOUSE_BI_READER_PASSWORD:?set WAREHOUSE_BI_READER_PASSWORD in .env}"
+: "${WAREHOUSE_AUDITOR_PASSWORD:?set WAREHOUSE_AUDITOR_PASSWORD in .env}"
+WAREHOUSE_DB="${WAREHOUSE_DB:-hospital_ops}"
+
+run_psql() {
+    psql -v ON_ERROR_STOP=1 --no-psqlrc --quiet --username "${POSTGRES_USER:-postgres}" "$@"
+}
+
+# psql variables (-v) are interpolated as literals (:'name') and identifiers (:"name"), so passwords
+# are never spliced into SQL text by the shell.
+run_psql --dbname postgres \
+    -v writer_password="$WAREHOUSE_WRITER_PASSWORD" \
+    -v bi_reader_password="$WAREHOUSE_BI_READER_PASSWORD" \
+    -v auditor_password="$WAREHOUSE_AUDITOR_PASSWORD" \
+    -v db="$WAREHOUSE_DB" <<'SQL'
+select format('create role %I login', role_name)
+from (values ('hospital_ops_writer'), ('bi_reader'), ('auditor')) as wanted(role_name)
+where not exists (select from pg_roles where rolname = role_name)
+\gexec
+
+alter role hospital_ops_writer with login nosuperuser nocreaterole nocreatedb password :'writer_password';
+alter role bi_reader with login nosuperuser nocreaterole nocreatedb password :'bi_reader_password';
+alter role auditor with login nosuperuser nocreaterole nocreatedb password :'auditor_password';
+
+select format('create database %I owner hospital_ops_writer encoding %L template template0', :'db', 'UTF8')
+where not exists (select from pg_database where datname = :'db')
+\gexec
+
+alter database :"db" owner to hospital_ops_writer;
+-- only the three roles connect; the writer owns the database, the readers get exactly their schemas
+revoke all on database :"db" from public;
+grant connect on database :"db" to bi_reader, auditor;
+SQL
+
+run_psql --dbname "$WAREHOUSE_DB" <<'SQL'
+-- as on the embedded warehouse (warehouse._lock_down_public_schema): the writer owns public and
+-- nobody else creates objects in it
+alter schema public owner to hospital_ops_writer;
+revoke create on schema public from public;
+SQL
+
+echo "hospital-ops: roles hospital_ops_writer, bi_reader, auditor and database ${WAREHOUSE_DB} ready"

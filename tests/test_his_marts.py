@@ -1,0 +1,156 @@
+"""HIS and insurance end to end: a simulated HIS and its insurance settlements, the real DAG for two
+nights, and the department ledger, KPIs, CMI and DRG profit/loss checked against values computed
+straight from the source database — then a late correction, and a scan of every published column
+for personal identifiers."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+import pytest
+from nightly_runs import query
+
+from hospital_ops.airflow_local import run_night
+from hospital_ops.generate.his import apply_late_corrections, create_his_database, generate_his
+from hospital_ops.generate.insurance import generate_insurance
+
+pytestmark = pytest.mark.e2e
+
+END = date(2026, 11, 22)
+NIGHTS = [END - timedelta(days=1), END]
+CUTOFF = datetime.combine(END + timedelta(days=1), time())  # what the nightly extract has seen
+
+
+@pytest.fixture(scope="module")
+def consortium(tmp_path_factory, fresh_database):
+    var_dir = tmp_path_factory.mktemp("var")
+    url, his_url = fresh_database("his_e2e"), fresh_database("his_src")
+    create_his_database(his_url)
+    his = generate_his(his_url, end=END, months=3, hospitals=2, scale=0.2, seed=11)
+    insurance = generate_insurance(his_url, var_dir / "inbox", end=END, seed=11)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOSPITAL_OPS_VAR_DIR", str(var_dir))
+        patch.setenv("HOSPITAL_OPS_INBOX", str(var_dir / "inbox"))
+        patch.setenv("WAREHOUSE_URL", url)
+        patch.setenv("HIS_URL", his_url)
+        runs = [run_night(night, url) for night in NIGHTS]
+        yield {"url": url, "his_url": his_url, "his": his, "insurance": insurance, "runs": runs}
+
+
+def source(consortium, sql: str, params: tuple = ()) -> list[tuple]:
+    """Ask the simulated HIS itself (schema his), limited to what the nightly extract could see."""
+    return query(consortium["his_url"], sql, params)
+
+
+def ledger(consortium, columns: str) -> dict[tuple[str, date], tuple]:
+    rows = query(consortium["url"], f"select department_id, month, {columns} from marts.fct_department_month_ledger")
+    return {(r[0], r[1]): tuple(r[2:]) for r in rows}
+
+
+def test_both_nights_succeed(consortium) -> None:
+    for run in consortium["runs"]:
+        assert run.succeeded, f"night {run.business_date} failed: {run.failed_tasks}, see {run.log_file}"
+
+
+def test_ledger_visits_and_revenue_equal_the_his(consortium) -> None:
+    expected: dict[tuple[str, date], list] = defaultdict(lambda: [0, Decimal(0), Decimal(0)])
+    for dept, month, visits in source(consortium, "select department_id, date_trunc('month', visit_at)::date, count(*) "
+                                                  "from his.outpatient_visits where updated_at < %s group by 1, 2",
+                                      (CUTOFF,)):
+        expected[(dept, month)][0] = visits
+    for dept, month, total, drug in source(
+            consortium, "select department_id, date_trunc('month', charged_at)::date, sum(amount_cny), "
+                        "coalesce(sum(amount_cny) filter (where category = 'drug'), 0) "
+                        "from his.charges where updated_at < %s group by 1, 2", (CUTOFF,)):
+        expected[(dept, month)][1:] = [total, drug]
+    actual = ledger(consortium, "outpatient_visits, revenue_total_cny, revenue_drug_cny")
+    assert expected, "the simulated HIS produced no activity"
+    for key, (visits, total, drug) in expected.items():
+        assert actual[key] == (visits, total, drug), key
+    assert sum(v[1] for v in actual.values()) == sum(v[1] for v in expected.values())
+
+
+def test_alos_and_mortality_equal_the_his(consortium) -> None:
+    rows = source(consortium, "select department_id, date_trunc('month', discharged_at)::date, count(*), "
+                              "sum(greatest(discharged_at::date - admitted_at::date, 1)), "
+                              "count(*) filter (where discharge_disposition = 'death') from his.inpatient_stays "
+                              "where discharged_at is not null and updated_at < %s group by 1, 2", (CUTOFF,))
+    alos = ledger(consortium, "discharges, average_length_of_stay")
+    mortality = {(r[0], r[1]): r[2] for r in query(consortium["url"], "select department_id, month, mortality_rate "
+                                                                     "from marts.fct_department_month_kpis")}
+    for dept, month, discharges, days, deaths in rows:
+        assert alos[(dept, month)] == (discharges, round(Decimal(days) / discharges, 4))
+        assert mortality[(dept, month)] == round(Decimal(deaths) / discharges, 4)
+
+
+def test_cmi_and_drg_profit_follow_the_settlements(consortium) -> None:
+    stays = dict(source(consortium, "select stay_id, department_id from his.inpatient_stays where updated_at < %s",
+                        (CUTOFF,)))
+    settlements = query(consortium["url"], "select stay_id, drg_code, discharge_date, relative_weight, "
+                                           "insurer_payment_cny + patient_copay_cny - case_cost_cny "
+                                           "from staging.stg_insurance__settlements")
+    rw: dict[tuple, list] = defaultdict(list)
+    profit: dict[tuple, Decimal] = defaultdict(Decimal)
+    for stay_id, drg, discharged, weight, gain in settlements:
+        if stay_id in stays:
+            month = discharged.replace(day=1)
+            rw[(stays[stay_id], month)].append(weight)
+            profit[(stays[stay_id], drg, month)] += gain
+    assert rw, "no settlement joined the HIS"
+    cmi = {(r[0], r[1]): r[2] for r in query(consortium["url"], "select department_id, month, case_mix_index "
+                                                               "from marts.fct_department_month_kpis")}
+    for key, weights in rw.items():
+        assert cmi[key] == round(sum(weights) / len(weights), 4), key
+    marts = {(r[0], r[1], r[2]): r[3] for r in query(consortium["url"], "select department_id, drg_code, month, "
+                                                                        "profit_cny from marts.fct_drg_group_month")}
+    assert marts == dict(profit)
+
+
+def test_settlements_that_do_not_join_are_reported_not_dropped(consortium) -> None:
+    stays = {r[0] for r in source(consortium, "select stay_id from his.inpatient_stays")}
+    landed = query(consortium["url"], "select stay_id from staging.stg_insurance__settlements")
+    unmatched = sum(stay_id not in stays for (stay_id,) in landed)
+    assert unmatched > 0
+    (reported, settled), = query(consortium["url"], "select sum(unmatched_cases), sum(settled_cases) "
+                                                    "from marts.rpt_insurance_his_join")
+    assert (reported, settled) == (unmatched, len(landed))
+
+
+def test_no_published_column_carries_a_personal_identifier(consortium) -> None:
+    names = {r[0] for r in source(consortium, "select patient_name from his.patients union select staff_name "
+                                              "from his.staff")}
+    id_or_phone = re.compile(r"^(\d{17}[\dXx]|1[3-9]\d{9})$")
+    columns = query(consortium["url"], "select table_schema, table_name, column_name from information_schema.columns "
+                                       "where table_schema in ('marts', 'scoring', 'snapshots') "
+                                       "and data_type in ('text', 'character varying')")
+    assert columns
+    for schema, table, column in columns:
+        values = {r[0] for r in query(consortium["url"], f'select distinct "{column}" from {schema}.{table}') if r[0]}
+        assert not {v for v in values if id_or_phone.match(v)}, f"{schema}.{table}.{column} holds ID/phone numbers"
+        assert not values & names, f"{schema}.{table}.{column} holds personal names"
+
+
+def test_a_late_correction_changes_exactly_the_months_it_touches(consortium) -> None:
+    before = ledger(consortium, "revenue_total_cny, surgeries_grade_4")
+    night = END + timedelta(days=1)
+    corrections = apply_late_corrections(consortium["his_url"], night, seed=11)
+    charge_keys = [c.key[0] for c in corrections if c.table == "charges"]
+    assert charge_keys, "no charge was corrected"
+    touched = set(source(consortium, "select department_id, date_trunc('month', charged_at)::date from his.charges "
+                                     "where charge_id = any(%s)", (charge_keys,)))
+    surgery_keys = [c.key[0] for c in corrections if c.table == "surgeries"]
+    touched |= set(source(consortium, "select s.department_id, date_trunc('month', o.performed_at)::date "
+                                      "from his.surgeries o join his.inpatient_stays s using (stay_id) "
+                                      "where o.surgery_id = any(%s)", (surgery_keys,)))
+
+    assert run_night(night, consortium["url"]).succeeded
+    after = ledger(consortium, "revenue_total_cny, surgeries_grade_4")
+    changed = {key for key in before if before[key] != after.get(key)}
+    assert changed and changed <= touched
+    for dept, month in touched:
+        (total,), = source(consortium, "select coalesce(sum(amount_cny), 0) from his.charges where department_id = %s "
+                                       "and date_trunc('month', charged_at) = %s", (dept, month))
+        assert after[(dept, month)][0] == total
