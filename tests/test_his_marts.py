@@ -133,6 +133,34 @@ def test_no_published_column_carries_a_personal_identifier(consortium) -> None:
         assert not values & names, f"{schema}.{table}.{column} holds personal names"
 
 
+def test_department_scores_are_weighted_percentiles_with_their_evidence(consortium) -> None:
+    rows = query(consortium["url"], "select month, computed_score, evidence from scoring.department_performance_score")
+    assert rows
+    weights = dict(query(consortium["url"], "select indicator, weight from reference.department_score_weights"))
+    for _, score, evidence in rows:
+        used = {k: v for k, v in evidence.items() if k in weights}
+        recomputed = sum(Decimal(str(v["score"])) * weights[k] for k, v in used.items()) / sum(weights[k] for k in used)
+        assert abs(Decimal(score) - recomputed) <= Decimal("0.05")
+
+
+def test_an_appeal_is_recorded_for_the_next_night(consortium) -> None:
+    from hospital_ops.appeals import AppealError, record_adjustment
+
+    (department, month, computed), = query(consortium["url"], "select department_id, month, computed_score "
+                                                              "from scoring.department_performance_score "
+                                                              "order by computed_score, department_id limit 1")
+    record_adjustment(consortium["url"], department, month, 75, reason="complications miscoded 并发症编码错误",
+                      requested_by="科主任", decided_by="运营管理部")
+    with pytest.raises(AppealError, match="0..100"):
+        record_adjustment(consortium["url"], department, month, 120, reason="x", requested_by="a", decided_by="b")
+    consortium["appeal"] = (department, month, computed)
+
+
+def test_drg_anomaly_alerts_carry_their_evidence(consortium) -> None:
+    for z, evidence in query(consortium["url"], "select robust_z, evidence from scoring.drg_anomaly_alerts"):
+        assert abs(z) > Decimal(str(evidence["z_limit"])) and evidence["history_months"] >= 3
+
+
 def test_a_late_correction_changes_exactly_the_months_it_touches(consortium) -> None:
     before = ledger(consortium, "revenue_total_cny, surgeries_grade_4")
     night = END + timedelta(days=1)
@@ -154,3 +182,15 @@ def test_a_late_correction_changes_exactly_the_months_it_touches(consortium) -> 
         (total,), = source(consortium, "select coalesce(sum(amount_cny), 0) from his.charges where department_id = %s "
                                        "and date_trunc('month', charged_at) = %s", (dept, month))
         assert after[(dept, month)][0] == total
+
+
+def test_the_appeal_shows_beside_the_computed_score(consortium) -> None:
+    department, month, computed = consortium["appeal"]
+    (final, computed_now, adjusted, decided_by), = query(
+        consortium["url"], "select final_score, computed_score, is_adjusted, adjustment_decided_by "
+                           "from scoring.department_performance_score where department_id = %s and month = %s",
+        (department, month))
+    assert (final, adjusted, decided_by) == (75, True, "运营管理部")
+    (old, new), = query(consortium["url"].replace("//hospital_ops_writer@", "//auditor@"),
+                        "select old_score, new_score from audit.score_adjustments where department_id = %s", (department,))
+    assert (old, new) == (computed_now, 75)

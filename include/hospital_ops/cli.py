@@ -6,6 +6,7 @@
     hospital-ops summary DATE            print what a night loaded, quarantined, gated and published
     hospital-ops warnings list|acknowledge|resolve   a supervisor's actions on vendor warnings
     hospital-ops audit verify            recompute the run ledger's hash chain, name the first altered row
+    hospital-ops scores appeal DEPT MONTH --score S --reason … --requested-by … --decided-by …
     hospital-ops metabase setup          provision Metabase: admin, warehouse as bi_reader, dbt descriptions, dashboards
     hospital-ops demo                    generate, then run the last few nights end to end
 """
@@ -218,6 +219,20 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_scores(args: argparse.Namespace) -> int:
+    from hospital_ops.appeals import AppealError, record_adjustment
+
+    try:
+        record_adjustment(warehouse.url(), args.department_id, args.month, args.score, reason=args.reason,
+                          requested_by=args.requested_by, decided_by=args.decided_by)
+    except AppealError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"recorded: {args.department_id} {args.month:%Y-%m} adjusted to {args.score}; "
+          "the published score shows it with the next night")
+    return 0
+
+
 def cmd_metabase(args: argparse.Namespace) -> int:
     from hospital_ops import metabase
 
@@ -275,6 +290,17 @@ def build_parser() -> argparse.ArgumentParser:
     audit_parser = sub.add_parser("audit", help="auditors' checks")
     audit_parser.add_argument("action", choices=["verify"], help="recompute the run ledger's hash chain")
     audit_parser.set_defaults(func=cmd_audit)
+
+    scores = sub.add_parser("scores", help="department performance scores")
+    score_sub = scores.add_subparsers(dest="action", required=True)
+    appeal = score_sub.add_parser("appeal", help="record an upheld appeal 异议 (append-only, with who and why)")
+    appeal.add_argument("department_id")
+    appeal.add_argument("month", type=_date, help="any day of the month (YYYY-MM-DD)")
+    appeal.add_argument("--score", type=float, required=True, help="the adjusted score, 0-100")
+    appeal.add_argument("--reason", required=True)
+    appeal.add_argument("--requested-by", required=True)
+    appeal.add_argument("--decided-by", required=True)
+    scores.set_defaults(func=cmd_scores)
 
     from hospital_ops import metabase
 

@@ -127,3 +127,38 @@ select
      where r.recorded_at >= s.dbt_valid_from order by r.recorded_at limit 1) as code_version
 from snapshots.snp_reference__vendor_warning_rules s
 window version_order as (partition by rule_id, risk_tier order by dbt_valid_from);
+
+-- @requires ops.score_adjustments
+-- Appeals 异议 are recorded, never rewritten.
+drop trigger if exists score_adjustments_append_only on ops.score_adjustments;
+create trigger score_adjustments_append_only before update or delete on ops.score_adjustments
+    for each row execute function audit.refuse_change();
+
+-- @requires ops.score_adjustments
+-- Every appeal decision on a department's score: old (computed) and new value, who, when, why.
+create or replace view audit.score_adjustments as
+select
+    adjustments.department_id,
+    adjustments.month,
+    scores.computed_score as old_score,
+    adjustments.adjusted_score as new_score,
+    adjustments.reason,
+    adjustments.requested_by,
+    adjustments.decided_by,
+    adjustments.decided_at
+from ops.score_adjustments as adjustments
+left join scoring.department_performance_score as scores
+    on scores.department_id = adjustments.department_id and scores.month = adjustments.month;
+
+-- @requires snapshots.snp_department_month_ledger_closed
+-- A closed month's department ledger as published at a moment 某日发布的工作台账.
+create or replace function audit.department_ledger_as_of(p_month date, p_as_of timestamptz)
+returns setof snapshots.snp_department_month_ledger_closed
+language sql stable as $$
+    select *
+    from snapshots.snp_department_month_ledger_closed
+    where month = date_trunc('month', p_month)::date
+      and dbt_valid_from <= p_as_of
+      and (dbt_valid_to is null or dbt_valid_to > p_as_of)
+    order by department_id
+$$;
