@@ -16,8 +16,8 @@ import pytest
 from hospital_ops.config import settings
 from hospital_ops.quality import QualityGateFailed, load_checkpoint, load_suite, run_quality_gate
 from hospital_ops.quality.gate import _build_suite
+from hospital_ops.sources import SOURCES
 from hospital_ops.sources.spec import PG_TYPES
-from hospital_ops.sources.vendor import SOURCE
 
 CHECKPOINT = "vendor_nightly"
 TONIGHT = date(2024, 5, 2)
@@ -43,12 +43,20 @@ _hashes = count(1)
 def _raw_types(table: str) -> dict[str, str]:
     schema, name = table.split(".")
     assert schema == "raw"
-    entity = next(e for e in SOURCE.entities if e.raw_table == name)
+    entity = next(e for source in SOURCES.values() for e in source.entities if e.raw_table == name)
     return {**{c.raw_name: PG_TYPES[c.type] for c in entity.columns}, **META_TYPES}
 
 
 def _column_types(table: str) -> dict[str, str]:
-    return MART_TYPES if table == MART else _raw_types(table)
+    if table == MART:
+        return MART_TYPES
+    if table.startswith("raw."):
+        return _raw_types(table)
+    # the HIS and insurance marts are checked column by column in test_quality_gate_his.py: here they
+    # only need to exist (empty, so their suites pass) because one gate run validates every table
+    suite = next(load_suite(v.suite) for v in load_checkpoint(CHECKPOINT).validations if v.table == table)
+    return {c: "date" if c == "month" else "text" if c.endswith("_id") or c == "drg_code" else "numeric"
+            for c in _suite_columns(suite)}
 
 
 def _suite_columns(suite: dict) -> list[str]:
