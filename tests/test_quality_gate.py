@@ -7,24 +7,30 @@ tests follow the suites in expectations/ instead of restating them.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from itertools import count
 from pathlib import Path
 
 import psycopg2
 import pytest
-
+from gate_tables import (
+    create_tables,
+    expected_result_count,
+    insert,
+    raw_types,
+    suite_columns,
+)
 from hospital_ops.config import settings
-from hospital_ops.quality import QualityGateFailed, load_checkpoint, load_suite, run_quality_gate
+from hospital_ops.quality import (
+    QualityGateFailed,
+    load_checkpoint,
+    load_suite,
+    run_quality_gate,
+)
 from hospital_ops.quality.gate import _build_suite
-from hospital_ops.sources import SOURCES
-from hospital_ops.sources.spec import PG_TYPES
 
 CHECKPOINT = "vendor_nightly"
 TONIGHT = date(2024, 5, 2)
 MART = "marts_build.fct_vendor_month_kpis"
 
-META_TYPES = {"_run_id": "text", "_batch_date": "date", "_source_file": "text", "_row_number": "integer",
-              "_row_hash": "text", "_loaded_at": "timestamptz"}
 RATES = ("lab_accuracy", "report_timeliness", "report_delay_rate", "delivery_delay_rate", "cold_chain_compliance",
          "staff_turnover_rate", "staff_certified_share", "staff_trained_share", "spot_check_pass_rate",
          "satisfaction_rate")
@@ -34,56 +40,24 @@ MART_TYPES = {"vendor_month_id": "text", "vendor_id": "text", "month": "date", "
               "risk_tier": "text", "is_closed_month": "boolean", "price_deviation_max": "numeric",
               **{c: "numeric" for c in RATES}, **{c: "bigint" for c in COUNTS}}
 
-_hashes = count(1)
-
 
 # ------------------------------------------------------------------------------------ helpers
-
-
-def _raw_types(table: str) -> dict[str, str]:
-    schema, name = table.split(".")
-    assert schema == "raw"
-    entity = next(e for source in SOURCES.values() for e in source.entities if e.raw_table == name)
-    return {**{c.raw_name: PG_TYPES[c.type] for c in entity.columns}, **META_TYPES}
 
 
 def _column_types(table: str) -> dict[str, str]:
     if table == MART:
         return MART_TYPES
     if table.startswith("raw."):
-        return _raw_types(table)
+        return raw_types(table)
     # the HIS and insurance marts are checked column by column in test_quality_gate_his.py: here they
     # only need to exist (empty, so their suites pass) because one gate run validates every table
     suite = next(load_suite(v.suite) for v in load_checkpoint(CHECKPOINT).validations if v.table == table)
     return {c: "date" if c == "month" else "text" if c.endswith("_id") or c == "drg_code" else "numeric"
-            for c in _suite_columns(suite)}
+            for c in suite_columns(suite)}
 
 
-def _suite_columns(suite: dict) -> list[str]:
-    columns: list[str] = []
-    for expectation in suite["expectations"]:
-        kwargs = expectation["kwargs"]
-        for key in ("column", "column_A", "column_B"):
-            if key in kwargs:
-                columns.append(kwargs[key])
-        columns.extend(kwargs.get("column_list", []))
-    return list(dict.fromkeys(columns))
-
-
-def _expected_result_count() -> int:
-    spec = load_checkpoint(CHECKPOINT)
-    return sum(len(load_suite(v.suite)["expectations"]) for v in spec.validations)
-
-
-def _insert(conn, table: str, batch_date: date | None = TONIGHT, source_file: str | None = None, **values) -> None:
-    if table.startswith("raw."):
-        values.setdefault("_batch_date", batch_date)
-        values.setdefault("_row_hash", f"h{next(_hashes):06d}")
-        values.setdefault("_source_file", source_file or f"vendor/{batch_date}/{table[len('raw.vendor__'):]}.csv")
-    with conn.cursor() as cur:
-        cur.execute(f"insert into {table} ({', '.join(values)}) values ({', '.join(['%s'] * len(values))})",
-                    list(values.values()))
-    conn.commit()
+def _insert(conn, table: str, batch_date: date = TONIGHT, source_file: str | None = None, **values) -> None:
+    insert(conn, table, batch_date, source_file, **values)
 
 
 def _execute(url: str, sql: str, params: tuple = ()) -> list[tuple]:
@@ -115,22 +89,7 @@ def db_url(fresh_database):
 
 
 def _create_tables(url: str) -> None:
-    spec = load_checkpoint(CHECKPOINT)
-    columns_by_table: dict[str, list[str]] = {}
-    for v in spec.validations:
-        needed = columns_by_table.setdefault(v.table, [])
-        extra = ["_batch_date", "_row_hash", "_source_file"] if v.table.startswith("raw.") else []
-        for column in _suite_columns(load_suite(v.suite)) + extra:
-            if column not in needed:
-                needed.append(column)
-    conn = psycopg2.connect(url)
-    with conn.cursor() as cur:
-        cur.execute("create schema raw; create schema marts_build")
-        for table, columns in columns_by_table.items():
-            types = _column_types(table)
-            cur.execute(f"create table {table} ({', '.join(f'{c} {types[c]}' for c in columns)})")
-    conn.commit()
-    conn.close()
+    create_tables(url, CHECKPOINT, lambda table, columns: _column_types(table))
 
 
 def _insert_good_night(url: str) -> None:
@@ -177,7 +136,7 @@ def test_suites_are_valid_and_touch_only_real_columns():
         document = load_suite(v.suite)
         suite = _build_suite(document)  # raises if GX rejected any expectation
         assert len(suite.expectations) == len(document["expectations"])
-        unknown = set(_suite_columns(document)) - set(_column_types(v.table))
+        unknown = set(suite_columns(document)) - set(_column_types(v.table))
         assert not unknown, f"{v.suite} refers to columns {v.table} does not have: {unknown}"
         if v.table.startswith("raw."):
             assert v.row_filter == "_batch_date = :business_date"
@@ -187,7 +146,7 @@ def test_good_night_passes_and_records_every_expectation(db_url, tmp_path):
     result = run_quality_gate(db_url, run_id="good_night", business_date=TONIGHT, data_docs_dir=tmp_path)
 
     assert result.success, result.failure_report()
-    expected = _expected_result_count()
+    expected = expected_result_count(CHECKPOINT)
     assert len(result.results) == expected
     rows = _dq_rows(db_url, "good_night")
     assert len(rows) == expected
@@ -244,7 +203,7 @@ def test_rerun_of_a_run_id_replaces_its_rows(db_url, tmp_path):
     second = run_quality_gate(db_url, run_id="rerun", business_date=night, data_docs_dir=tmp_path)
     assert second.success
     rows = _dq_rows(db_url, "rerun")
-    assert len(rows) == _expected_result_count()
+    assert len(rows) == expected_result_count(CHECKPOINT)
     assert all(row[4] for row in rows)
 
 
@@ -289,7 +248,7 @@ def test_missing_mart_table_fails_clearly(db_url, tmp_path):
     assert [(r["suite"], r["expectation_type"]) for r in result.failures] == [
         ("marts.fct_vendor_month_kpis", "table_exists")]
     # the raw suites still ran and passed
-    assert sum(r["success"] for r in result.results) == _expected_result_count() - len(
+    assert sum(r["success"] for r in result.results) == expected_result_count(CHECKPOINT) - len(
         load_suite("marts.fct_vendor_month_kpis")["expectations"])
     assert ("marts.fct_vendor_month_kpis", "table_exists", False) in {
         (r[0], r[2], r[4]) for r in _dq_rows(db_url, "no_mart")}

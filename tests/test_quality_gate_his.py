@@ -10,41 +10,36 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from itertools import count
 
 import psycopg2
 import pytest
-
+from gate_tables import (
+    create_tables,
+    expected_result_count,
+    insert,
+    raw_types,
+    suite_columns,
+)
 from hospital_ops.config import settings
-from hospital_ops.quality import QualityGateFailed, load_checkpoint, load_suite, run_quality_gate
+from hospital_ops.quality import (
+    QualityGateFailed,
+    load_checkpoint,
+    load_suite,
+    run_quality_gate,
+)
 from hospital_ops.quality.gate import _build_suite
 from hospital_ops.sources import SOURCES
 from hospital_ops.sources.insurance import DRG_CODE_PATTERN
-from hospital_ops.sources.spec import PG_TYPES
 
 CHECKPOINT = "vendor_nightly"
 TONIGHT = date(2026, 11, 22)
-META_TYPES = {"_run_id": "text", "_batch_date": "date", "_source_file": "text", "_row_number": "integer",
-              "_row_hash": "text", "_loaded_at": "timestamptz"}
 HIS_MARTS = {"marts_build.fct_department_month_ledger": "his/fct_department_month_ledger.sql",
              "marts_build.fct_department_month_kpis": "his/fct_department_month_kpis.sql",
              "marts_build.fct_drg_group_month": "insurance/fct_drg_group_month.sql"}
 LEDGER, KPIS, DRG = HIS_MARTS
 
-_hashes = count(1)
-
 
 # ------------------------------------------------------------------------------------ helpers
-
-
-def _entity(table: str):
-    schema, name = table.split(".")
-    assert schema == "raw"
-    return next(e for source in SOURCES.values() for e in source.entities if e.raw_table == name)
-
-
-def _raw_types(table: str) -> dict[str, str]:
-    return {**{c.raw_name: PG_TYPES[c.type] for c in _entity(table).columns}, **META_TYPES}
 
 
 def _mart_type(column: str) -> str:
@@ -57,42 +52,8 @@ def _mart_type(column: str) -> str:
     return "numeric"
 
 
-def _condition_columns(condition) -> list[str]:
-    if isinstance(condition, dict):
-        found = [condition["column"]["name"]] if isinstance(condition.get("column"), dict) else []
-        return found + [c for value in condition.values() for c in _condition_columns(value)]
-    if isinstance(condition, list):
-        return [c for value in condition for c in _condition_columns(value)]
-    return []
-
-
-def _suite_columns(suite: dict) -> list[str]:
-    columns: list[str] = []
-    for expectation in suite["expectations"]:
-        kwargs = expectation["kwargs"]
-        for key in ("column", "column_A", "column_B"):
-            if key in kwargs:
-                columns.append(kwargs[key])
-        columns.extend(kwargs.get("column_list", []))
-        columns.extend(_condition_columns(kwargs.get("row_condition")))
-    return list(dict.fromkeys(columns))
-
-
-def _expected_result_count() -> int:
-    spec = load_checkpoint(CHECKPOINT)
-    return sum(len(load_suite(v.suite)["expectations"]) for v in spec.validations)
-
-
 def _insert(conn, table: str, batch_date: date = TONIGHT, source_file: str | None = None, **values) -> None:
-    if table.startswith("raw."):
-        values.setdefault("_batch_date", batch_date)
-        values.setdefault("_row_hash", f"h{next(_hashes):06d}")
-        source, entity = table[len("raw."):].split("__")
-        values.setdefault("_source_file", source_file or f"{source}/{batch_date}/{source}_{entity}.csv")
-    with conn.cursor() as cur:
-        cur.execute(f"insert into {table} ({', '.join(values)}) values ({', '.join(['%s'] * len(values))})",
-                    list(values.values()))
-    conn.commit()
+    insert(conn, table, batch_date, source_file, **values)
 
 
 def _insert_night(url: str, rows: list[tuple[str, dict]], batch_date: date) -> None:
@@ -116,22 +77,7 @@ def db_url(fresh_database):
 
 
 def _create_tables(url: str) -> None:
-    spec = load_checkpoint(CHECKPOINT)
-    columns_by_table: dict[str, list[str]] = {}
-    for v in spec.validations:
-        needed = columns_by_table.setdefault(v.table, [])
-        extra = ["_batch_date", "_row_hash", "_source_file"] if v.table.startswith("raw.") else []
-        for column in _suite_columns(load_suite(v.suite)) + extra:
-            if column not in needed:
-                needed.append(column)
-    conn = psycopg2.connect(url)
-    with conn.cursor() as cur:
-        cur.execute("create schema raw; create schema marts_build")
-        for table, columns in columns_by_table.items():
-            types = _raw_types(table) if table.startswith("raw.") else {c: _mart_type(c) for c in columns}
-            cur.execute(f"create table {table} ({', '.join(f'{c} {types[c]}' for c in columns)})")
-    conn.commit()
-    conn.close()
+    create_tables(url, CHECKPOINT, lambda table, columns: {c: _mart_type(c) for c in columns})
 
 
 def _insert_good_night(url: str) -> None:
@@ -209,10 +155,10 @@ def test_his_and_insurance_suites_are_valid_and_touch_only_real_columns():
         suite = _build_suite(document)  # raises if GX rejected any expectation
         assert len(suite.expectations) == len(document["expectations"])
         assert all(e.get("notes") for e in document["expectations"]), v.suite
-        columns = set(_suite_columns(document))
+        columns = set(suite_columns(document))
         if v.table.startswith("raw."):
             assert v.row_filter == "_batch_date = :business_date"
-            assert not columns - set(_raw_types(v.table)), f"{v.suite}: columns {v.table} does not have"
+            assert not columns - set(raw_types(v.table)), f"{v.suite}: columns {v.table} does not have"
         else:
             sql = (settings().project_root / "dbt_project" / "models" / "marts" / HIS_MARTS[v.table]).read_text()
             assert not {c for c in columns if not re.search(rf"\b{c}\b", sql)}, f"{v.suite}: columns not in model"
@@ -225,7 +171,7 @@ def test_good_night_passes_with_one_result_per_expectation(db_url, tmp_path):
     result = run_quality_gate(db_url, run_id="his_good_night", business_date=TONIGHT, data_docs_dir=tmp_path)
 
     assert result.success, result.failure_report()
-    assert len(result.results) == _expected_result_count()
+    assert len(result.results) == expected_result_count(CHECKPOINT)
     by_check = {(r["suite"], r["column_name"]): r for r in result.results}
     # the rules really looked at tonight's rows (yesterday's bad stay ST0 is outside the filter)
     stays = by_check[("raw.his__inpatient_stays", "discharged_at, admitted_at")]
