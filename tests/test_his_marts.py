@@ -11,9 +11,10 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
-from nightly_runs import query
+from nightly_runs import query, table_digest
 
 from hospital_ops.airflow_local import run_night
+from hospital_ops.dbt_runner import run_dbt
 from hospital_ops.generate.his import apply_late_corrections, create_his_database, generate_his
 from hospital_ops.generate.insurance import generate_insurance
 
@@ -37,7 +38,7 @@ def consortium(tmp_path_factory, fresh_database):
         patch.setenv("WAREHOUSE_URL", url)
         patch.setenv("HIS_URL", his_url)
         runs = [run_night(night, url) for night in NIGHTS]
-        yield {"url": url, "his_url": his_url, "his": his, "insurance": insurance, "runs": runs}
+        yield {"url": url, "var_dir": var_dir, "his_url": his_url, "his": his, "insurance": insurance, "runs": runs}
 
 
 def source(consortium, sql: str, params: tuple = ()) -> list[tuple]:
@@ -163,6 +164,9 @@ def test_drg_anomaly_alerts_carry_their_evidence(consortium) -> None:
 
 def test_a_late_correction_changes_exactly_the_months_it_touches(consortium) -> None:
     before = ledger(consortium, "revenue_total_cny, surgeries_grade_4")
+    # the physical row versions of the ledger dbt builds: a month rebuilt tonight gets new ones
+    versions_before = dict(query(consortium["url"], "select department_month_id, xmin::text "
+                                                    "from marts_build.fct_department_month_ledger"))
     night = END + timedelta(days=1)
     corrections = apply_late_corrections(consortium["his_url"], night, seed=11)
     charge_keys = [c.key[0] for c in corrections if c.table == "charges"]
@@ -182,6 +186,33 @@ def test_a_late_correction_changes_exactly_the_months_it_touches(consortium) -> 
         (total,), = source(consortium, "select coalesce(sum(amount_cny), 0) from his.charges where department_id = %s "
                                        "and date_trunc('month', charged_at) = %s", (dept, month))
         assert after[(dept, month)][0] == total
+
+    # incremental: only the corrected months were rebuilt (every department of them), and the night's
+    # own month (its patient-days run to the business date); the rest of the ledger is the same
+    # physical rows as before the night
+    versions_after = dict(query(consortium["url"], "select department_month_id, xmin::text "
+                                                   "from marts_build.fct_department_month_ledger"))
+    rebuilt = {date.fromisoformat(key.split("|")[1] + "-01") for key, version in versions_after.items()
+               if versions_before.get(key) != version}
+    corrected_months = {month for _, month in touched}
+    assert corrected_months <= rebuilt <= corrected_months | {night.replace(day=1)}
+
+
+def test_the_incremental_ledger_equals_a_full_rebuild(consortium) -> None:
+    """After the nights and the correction, rebuilding every month from scratch changes nothing."""
+    # every column but source_landed_through, which says when each row was built
+    (columns,), = query(consortium["url"], "select string_agg(column_name, ', ' order by ordinal_position) "
+                                           "from information_schema.columns where table_schema = 'marts_build' "
+                                           "and table_name = 'fct_department_month_ledger' "
+                                           "and column_name <> 'source_landed_through'")
+    relation = f"(select {columns} from marts_build.fct_department_month_ledger)"
+    incremental = table_digest(consortium["url"], relation)
+    night = END + timedelta(days=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOSPITAL_OPS_VAR_DIR", str(consortium["var_dir"]))
+        run_dbt(["run", "--full-refresh", "--select", "fct_department_month_ledger"],
+                warehouse_url=consortium["url"], business_date=night, label="full rebuild")
+    assert table_digest(consortium["url"], relation) == incremental
 
 
 def test_the_appeal_shows_beside_the_computed_score(consortium) -> None:

@@ -1,9 +1,53 @@
 {#- The current version of each business key in a raw table: the latest night's batch wins, and
     within a night the latest file and row (full exports and corrections are re-sent whole).
-    Staging views use it so everything downstream sees one row per business key. -#}
-{% macro latest_version(relation, key_columns, tiebreak=none) -%}
+    Staging views use it so everything downstream sees one row per business key; `where` narrows the
+    raw rows considered (incremental staging: the rows landed since its last build). -#}
+{% macro latest_version(relation, key_columns, tiebreak=none, where=none) -%}
     select distinct on ({{ key_columns | join(', ') }}) *
     from {{ relation }}
+    {% if where %}where {{ where }}{% endif %}
     order by {{ key_columns | join(', ') }},
         {% if tiebreak %}{{ tiebreak }}, {% endif %}_batch_date desc, _source_file desc, _row_number desc
+{%- endmacro %}
+
+
+{#- Incremental staging of a large fact table 增量事实表: the current version of each key, kept as a table
+    that a night updates from the raw rows landed since the table's last build (its high-water mark
+    max(landed_at)), not from the whole history.
+
+    A full build is latest_version() over all of raw. Incrementally, the candidates are the latest
+    version of each key among the newly landed rows; a candidate replaces the stored row unless the
+    stored one is newer by the same order latest_version() uses (`version_column`, then batch, file,
+    row). A rerun of a night re-lands its rows (new _loaded_at) and so replaces them with themselves.
+    Each written row keeps, in previous_<column>, the stored version's value of `previous_columns`,
+    so a model downstream can also recompute the period a correction moved a row out of.
+    Rows the candidate query selects carry raw's metadata columns (_batch_date, _source_file,
+    _row_number, _loaded_at); the model must store them as landed_batch_date, source_file,
+    source_row_number and landed_at. -#}
+{% macro incremental_current_version(relation, key_column, version_column, previous_columns=[]) -%}
+    {%- if is_incremental() -%}
+    select
+        candidates.*
+        {%- for column in previous_columns %},
+        stored.{{ column }} as previous_{{ column }}
+        {%- endfor %}
+    from (
+        {{ latest_version(relation, [key_column], tiebreak=version_column ~ ' desc',
+                          where="_loaded_at > (select coalesce(max(landed_at), '-infinity'::timestamptz) from "
+                                ~ this ~ ")") }}
+    ) as candidates
+    left join {{ this }} as stored on stored.{{ key_column }} = candidates.{{ key_column }}
+    where stored.{{ key_column }} is null
+       or (candidates.{{ version_column }}, candidates._batch_date, candidates._source_file, candidates._row_number)
+          >= (stored.{{ version_column }}, stored.landed_batch_date, stored.source_file, stored.source_row_number)
+    {%- else -%}
+    select
+        candidates.*
+        {%- for column in previous_columns %},
+        case when false then candidates.{{ column }} end as previous_{{ column }}
+        {%- endfor %}
+    from (
+        {{ latest_version(relation, [key_column], tiebreak=version_column ~ ' desc') }}
+    ) as candidates
+    {%- endif -%}
 {%- endmacro %}

@@ -1,6 +1,32 @@
 -- Operations ledger 工作台账: one row per department per month. Every ratio sits beside its parts,
 -- and the parts reconcile: departments sum to hospital totals and to the source totals (tests in
 -- tests/assert_ledger_*.sql).
+--
+-- Incremental by month 按月增量: outpatient visits and charges are the bulk of the HIS, so a night
+-- recomputes only the months it touched, and the months a year later (their year-on-year growth reads
+-- the touched month); every other month's rows stay as they are. A month is touched when
+--   * a visit or charge landed since the last build falls in it, or a correction moved one out of it
+--     (previous_visit_at / previous_charged_at in the incremental staging tables);
+--   * any of its register or inpatient figures (staff, beds, equipment, admissions, discharges,
+--     patient-days, surgeries; the month being closed) differs from the stored row. Those are computed
+--     for every month each night: they come from tables a hundred times smaller than the charges, and
+--     comparing them catches every change without tracking each register's history;
+--   * it is new (a new month, a new department).
+-- `dbt build --full-refresh` rebuilds every month and must give the same table.
+{%- set register_and_inpatient_columns = [
+    'hospital_id', 'month_end', 'days_in_month', 'is_closed_month',
+    'staff_total', 'doctors', 'nurses', 'technicians', 'admin_staff', 'senior_title_staff',
+    'open_beds', 'open_bed_days', 'equipment_count', 'equipment_value_cny',
+    'admissions', 'discharges', 'discharge_patient_days', 'patient_days', 'surgical_discharges',
+    'pre_op_wait_days_total', 'surgeries', 'surgeries_grade_1', 'surgeries_grade_2', 'surgeries_grade_3',
+    'surgeries_grade_4', 'minimally_invasive_surgeries'] %}
+{{ config(
+    materialized='incremental',
+    unique_key='month',
+    incremental_strategy='delete+insert',
+    indexes=[{'columns': ['department_id', 'month'], 'unique': True}],
+) }}
+
 with departments as (
     select * from {{ ref('stg_his__departments') }}
 ),
@@ -102,12 +128,6 @@ equipment as (
     group by 1, 2
 ),
 
-outpatient as (
-    select department_id, date_trunc('month', visit_at)::date as month, count(*) as outpatient_visits
-    from visits
-    group by 1, 2
-),
-
 admissions as (
     select department_id, date_trunc('month', admitted_at)::date as month, count(*) as admissions
     from stays
@@ -158,22 +178,7 @@ surgeries as (
     group by 1, 2
 ),
 
-revenue as (
-    select
-        department_id,
-        date_trunc('month', charged_at)::date as month,
-        sum(amount_cny) as revenue_total_cny,
-        sum(amount_cny) filter (where category = 'drug') as revenue_drug_cny,
-        sum(amount_cny) filter (where category = 'consumables') as revenue_consumables_cny,
-        sum(amount_cny) filter (where category = 'medical_service') as revenue_medical_service_cny,
-        sum(amount_cny) filter (where category = 'exam_lab') as revenue_exam_lab_cny,
-        sum(amount_cny) filter (where visit_id is not null) as revenue_outpatient_cny,
-        sum(amount_cny) filter (where stay_id is not null) as revenue_inpatient_cny
-    from charges
-    group by 1, 2
-),
-
-joined as (
+registers_and_inpatient as (
     select
         spine.department_id,
         spine.hospital_id,
@@ -191,7 +196,6 @@ joined as (
         coalesce(beds.open_bed_days, 0) as open_bed_days,
         coalesce(equipment.equipment_count, 0) as equipment_count,
         coalesce(equipment.equipment_value_cny, 0) as equipment_value_cny,
-        coalesce(outpatient.outpatient_visits, 0) as outpatient_visits,
         coalesce(admissions.admissions, 0) as admissions,
         coalesce(discharges.discharges, 0) as discharges,
         coalesce(discharges.discharge_patient_days, 0) as discharge_patient_days,
@@ -203,7 +207,120 @@ joined as (
         coalesce(surgeries.surgeries_grade_2, 0) as surgeries_grade_2,
         coalesce(surgeries.surgeries_grade_3, 0) as surgeries_grade_3,
         coalesce(surgeries.surgeries_grade_4, 0) as surgeries_grade_4,
-        coalesce(surgeries.minimally_invasive_surgeries, 0) as minimally_invasive_surgeries,
+        coalesce(surgeries.minimally_invasive_surgeries, 0) as minimally_invasive_surgeries
+    from spine
+    left join staff on staff.department_id = spine.department_id and staff.month = spine.month
+    left join beds on beds.department_id = spine.department_id and beds.month = spine.month
+    left join equipment on equipment.department_id = spine.department_id and equipment.month = spine.month
+    left join admissions on admissions.department_id = spine.department_id and admissions.month = spine.month
+    left join discharges on discharges.department_id = spine.department_id and discharges.month = spine.month
+    left join patient_days on patient_days.department_id = spine.department_id and patient_days.month = spine.month
+    left join surgeries on surgeries.department_id = spine.department_id and surgeries.month = spine.month
+),
+
+{% if is_incremental() %}
+stored as (
+    select * from {{ this }}
+),
+
+last_build as (
+    select coalesce(max(source_landed_through), '-infinity'::timestamptz) as landed_through from stored
+),
+
+touched_months as (
+    select registers_and_inpatient.month
+    from registers_and_inpatient
+    left join stored
+        on stored.department_id = registers_and_inpatient.department_id
+        and stored.month = registers_and_inpatient.month
+    where stored.department_id is null
+       or ({% for c in register_and_inpatient_columns %}registers_and_inpatient.{{ c }}{{ ", " if not loop.last }}{% endfor %})
+          is distinct from
+          ({% for c in register_and_inpatient_columns %}stored.{{ c }}{{ ", " if not loop.last }}{% endfor %})
+    union
+    select date_trunc('month', landed_at_month.event_at)::date
+    from (
+        select charged_at as event_at, previous_charged_at as previous_event_at from charges
+        where landed_at > (select landed_through from last_build)
+        union all
+        select visit_at, previous_visit_at from visits
+        where landed_at > (select landed_through from last_build)
+    ) as landed
+    cross join lateral (values (landed.event_at), (landed.previous_event_at)) as landed_at_month (event_at)
+    where landed_at_month.event_at is not null
+),
+
+months_to_build as (
+    -- a touched month, and the month a year later whose year-on-year growth reads it
+    select distinct spine.month
+    from spine
+    inner join touched_months
+        on spine.month in (touched_months.month, (touched_months.month + interval '12 months')::date)
+),
+{% else %}
+months_to_build as (
+    select distinct month from spine
+),
+{% endif %}
+
+outpatient as (
+    select visits.department_id, months_to_build.month, count(*) as outpatient_visits
+    from months_to_build
+    inner join visits
+        on visits.visit_at >= months_to_build.month
+        and visits.visit_at < months_to_build.month + interval '1 month'
+    group by 1, 2
+),
+
+revenue as (
+    select
+        charges.department_id,
+        months_to_build.month,
+        sum(amount_cny) as revenue_total_cny,
+        sum(amount_cny) filter (where category = 'drug') as revenue_drug_cny,
+        sum(amount_cny) filter (where category = 'consumables') as revenue_consumables_cny,
+        sum(amount_cny) filter (where category = 'medical_service') as revenue_medical_service_cny,
+        sum(amount_cny) filter (where category = 'exam_lab') as revenue_exam_lab_cny,
+        sum(amount_cny) filter (where visit_id is not null) as revenue_outpatient_cny,
+        sum(amount_cny) filter (where stay_id is not null) as revenue_inpatient_cny
+    from months_to_build
+    inner join charges
+        on charges.charged_at >= months_to_build.month
+        and charges.charged_at < months_to_build.month + interval '1 month'
+    group by 1, 2
+),
+
+joined as (
+    select
+        registers_and_inpatient.department_id,
+        registers_and_inpatient.hospital_id,
+        registers_and_inpatient.month,
+        registers_and_inpatient.month_end,
+        registers_and_inpatient.days_in_month,
+        registers_and_inpatient.is_closed_month,
+        registers_and_inpatient.staff_total,
+        registers_and_inpatient.doctors,
+        registers_and_inpatient.nurses,
+        registers_and_inpatient.technicians,
+        registers_and_inpatient.admin_staff,
+        registers_and_inpatient.senior_title_staff,
+        registers_and_inpatient.open_beds,
+        registers_and_inpatient.open_bed_days,
+        registers_and_inpatient.equipment_count,
+        registers_and_inpatient.equipment_value_cny,
+        coalesce(outpatient.outpatient_visits, 0) as outpatient_visits,
+        registers_and_inpatient.admissions,
+        registers_and_inpatient.discharges,
+        registers_and_inpatient.discharge_patient_days,
+        registers_and_inpatient.patient_days,
+        registers_and_inpatient.surgical_discharges,
+        registers_and_inpatient.pre_op_wait_days_total,
+        registers_and_inpatient.surgeries,
+        registers_and_inpatient.surgeries_grade_1,
+        registers_and_inpatient.surgeries_grade_2,
+        registers_and_inpatient.surgeries_grade_3,
+        registers_and_inpatient.surgeries_grade_4,
+        registers_and_inpatient.minimally_invasive_surgeries,
         coalesce(revenue.revenue_total_cny, 0) as revenue_total_cny,
         coalesce(revenue.revenue_drug_cny, 0) as revenue_drug_cny,
         coalesce(revenue.revenue_consumables_cny, 0) as revenue_consumables_cny,
@@ -211,16 +328,14 @@ joined as (
         coalesce(revenue.revenue_exam_lab_cny, 0) as revenue_exam_lab_cny,
         coalesce(revenue.revenue_outpatient_cny, 0) as revenue_outpatient_cny,
         coalesce(revenue.revenue_inpatient_cny, 0) as revenue_inpatient_cny
-    from spine
-    left join staff on staff.department_id = spine.department_id and staff.month = spine.month
-    left join beds on beds.department_id = spine.department_id and beds.month = spine.month
-    left join equipment on equipment.department_id = spine.department_id and equipment.month = spine.month
-    left join outpatient on outpatient.department_id = spine.department_id and outpatient.month = spine.month
-    left join admissions on admissions.department_id = spine.department_id and admissions.month = spine.month
-    left join discharges on discharges.department_id = spine.department_id and discharges.month = spine.month
-    left join patient_days on patient_days.department_id = spine.department_id and patient_days.month = spine.month
-    left join surgeries on surgeries.department_id = spine.department_id and surgeries.month = spine.month
-    left join revenue on revenue.department_id = spine.department_id and revenue.month = spine.month
+    from registers_and_inpatient
+    inner join months_to_build on months_to_build.month = registers_and_inpatient.month
+    left join outpatient
+        on outpatient.department_id = registers_and_inpatient.department_id
+        and outpatient.month = registers_and_inpatient.month
+    left join revenue
+        on revenue.department_id = registers_and_inpatient.department_id
+        and revenue.month = registers_and_inpatient.month
 ),
 
 ratios as (
@@ -235,16 +350,33 @@ ratios as (
         round(revenue_outpatient_cny / nullif(outpatient_visits, 0), 2) as cost_per_outpatient_visit_cny,
         round(revenue_inpatient_cny / nullif(discharges, 0), 2) as cost_per_discharge_cny
     from joined
+),
+
+year_earlier as (
+    -- the same month a year before: rebuilt tonight, or as stored
+    select department_id, month, cost_per_outpatient_visit_cny, cost_per_discharge_cny from ratios
+    {% if is_incremental() %}
+    union all
+    select department_id, month, cost_per_outpatient_visit_cny, cost_per_discharge_cny from stored
+    where month not in (select month from months_to_build)
+    {% endif %}
+),
+
+landed_through as (
+    -- how far the incremental staging had landed when this build ran: the next build's starting point
+    select greatest((select max(landed_at) from charges), (select max(landed_at) from visits)) as source_landed_through
 )
 
 select
-    department_id || '|' || to_char(month, 'YYYY-MM') as department_month_id,
-    *,
-    {{ safe_ratio('cost_per_outpatient_visit_cny - lag(cost_per_outpatient_visit_cny, 12) over same_department',
-                  'lag(cost_per_outpatient_visit_cny, 12) over same_department') }}
-        as cost_per_outpatient_visit_yoy_growth,
-    {{ safe_ratio('cost_per_discharge_cny - lag(cost_per_discharge_cny, 12) over same_department',
-                  'lag(cost_per_discharge_cny, 12) over same_department') }}
-        as cost_per_discharge_yoy_growth
+    ratios.department_id || '|' || to_char(ratios.month, 'YYYY-MM') as department_month_id,
+    ratios.*,
+    {{ safe_ratio('ratios.cost_per_outpatient_visit_cny - year_earlier.cost_per_outpatient_visit_cny',
+                  'year_earlier.cost_per_outpatient_visit_cny') }} as cost_per_outpatient_visit_yoy_growth,
+    {{ safe_ratio('ratios.cost_per_discharge_cny - year_earlier.cost_per_discharge_cny',
+                  'year_earlier.cost_per_discharge_cny') }} as cost_per_discharge_yoy_growth,
+    landed_through.source_landed_through
 from ratios
-window same_department as (partition by department_id order by month)
+cross join landed_through
+left join year_earlier
+    on year_earlier.department_id = ratios.department_id
+    and year_earlier.month = (ratios.month - interval '12 months')::date

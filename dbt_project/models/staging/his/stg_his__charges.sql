@@ -1,8 +1,22 @@
 -- Charge items 费用 by category, per outpatient visit or per inpatient stay and month (exactly one of visit_id, stay_id)
--- One row per charge_id: the latest version (late corrections re-send the whole row).
+-- One row per charge_id: the latest version (late corrections re-send the whole row). The largest HIS
+-- table, so it is incremental: a night merges only the rows landed since the last build
+-- (macros/latest_version.sql), and previous_charged_at tells the ledger which month a correction left.
 -- Personal identifiers stay in raw as pseudonyms and are not selected here.
+{{ config(
+    materialized='incremental',
+    unique_key='charge_id',
+    incremental_strategy='delete+insert',
+    indexes=[
+        {'columns': ['charge_id'], 'unique': True},
+        {'columns': ['landed_at']},
+        {'columns': ['charged_at']},
+    ],
+) }}
+
 with current_version as (
-    {{ latest_version(source('his', 'charges'), ['charge_id'], tiebreak='updated_at desc') }}
+    {{ incremental_current_version(source('his', 'charges'), 'charge_id', 'updated_at',
+                                   previous_columns=['charged_at']) }}
 )
 
 select
@@ -14,6 +28,9 @@ select
     amount_cny,
     charged_at,
     updated_at,
+    previous_charged_at,
     _batch_date as landed_batch_date,
-    _source_file as source_file
+    _source_file as source_file,
+    _row_number as source_row_number,
+    _loaded_at as landed_at
 from current_version
