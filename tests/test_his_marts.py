@@ -87,6 +87,26 @@ def test_alos_and_mortality_equal_the_his(consortium) -> None:
         assert mortality[(dept, month)] == round(Decimal(deaths) / discharges, 4)
 
 
+def test_the_hospital_ledger_sums_its_departments_and_recomputes_ratios(consortium) -> None:
+    rows = source(consortium, "select d.hospital_id, date_trunc('month', s.discharged_at)::date, count(*), "
+                              "sum(greatest(s.discharged_at::date - s.admitted_at::date, 1)) "
+                              "from his.inpatient_stays s join his.departments d using (department_id) "
+                              "where s.discharged_at is not null and s.updated_at < %s group by 1, 2", (CUTOFF,))
+    revenue = dict(((h, m), total) for h, m, total in source(
+        consortium, "select d.hospital_id, date_trunc('month', c.charged_at)::date, sum(c.amount_cny) "
+                    "from his.charges c join his.departments d using (department_id) where c.updated_at < %s "
+                    "group by 1, 2", (CUTOFF,)))
+    hospital = {(r[0], r[1]): r[2:] for r in query(
+        consortium["url"], "select hospital_id, month, discharges, average_length_of_stay, revenue_total_cny "
+                           "from marts.fct_hospital_month_ledger")}
+    assert rows and len({h for h, _ in hospital}) == len({r[0] for r in rows})
+    for hospital_id, month, discharges, days in rows:
+        # ALOS from the hospital's own discharges, not an average of its departments' ALOS
+        assert hospital[(hospital_id, month)][:2] == (discharges, round(Decimal(days) / discharges, 4))
+    for key, total in revenue.items():
+        assert hospital[key][2] == total
+
+
 def test_cmi_and_drg_profit_follow_the_settlements(consortium) -> None:
     stays = dict(source(consortium, "select stay_id, department_id from his.inpatient_stays where updated_at < %s",
                         (CUTOFF,)))

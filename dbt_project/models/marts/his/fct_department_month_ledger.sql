@@ -341,14 +341,7 @@ joined as (
 ratios as (
     select
         *,
-        {{ safe_ratio('discharge_patient_days', 'discharges') }} as average_length_of_stay,
-        {{ safe_ratio('pre_op_wait_days_total', 'surgical_discharges') }} as average_pre_op_wait_days,
-        {{ safe_ratio('patient_days', 'open_bed_days') }} as bed_occupancy,
-        {{ safe_ratio('revenue_drug_cny', 'revenue_total_cny') }} as drug_ratio,
-        {{ safe_ratio('revenue_consumables_cny', 'revenue_total_cny') }} as consumables_ratio,
-        {{ safe_ratio('revenue_medical_service_cny', 'revenue_total_cny') }} as medical_service_share,
-        round(revenue_outpatient_cny / nullif(outpatient_visits, 0), 2) as cost_per_outpatient_visit_cny,
-        round(revenue_inpatient_cny / nullif(discharges, 0), 2) as cost_per_discharge_cny
+        {{ ledger_ratios() | indent(8) }}
     from joined
 ),
 
@@ -370,10 +363,10 @@ landed_through as (
 select
     ratios.department_id || '|' || to_char(ratios.month, 'YYYY-MM') as department_month_id,
     ratios.*,
-    {{ safe_ratio('ratios.cost_per_outpatient_visit_cny - year_earlier.cost_per_outpatient_visit_cny',
-                  'year_earlier.cost_per_outpatient_visit_cny') }} as cost_per_outpatient_visit_yoy_growth,
-    {{ safe_ratio('ratios.cost_per_discharge_cny - year_earlier.cost_per_discharge_cny',
-                  'year_earlier.cost_per_discharge_cny') }} as cost_per_discharge_yoy_growth,
+    {{ yoy_growth('ratios.cost_per_outpatient_visit_cny', 'year_earlier.cost_per_outpatient_visit_cny') }}
+        as cost_per_outpatient_visit_yoy_growth,
+    {{ yoy_growth('ratios.cost_per_discharge_cny', 'year_earlier.cost_per_discharge_cny') }}
+        as cost_per_discharge_yoy_growth,
     landed_through.source_landed_through
 from ratios
 cross join landed_through
