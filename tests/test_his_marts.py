@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from nightly_runs import query, table_digest
@@ -128,6 +128,36 @@ def test_cmi_and_drg_profit_follow_the_settlements(consortium) -> None:
     marts = {(r[0], r[1], r[2]): r[3] for r in query(consortium["url"], "select department_id, drg_code, month, "
                                                                         "profit_cny from marts.fct_drg_group_month")}
     assert marts == dict(profit)
+
+
+def test_dip_payment_is_points_times_the_year_point_value(consortium) -> None:
+    stays = dict(source(consortium, "select stay_id, department_id from his.inpatient_stays where updated_at < %s",
+                        (CUTOFF,)))
+    settlements = query(consortium["url"], "select stay_id, dip_group, discharge_date, dip_points, "
+                                           "insurer_payment_cny + patient_copay_cny, case_cost_cny "
+                                           "from staging.stg_insurance__settlements where dip_points is not null")
+    paid: dict[int, Decimal] = defaultdict(Decimal)
+    points: dict[int, Decimal] = defaultdict(Decimal)
+    for _, _, discharged, dip_points, payment, _ in settlements:
+        paid[discharged.year] += payment
+        points[discharged.year] += dip_points
+    # no published point value configured: the year's estimate, Σ payments / Σ points
+    point_value = {year: (paid[year] / points[year]).quantize(Decimal("0.0001"), ROUND_HALF_UP) for year in points}
+    groups: dict[tuple, list] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    for stay_id, dip_group, discharged, dip_points, _, cost in settlements:
+        if stay_id in stays and dip_group is not None:  # a case the platform sent without its group has no row
+            key = (stays[stay_id], dip_group, discharged.replace(day=1))
+            groups[key][0] += dip_points
+            groups[key][1] += cost
+    assert groups, "no DIP case joined the HIS"
+    marts = {(r[0], r[1], r[2]): (r[3], r[4]) for r in query(
+        consortium["url"], "select department_id, dip_group, month, dip_payment_cny, profit_cny "
+                           "from marts.fct_dip_group_month")}
+    expected = {}
+    for (dept, group, month), (group_points, cost) in groups.items():
+        payment = (group_points * point_value[month.year]).quantize(Decimal("0.01"), ROUND_HALF_UP)  # as SQL rounds
+        expected[(dept, group, month)] = (payment, payment - cost)
+    assert marts == expected
 
 
 def test_settlements_that_do_not_join_are_reported_not_dropped(consortium) -> None:
