@@ -27,8 +27,10 @@ log = logging.getLogger(__name__)
 _NIGHTLY = ["--indirect-selection", "cautious", "--exclude-resource-type", "unit_test"]
 STAGES: dict[str, list[str]] = {
     "freshness": ["source", "freshness"],
-    "marts": ["build", "--select", "tag:reference", "tag:staging", "tag:marts", *_NIGHTLY],
-    "scoring": ["build", "--select", "tag:scoring", *_NIGHTLY],
+    "marts": ["build", "--select", "tag:reference", "tag:staging", "tag:marts", "--exclude", "tag:reporting",
+              *_NIGHTLY],
+    # the rpt_ models (models/marts/reporting) read scores, ratings and warnings: they follow scoring
+    "scoring": ["build", "--select", "tag:scoring", "tag:reporting", *_NIGHTLY],
     "snapshots": ["snapshot"],
 }
 
