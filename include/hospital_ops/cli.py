@@ -176,7 +176,7 @@ def _publish_dbt_docs(url: str, business_date: date) -> bool:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    return 0 if _publish_dbt_docs(warehouse.url(), args.date) else 1
+    return 0 if _publish_dbt_docs(warehouse.start(), args.date) else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
