@@ -5,7 +5,8 @@
   the dashboard's name, whose depends_on are exactly the models its cards read;
 - a dashboard that reads a relation no dbt model builds yet has no exposure (its marts come later);
 - every exposure is a dashboard that exists, with an owner;
-- every model a dashboard reads has an enforced contract.
+- every model a dashboard reads, every rpt_ model and every mart or scoring model an rpt_ model reads
+  has an enforced contract.
 """
 
 from __future__ import annotations
@@ -84,9 +85,11 @@ def test_every_exposure_is_a_dashboard_that_exists_and_has_an_owner(manifest: di
 def test_every_model_a_dashboard_reads_has_an_enforced_contract(manifest: dict) -> None:
     models = published_models(manifest)
     read = {relation for spec in metabase.DASHBOARDS for relation in spec.relations if relation in models}
-    read |= {relation for relation, node in models.items() if node["name"].startswith("rpt_")
-             and node["path"].startswith("marts/reporting/")}
-    assert len(read) >= 9
+    reports = {relation for relation, node in models.items() if node["path"].startswith("marts/reporting/")}
+    by_id = {node["unique_id"]: relation for relation, node in models.items()}
+    read |= reports | {by_id[parent] for relation in reports for parent in models[relation]["depends_on"]["nodes"]
+                       if parent in by_id}
+    assert len(reports) >= 4 and len(read) >= 14
     for relation in sorted(read):
         node = models[relation]
         assert node["config"]["contract"]["enforced"], f"{relation}: no enforced contract"
