@@ -23,7 +23,7 @@ ENV_EXAMPLE = ROOT / ".env.example"
 # the services the README names
 EXPECTED_SERVICES = {
     "warehouse", "airflow-db", "redis", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-    "airflow-triggerer", "airflow-worker", "airflow-init", "metabase", "metabase-db",
+    "airflow-triggerer", "airflow-worker", "airflow-init", "metabase", "metabase-db", "metabase-init", "dbt-docs",
 }
 # run to completion (or interactively); everything else is long-running and needs a healthcheck
 ONE_SHOT = {"airflow-init", "metabase-init", "airflow-cli"}
@@ -175,3 +175,22 @@ def test_env_example_defines_every_variable_the_compose_file_uses() -> None:
     assert not used - defined, f".env.example lacks {sorted(used - defined)}"
     unused = defined - used
     assert not unused, f".env.example defines variables docker-compose.yml never uses: {sorted(unused)}"
+
+
+def test_dbt_docs_serves_the_site_hospital_ops_docs_generates(config: dict, monkeypatch) -> None:
+    """The dbt-docs service runs the same `hospital-ops docs` as the demo, as the writer role, and
+    serves the folder that command publishes into."""
+    from hospital_ops.dbt_runner import docs_dir
+
+    service = config["services"]["dbt-docs"]
+    script = " ".join(service["command"]) if isinstance(service["command"], list) else service["command"]
+    env = service["environment"]
+    assert env["WAREHOUSE_URL"].startswith("postgresql://hospital_ops_writer:")
+    monkeypatch.setenv("HOSPITAL_OPS_VAR_DIR", env["HOSPITAL_OPS_VAR_DIR"])
+    served = re.search(r"python -m http\.server (\d+) --directory (\S+)", script)
+    assert "hospital-ops docs" in script and served, script
+    assert served.group(2) == str(docs_dir())
+    targets = [str(p["target"]) if isinstance(p, dict) else str(p).split(":")[-1].split("/")[0]
+               for p in service["ports"]]
+    assert served.group(1) in targets, service["ports"]
+    assert served.group(1) in " ".join(service["healthcheck"]["test"])

@@ -274,6 +274,27 @@ def test_every_warning_carries_its_evidence(env, nights) -> None:
         assert (lower is None or observed >= lower) and (upper is None or observed < upper)
 
 
+def test_vendor_supervision_report_shows_each_vendors_rating_open_warnings_and_decisions(env, nights,
+                                                                                          scenarios) -> None:
+    from collections import Counter
+
+    report = {r[0]: r[1:] for r in q(env, "select vendor_id, credit_rating, rating_month, open_red_warnings, "
+                                          "open_yellow_warnings, open_blue_warnings, decisions "
+                                          "from marts.rpt_vendor_supervision")}
+    assert set(report) == {v for v, in q(env, "select vendor_id from marts.dim_vendors")}
+    open_warnings = Counter(q(env, "select vendor_id, colour from scoring.vendor_risk_warnings where status <> 'resolved'"))
+    ratings: dict[str, tuple] = {}
+    for vendor, month, rating in q(env, "select vendor_id, rating_month, credit_rating from scoring.vendor_credit_rating "
+                                        "order by rating_month"):
+        ratings[vendor] = (rating, month)
+    for vendor, (rating, month, red, yellow, blue, decisions) in report.items():
+        assert (rating, month) == ratings.get(vendor, (None, None)), vendor
+        assert (red, yellow, blue) == tuple(open_warnings[(vendor, colour)] for colour in ("red", "yellow", "blue"))
+    assert sum(r[3] for r in report.values()) > 0, "the planted privacy leak is a red warning"
+    privacy_leak = report[scenarios["privacy_leak"]["vendor_id"]]
+    assert privacy_leak[0] == "C" and "exit (EXIT-ON-RED" in privacy_leak[5]
+
+
 # -------------------------------------------------------------------------- identity, reruns, gate
 
 

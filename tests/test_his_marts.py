@@ -275,3 +275,58 @@ def test_the_appeal_shows_beside_the_computed_score(consortium) -> None:
     (old, new), = query(consortium["url"].replace("//hospital_ops_writer@", "//auditor@"),
                         "select old_score, new_score from audit.score_adjustments where department_id = %s", (department,))
     assert (old, new) == (computed_now, 75)
+
+
+def test_reporting_marts_show_the_latest_closed_month_as_the_marts_have_it(consortium) -> None:
+    url = consortium["url"]
+    (closed,), = query(url, "select max(month) from marts.fct_department_month_ledger where is_closed_month")
+    assert closed is not None and closed < END.replace(day=1)
+    columns = "department_month_id, department_id, discharges, revenue_total_cny, bed_occupancy, cost_per_discharge_cny"
+    ledger_rows = query(url, f"select {columns} from marts.fct_department_month_ledger where month = %s order by 1",
+                        (closed,))
+    assert ledger_rows and query(url, f"select {columns} from marts.rpt_department_ledger_latest order by 1") == ledger_rows
+    names = dict(source(consortium, "select department_id, department_name from his.departments"))
+    for department, name in query(url, "select department_id, department_name from marts.rpt_department_ledger_latest"):
+        assert name == names[department]
+
+    kpis = {r[0]: r[1:] for r in query(url, "select department_month_id, bed_occupancy_rank, drug_ratio_yoy_change, "
+                                            "case_mix_index from marts.fct_department_month_kpis where month = %s",
+                                       (closed,))}
+    scores = {r[0]: r[1:] for r in query(url, "select department_month_id, final_score, score_rank "
+                                              "from scoring.department_performance_score where month = %s", (closed,))}
+    scorecard = query(url, "select department_month_id, bed_occupancy_rank, drug_ratio_yoy_change, case_mix_index, "
+                           "final_score, score_rank from marts.rpt_department_scorecard")
+    assert {r[0] for r in scorecard} == set(kpis)
+    for key, *values in scorecard:
+        assert tuple(values) == kpis[key] + scores.get(key, (None, None)), key
+
+    groups = {r[0]: r[1:] for r in query(url, "select drg_group_month_id, cases, profit_cny from marts.fct_drg_group_month "
+                                              "where month = %s", (closed,))}
+    report = {r[0]: r[1:] for r in query(url, "select drg_group_month_id, cases, profit_cny, is_loss_making, "
+                                              "anomaly_alerts from marts.rpt_drg_group_economics")}
+    assert report and set(report) == set(groups)
+    for key, (cases, profit, loss_making, _) in report.items():
+        assert (cases, profit) == groups[key] and loss_making == (profit < 0)
+    holding = query(url, "select count(*) from scoring.drg_anomaly_alerts where month = %s and last_seen_on = "
+                         "(select max(last_seen_on) from scoring.drg_anomaly_alerts)", (closed,))[0][0]
+    assert sum(alerts for *_, alerts in report.values()) == holding
+
+
+def test_dbt_docs_are_generated_from_the_warehouse(consortium) -> None:
+    import json
+    import os
+
+    from hospital_ops import metabase
+    from hospital_ops.dbt_runner import DOCS_FILES, docs_dir, generate_docs
+
+    site = generate_docs(warehouse_url=consortium["url"], business_date=END)
+    assert site == docs_dir() and site.is_relative_to(os.environ["HOSPITAL_OPS_VAR_DIR"])
+    assert all((site / name).stat().st_size > 0 for name in DOCS_FILES)
+    catalog = json.loads((site / "catalog.json").read_text(encoding="utf-8"))
+    scorecard = catalog["nodes"]["model.hospital_ops.rpt_department_scorecard"]
+    assert scorecard["metadata"]["schema"] == "marts_build"
+    assert scorecard["columns"]["final_score"]["type"] == "numeric"
+    manifest = json.loads((site / "manifest.json").read_text(encoding="utf-8"))
+    labels = {exposure["label"] for exposure in manifest["exposures"].values()}
+    assert {"Department KPI scorecard 科室绩效", "DRG/DIP economics 医保病种"} <= labels <= {d.name for d in metabase.DASHBOARDS}
+    assert "rpt_department_scorecard" in (site / "static_index.html").read_text(encoding="utf-8")

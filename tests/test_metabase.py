@@ -32,7 +32,7 @@ SYNCED_TABLES = {
     ("marts", "dim_vendors"): ["vendor_id", "vendor_name"],
     ("marts", "fct_vendor_month_kpis"): ["vendor_month_id", "vendor_id", "month", "lab_accuracy"],
     ("scoring", "vendor_risk_warnings"): ["warning_id", "vendor_id", "colour", "status"],
-    ("scoring", "vendor_credit_rating"): ["vendor_id", "rating_month", "credit_rating"],
+    ("marts", "rpt_vendor_supervision"): ["vendor_id", "credit_rating", "open_red_warnings"],
     ("scoring", "vendor_supervision_decisions"): ["decision_id", "vendor_id", "decision"],
 }
 VENDOR_RELATIONS = {f"{schema}.{table}" for schema, table in SYNCED_TABLES}
@@ -337,7 +337,7 @@ def test_first_run_sets_up_metabase_end_to_end(fake_metabase: FakeMetabase, mani
         assert query["type"] == "native" and query["database"] == database_id
         assert query["native"]["query"].lstrip().startswith("select")
     names = [c["body"]["name"] for c in card_posts]
-    assert any("credit" in n.lower() and "scoring.vendor_credit_rating" in c["body"]["dataset_query"]["native"]["query"]
+    assert any("credit" in n.lower() and "marts.rpt_vendor_supervision" in c["body"]["dataset_query"]["native"]["query"]
                for n, c in zip(names, card_posts))
     assert any("scoring.vendor_risk_warnings" in c["body"]["dataset_query"]["native"]["query"]
                and "group by colour" in c["body"]["dataset_query"]["native"]["query"] for c in card_posts)
@@ -355,7 +355,7 @@ def test_first_run_sets_up_metabase_end_to_end(fake_metabase: FakeMetabase, mani
     assert set(skipped) == {"Department ledger 科室工作台账", "Department KPI scorecard 科室绩效",
                             "DRG/DIP economics 医保病种", "Satisfaction and complaints 满意度与投诉",
                             "Referral channels 合作渠道"}
-    assert "marts.fct_department_month_ledger" in skipped["Department ledger 科室工作台账"]["reason"]
+    assert "marts.rpt_department_ledger_latest" in skipped["Department ledger 科室工作台账"]["reason"]
     assert report["created"] == {"databases": 1, "collections": 1, "cards": 6, "dashboards": 1, "dashcards": 6}
     text = metabase.format_report(report)
     assert "Vendor supervision 第三方服务商监管" in text and "skipped" in text and BI_PASSWORD not in text
@@ -393,15 +393,15 @@ def test_a_dashboard_appears_once_its_relations_exist(fake_metabase: FakeMetabas
     before = len(fake_metabase.requests)
     vendor_dashcards = {d["name"]: list(d["dashcards"]) for d in fake_metabase.dashboards.values()}
 
-    fake_metabase.warehouse_tables[("marts", "fct_department_month_ledger")] = ["department_id", "month"]
-    report = _run(fake_metabase, manifest, VENDOR_RELATIONS | {"marts.fct_department_month_ledger"})
+    fake_metabase.warehouse_tables[("marts", "rpt_department_ledger_latest")] = ["department_id", "month"]
+    report = _run(fake_metabase, manifest, VENDOR_RELATIONS | {"marts.rpt_department_ledger_latest"})
     later = fake_metabase.requests[before:]
 
     assert report["sync"]["not_synced_yet"] == []
 
     assert [r["body"]["name"] for r in _calls(later, "POST", "/api/dashboard")] == ["Department ledger 科室工作台账"]
     (card,) = _calls(later, "POST", "/api/card")
-    assert "marts.fct_department_month_ledger" in card["body"]["dataset_query"]["native"]["query"]
+    assert "marts.rpt_department_ledger_latest" in card["body"]["dataset_query"]["native"]["query"]
     assert report["created"] == {"cards": 1, "dashboards": 1, "dashcards": 1}
     assert "Department ledger 科室工作台账" not in {s["name"] for s in report["skipped_dashboards"]}
     vendor = next(d for d in fake_metabase.dashboards.values() if d["name"] == "Vendor supervision 第三方服务商监管")
@@ -469,24 +469,49 @@ def test_dbt_descriptions_cover_only_published_models(manifest: Path) -> None:
     assert "month" not in docs[("marts", "fct_vendor_month_kpis")].columns, "empty descriptions are not pushed"
 
 
-def test_the_real_dbt_yml_documents_every_column_the_vendor_cards_read() -> None:
-    """The vendor dashboard's SQL only names columns the marts' yml documents (a cheap guard against a
-    renamed column; the SQL itself runs in Metabase)."""
+def _documented_columns() -> dict[str, set[str]]:
     import yaml
 
     root = Path(__file__).resolve().parents[1] / "dbt_project" / "models"
     documented: dict[str, set[str]] = {}
-    for path in (root / "marts" / "vendor" / "_vendor__marts.yml", root / "scoring" / "vendor" / "_vendor__scoring.yml"):
-        for model in yaml.safe_load(path.read_text(encoding="utf-8"))["models"]:
+    for path in sorted((root / "marts").rglob("*.yml")) + sorted((root / "scoring").rglob("*.yml")):
+        for model in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("models", []):
             documented[model["name"]] = {c["name"] for c in model.get("columns", [])}
+    return documented
+
+
+def test_the_real_dbt_yml_documents_every_column_the_vendor_cards_read() -> None:
+    """The vendor dashboard's SQL only names columns the marts' yml documents (a cheap guard against a
+    renamed column; the SQL itself runs in Metabase)."""
+    documented = _documented_columns()
+    aliased = 0
     for card in metabase.VENDOR_SUPERVISION.cards:
         for alias, column in re.findall(r"\b([a-z])\.([a-z_]+)\b", card.sql):
-            table = {"r": "vendor_credit_rating", "v": "dim_vendors", "k": "fct_vendor_month_kpis",
-                     "w": "vendor_risk_warnings", "d": "vendor_supervision_decisions"}[alias]
+            table = {"v": "dim_vendors", "k": "fct_vendor_month_kpis", "w": "vendor_risk_warnings",
+                     "d": "vendor_supervision_decisions"}[alias]
             assert column in documented[table], f"{card.name}: {table}.{column} is not a documented column"
+            aliased += 1
+    assert aliased > 20, "the pattern found too few table.column references to check anything"
     kpi_sql = next(c.sql for c in metabase.VENDOR_SUPERVISION.cards if c.display == "line")
     for column in re.findall(r"sum\(([a-z_]+)\)", kpi_sql):
         assert column in documented["fct_vendor_month_kpis"], column
+
+
+def test_cards_on_one_relation_order_by_documented_columns() -> None:
+    """A card that reads one mart as it is (`select * from marts.rpt_…`) orders by columns that mart's
+    yml documents (and, with its contract, guarantees)."""
+    documented = _documented_columns()
+    checked = 0
+    for spec in metabase.DASHBOARDS:
+        for card in spec.cards:
+            match = re.fullmatch(r"select \*\s+from (\w+)\.(\w+)\s+order by (.+)", card.sql.strip(), re.DOTALL)
+            if not match or match.group(2) not in documented:
+                continue  # a mart not built yet (survey, referral channels)
+            for term in match.group(3).split(","):
+                column = term.split()[0]
+                assert column in documented[match.group(2)], f"{card.name}: {match.group(2)}.{column}"
+                checked += 1
+    assert checked >= 8
 
 
 def test_cli_entry_point_needs_credentials_from_the_environment(monkeypatch, capsys) -> None:

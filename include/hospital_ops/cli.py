@@ -8,7 +8,8 @@
     hospital-ops audit verify            recompute the run ledger's hash chain, name the first altered row
     hospital-ops scores appeal DEPT MONTH --score S --reason … --requested-by … --decided-by …
     hospital-ops metabase setup          provision Metabase: admin, warehouse as bi_reader, dbt descriptions, dashboards
-    hospital-ops demo                    generate, then run the last few nights end to end
+    hospital-ops docs [--date DATE]      generate the dbt documentation site into <var>/dbt_docs/
+    hospital-ops demo                    generate, then run the last few nights end to end, then the dbt docs
 """
 
 from __future__ import annotations
@@ -160,6 +161,24 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _publish_dbt_docs(url: str, business_date: date) -> bool:
+    from hospital_ops.dbt_runner import DbtStageFailed, generate_docs
+
+    _progress("generating the dbt documentation site (dbt docs generate) …")
+    try:
+        site = generate_docs(warehouse_url=url, business_date=business_date)
+    except DbtStageFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return False
+    _progress(f"dbt docs: open {site / 'static_index.html'} in a browser (one self-contained file), "
+              f"or serve the folder: python -m http.server 8081 --directory {site}")
+    return True
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    return 0 if _publish_dbt_docs(warehouse.start(), args.date) else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     if warehouse.is_external():
@@ -178,6 +197,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ok = _run_nights(nights)
     if ok:
         _print_scenario_check(url)
+        ok = _publish_dbt_docs(url, nights[-1])
     _progress(f"demo {'finished' if ok else 'FAILED'} in {time.monotonic() - started:.0f} s")
     _progress(f"explore the marts: psql {url}  (schemas marts, scoring, snapshots, dq, raw)")
     return 0 if ok else 1
@@ -309,6 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     mb.add_argument("action", choices=["setup"])
     metabase.add_arguments(mb)
     mb.set_defaults(func=cmd_metabase)
+
+    docs = sub.add_parser("docs", help="generate the dbt documentation site (models, columns, lineage, "
+                                       "exposures) into <var>/dbt_docs/")
+    docs.add_argument("--date", type=_date, default=default_end,
+                      help="business date the models are compiled for (default: yesterday)")
+    docs.set_defaults(func=cmd_docs)
 
     demo = sub.add_parser("demo", help="generate sources and run the last few nights end to end")
     generation_options(demo)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from hospital_ops.config import settings
@@ -27,10 +29,17 @@ log = logging.getLogger(__name__)
 _NIGHTLY = ["--indirect-selection", "cautious", "--exclude-resource-type", "unit_test"]
 STAGES: dict[str, list[str]] = {
     "freshness": ["source", "freshness"],
-    "marts": ["build", "--select", "tag:reference", "tag:staging", "tag:marts", *_NIGHTLY],
-    "scoring": ["build", "--select", "tag:scoring", *_NIGHTLY],
+    "marts": ["build", "--select", "tag:reference", "tag:staging", "tag:marts", "--exclude", "tag:reporting",
+              *_NIGHTLY],
+    # the rpt_ models (models/marts/reporting) read scores, ratings and warnings: they follow scoring
+    "scoring": ["build", "--select", "tag:scoring", "tag:reporting", *_NIGHTLY],
     "snapshots": ["snapshot"],
 }
+
+
+# the dbt documentation site `dbt docs generate --static` writes: index.html with manifest.json and
+# catalog.json beside it (served over HTTP), and static_index.html with both built in (opens from disk)
+DOCS_FILES = ("index.html", "manifest.json", "catalog.json", "static_index.html")
 
 
 class DbtStageFailed(RuntimeError):
@@ -85,6 +94,29 @@ def run_stage(stage: str, *, warehouse_url: str, business_date: date) -> list[No
     return run_dbt(command, warehouse_url=warehouse_url, business_date=business_date, label=stage)
 
 
+def docs_dir() -> Path:
+    """Where the generated dbt documentation site is published: <var>/dbt_docs/."""
+    return settings().var_dir / "dbt_docs"
+
+
+def generate_docs(*, warehouse_url: str, business_date: date) -> Path:
+    """`dbt docs generate --static` against the warehouse (the catalog reads the tables the last night
+    built), then copy the site into docs_dir(), replacing the previous one; return that folder."""
+    target_path = settings().var_dir / "dbt" / "docs-target"
+    run_dbt(["docs", "generate", "--static", "--quiet"], warehouse_url=warehouse_url, business_date=business_date,
+            label="docs", target_path=target_path)
+    missing = [name for name in DOCS_FILES if not (target_path / name).is_file()]
+    if missing:
+        raise DbtStageFailed(f"dbt docs generate wrote no {', '.join(missing)} in {target_path}")
+    site = docs_dir()
+    site.mkdir(parents=True, exist_ok=True)
+    for name in DOCS_FILES:
+        shutil.copyfile(target_path / name, site / f".{name}.tmp")
+        os.replace(site / f".{name}.tmp", site / name)  # a server reading the folder never sees half a file
+    log.info("dbt docs published in %s", site)
+    return site
+
+
 def _delivered_sources(warehouse_url: str) -> list[str]:
     import psycopg2
 
@@ -100,12 +132,13 @@ def _delivered_sources(warehouse_url: str) -> list[str]:
         conn.close()
 
 
-def run_dbt(command: list[str], *, warehouse_url: str, business_date: date, label: str) -> list[NodeResult]:
+def run_dbt(command: list[str], *, warehouse_url: str, business_date: date, label: str,
+            target_path: Path | None = None) -> list[NodeResult]:
     """Invoke dbt once with the project's paths, connection and business date."""
     from dbt.cli.main import dbtRunner
 
     cfg = settings()
-    target_path = cfg.var_dir / "dbt" / "target"
+    target_path = target_path or cfg.var_dir / "dbt" / "target"
     args = [
         *command,
         "--project-dir", str(cfg.dbt_project_dir),

@@ -91,24 +91,14 @@ VENDOR_SUPERVISION = DashboardSpec(
                 "last good night published them (schemas marts and scoring).",
     cards=(
         CardSpec(
-            name="Credit ratings by vendor, latest month 服务商信用等级（最新评价月）",
-            description="scoring.vendor_credit_rating for the latest rated month, best first.",
-            relations=("scoring.vendor_credit_rating", "marts.dim_vendors"),
-            sql="""select r.vendor_id,
-       v.vendor_name,
-       v.service_type,
-       r.rating_month,
-       r.credit_rating,
-       r.total_score,
-       r.qualification_score,
-       r.service_quality_score,
-       r.credit_record_score,
-       r.rating_cap_reason,
-       r.consequence
-from scoring.vendor_credit_rating r
-left join marts.dim_vendors v on v.vendor_id = r.vendor_id
-where r.rating_month = (select max(rating_month) from scoring.vendor_credit_rating)
-order by r.total_score desc, r.vendor_id""",
+            name="Vendors: credit rating and open warnings 服务商信用等级与未解除预警",
+            description="marts.rpt_vendor_supervision: each vendor's latest credit rating, its warnings not yet "
+                        "resolved by colour and the decisions in force, best rated first.",
+            relations=("marts.rpt_vendor_supervision",),
+            size_x=24,
+            sql="""select *
+from marts.rpt_vendor_supervision
+order by total_score desc nulls last, vendor_id""",
         ),
         CardSpec(
             name="Open warnings by colour 未解除预警（按等级）",
@@ -210,27 +200,30 @@ order by d.as_of_date desc, d.vendor_id""",
     ),
 )
 
-# The other dashboards wait for their marts. The HIS and insurance marts exist in dbt (models/marts/his,
-# models/marts/insurance); the survey and referral-channel relation names are the planned ones: keep
-# them in step with those sources' marts when they land (every mart here has a `month` column).
+# The HIS and insurance dashboards read the rpt_ marts shaped for them (models/marts/reporting). The
+# survey and referral-channel relation names are the planned ones: keep them in step with those sources'
+# marts when they land (every mart here has a `month` column). dbt's exposures (models/exposures.yml)
+# name each dashboard and the models it reads (tests/test_exposures.py).
 DASHBOARDS: tuple[DashboardSpec, ...] = (
     VENDOR_SUPERVISION,
     DashboardSpec(
         name="Department ledger 科室工作台账",
-        description="The monthly operations ledger per department (HIS source).",
+        description="The monthly operations ledger per department, latest closed month (HIS source).",
         cards=(
-            CardSpec(name="Department ledger, latest month 科室工作台账（最新月份）", size_x=24,
-                     relations=("marts.fct_department_month_ledger",),
-                     sql=_latest_month("marts.fct_department_month_ledger", "hospital_id, department_id")),
+            CardSpec(name="Department ledger, latest closed month 科室工作台账（最近已结月份）", size_x=24,
+                     relations=("marts.rpt_department_ledger_latest",),
+                     sql="select *\nfrom marts.rpt_department_ledger_latest\norder by hospital_id, department_id"),
         ),
     ),
     DashboardSpec(
         name="Department KPI scorecard 科室绩效",
-        description="Department KPIs in five dimensions with month-on-month, year-on-year and ranks (HIS source).",
+        description="Department KPIs in five dimensions with month-on-month, year-on-year and ranks, beside the "
+                    "performance score, latest closed month (HIS source).",
         cards=(
-            CardSpec(name="Department KPIs, latest month 科室绩效指标（最新月份）", size_x=24,
-                     relations=("marts.fct_department_month_kpis",),
-                     sql=_latest_month("marts.fct_department_month_kpis", "hospital_id, department_id")),
+            CardSpec(name="Department scorecard, latest closed month 科室绩效（最近已结月份）", size_x=24,
+                     relations=("marts.rpt_department_scorecard",),
+                     sql="select *\nfrom marts.rpt_department_scorecard\n"
+                         "order by score_rank nulls last, hospital_id, department_id"),
         ),
     ),
     DashboardSpec(
@@ -250,9 +243,10 @@ DASHBOARDS: tuple[DashboardSpec, ...] = (
 from marts.fct_drg_group_month
 group by month
 order by month"""),
-            CardSpec(name="DRG groups by department, latest month, losses first 科室病组盈亏（最新月份）", size_x=24,
-                     relations=("marts.fct_drg_group_month",),
-                     sql=_latest_month("marts.fct_drg_group_month", "profit_cny, department_id, drg_code")),
+            CardSpec(name="DRG groups by department, latest closed month, losses first 科室病组盈亏（最近已结月份）",
+                     size_x=24, relations=("marts.rpt_drg_group_economics",),
+                     sql="select *\nfrom marts.rpt_drg_group_economics\n"
+                         "order by profit_cny, department_id, drg_code"),
         ),
     ),
     DashboardSpec(
