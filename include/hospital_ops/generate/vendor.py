@@ -466,6 +466,19 @@ def _plan_vendors(seed: int, count: int, hospitals: int, period: _Period) -> tup
     return tuple(vendors)
 
 
+def planned_vendors(vendors: int) -> dict[str, tuple[str, str | None]]:
+    """vendor_id → (service type, planted scenario or None) for `vendors` vendors, as
+    `generate_vendor_source` plans them (ids and types do not depend on the seed). Other sources'
+    generators use it to refer to the same vendors (e.g. the survey's vendor-served questionnaires)."""
+    plan = {f"V{index:03d}": (_SCENARIO_VENDORS[name][0], name) for index, name in enumerate(SCENARIOS, start=1)}
+    for extra in range(vendors - len(SCENARIOS)):
+        plan[f"V{len(SCENARIOS) + extra + 1:03d}"] = (_EXTRA_TYPES[extra % len(_EXTRA_TYPES)], None)
+    return plan
+
+
+PATIENT_FACING_SERVICE_TYPES = _PATIENT_FACING  # services whose patients are surveyed 服务对象满意度
+
+
 def _extra_vendor_name(index: int) -> str:
     prefix = _NAME_PREFIXES[index % len(_NAME_PREFIXES)]
     lap = index // len(_NAME_PREFIXES)
