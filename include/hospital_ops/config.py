@@ -44,8 +44,14 @@ class Settings:
 
 
 def source_url(connection: str) -> str | None:
-    """A SQL source's database URL from the environment: <CONNECTION>_URL (e.g. HIS_URL)."""
+    """A SQL source's database URL or an API source's base URL from the environment: <CONNECTION>_URL
+    (e.g. HIS_URL, SURVEY_API_URL)."""
     return os.environ.get(f"{connection.upper()}_URL") or None
+
+
+def source_token(connection: str) -> str | None:
+    """An API source's bearer token from the environment: <CONNECTION>_TOKEN (e.g. SURVEY_API_TOKEN)."""
+    return os.environ.get(f"{connection.upper()}_TOKEN") or None
 
 
 def settings() -> Settings:
