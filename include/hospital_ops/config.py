@@ -38,6 +38,11 @@ class Settings:
         return self.var_dir / "data_docs"
 
     @property
+    def survey_simulator_file(self) -> Path:
+        """The records the simulated survey platform serves (`hospital-ops generate` writes them)."""
+        return self.var_dir / "survey_api" / "survey_records.json"
+
+    @property
     def landing_dir(self) -> Path:
         """Where SQL sources' nightly extracts are written before the loader lands them."""
         return self.var_dir / "landing"

@@ -354,9 +354,9 @@ def _prepare_dir(source_dir: Path) -> None:
 def generate_referral(his_url: str, inbox_dir: Path, *, end: date, months: int = 6, seed: int = 20261123,
                       window_days: int = DEFAULT_WINDOW_DAYS) -> ReferralGenerationResult:
     """Write `months` months of referral exports up to `end` into `<inbox_dir>/referral/`."""
-    if months < 4:
-        raise ReferralGenerationError(f"months must be at least 4 (a latest quarter and one full quarter before "
-                                      f"it), got {months}")
+    if months < 3:
+        raise ReferralGenerationError(f"months must be at least 3 (the latest quarter and the one before it), "
+                                      f"got {months}")
     if window_days < 1:
         raise ReferralGenerationError(f"window_days must be at least 1, got {window_days}")
     start = _month(end, -months)
