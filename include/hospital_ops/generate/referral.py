@@ -28,7 +28,8 @@ The facts in `_scenarios.json` are the generator's own classification (encounter
 `referred_at` + `window_days`, the same rule as dbt's `referral_visit_window_days`), per channel and
 quarter; tests recompute them from the HIS.
 
-Defects, recorded under `defects`: GB18030 (GBK) files, blank and space-only cells for nulls,
+Defects, recorded under `defects`: GB18030 (GBK) files (the channel register always, with its Chinese
+names; a share of the referral files, which are ASCII, so the encoding does not change their bytes), blank and space-only cells for nulls,
 duplicated lines, referrals from an unknown channel id, unparseable `referred_at` values
 (quarantined), and dates in other formats (2026/01/05 10:20, parsed).
 
@@ -305,11 +306,20 @@ def _plant_defects(files: list[_File], rng: random.Random) -> dict[str, object]:
                                 "bad_referred_at": [], "other_date_format": [], "space_for_null": []}
     header = referral_files[0].header
     at = {name: header.index(name) for name in ("referral_id", "channel_id", "referred_at", "patient_phone")}
+    for file in files:  # the CRM exports its channel register in GBK
+        if file.name.startswith("referral_channels"):
+            file.encoding = "gb18030"
+            defects["gbk_files"].append(f"{SOURCE.name}/{file.folder.isoformat()}/{file.name}")
     for file in referral_files:
         relative = f"{SOURCE.name}/{file.folder.isoformat()}/{file.name}"
         if rng.random() < GBK_SHARE:
             file.encoding = "gb18030"
             defects["gbk_files"].append(relative)
+        if rng.random() < 0.2:  # first, so a duplicated line copies it whole
+            row = rng.choice(file.rows)
+            if row[at["patient_phone"]] != "":
+                row[at["patient_phone"]] = " "
+                defects["space_for_null"].append(row[at["referral_id"]])
         roll = rng.random()
         if roll < 0.10:
             row = rng.choice(file.rows)
@@ -328,12 +338,6 @@ def _plant_defects(files: list[_File], rng: random.Random) -> dict[str, object]:
             row = rng.choice(file.rows)
             row[at["referred_at"]] = row[at["referred_at"]].replace("-", "/")[:16]  # 2026/01/05 10:20
             defects["other_date_format"].append(row[at["referral_id"]])
-        if rng.random() < 0.2:
-            row = rng.choice(file.rows)
-            if row[at["patient_phone"]] == "":
-                continue
-            row[at["patient_phone"]] = " "
-            defects["space_for_null"].append(row[at["referral_id"]])
     return defects
 
 
