@@ -24,7 +24,8 @@ k = round(n × rate), so a scenario's magnitude can be recomputed from the recor
 Planted (in `_scenarios`), "latest month" being the last full month before `end`'s month:
 - `department_satisfaction_drop`: one clinical department of the lead hospital falls from the usual
   ~92% to 70% satisfied in the latest month;
-- `complaint_spike`: one department receives five times its usual complaints in the latest month;
+- `complaint_spike`: one department receives five times its usual complaints in the latest month
+  (exactly 5 × the usual monthly mean rounded up; other months are Poisson around that mean);
 - `vendor_satisfaction_below_80`: the vendor generator's `satisfaction_low` vendor (its self-reported
   service reports say 75%) also scores 74% in the hospital's own survey in the last two full months;
 - `vendor_satisfaction_below_70`: the `related_party` cleaning vendor, whose self-reported service
@@ -299,9 +300,10 @@ class _Builder:
             days = (last - month).days + 1
             for department_id in clinical:
                 usual = 1.2 if self.his.departments[department_id][0] == self.his.hospitals[0] else 0.5
-                lam = usual * days / 30 * (COMPLAINT_SPIKE_FACTOR if (
-                    department_id == self.spike_department and month == self.latest) else 1)
+                lam = usual * days / 30
                 count = _poisson(rng, lam)
+                if department_id == self.spike_department and month == self.latest:
+                    count = COMPLAINT_SPIKE_FACTOR * math.ceil(lam)  # planted exactly, not left to chance
                 if department_id == self.spike_department:
                     by_month[month.isoformat()[:7]] = count
                 for _ in range(count):
