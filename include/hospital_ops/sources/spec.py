@@ -34,7 +34,8 @@ class Column:
     allowed: tuple[str, ...] | None = None
     references: tuple[str, str] | None = None  # (entity, column) that must already be known
     # free text a person typed (a survey comment, a complaint): phone and national-ID numbers in it are
-    # scrubbed by the extractor before anything is written to disk (hospital_ops.extract.scrub)
+    # scrubbed by an extractor (API sources, hospital_ops.extract.api) before anything is written to
+    # disk (hospital_ops.extract.scrub); a file source's files arrive on disk as the source wrote them
     free_text: bool = False
 
     @property
