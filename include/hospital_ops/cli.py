@@ -115,7 +115,8 @@ def _simulated_survey_api() -> Iterator[None]:
     if os.environ.get("SURVEY_API_URL") or not records.exists():
         yield
         return
-    token = os.environ.get("SURVEY_API_TOKEN") or secrets.token_urlsafe(24)
+    preset_token = os.environ.get("SURVEY_API_TOKEN")
+    token = preset_token or secrets.token_urlsafe(24)
     with SurveyApiServer.from_file(records, token) as server:
         os.environ["SURVEY_API_URL"], os.environ["SURVEY_API_TOKEN"] = server.base_url, token
         _progress(f"survey API simulator at {server.base_url}")
@@ -123,6 +124,8 @@ def _simulated_survey_api() -> Iterator[None]:
             yield
         finally:
             del os.environ["SURVEY_API_URL"]
+            if preset_token is None:
+                del os.environ["SURVEY_API_TOKEN"]
 
 
 def _run_nights(nights: list[date]) -> bool:
