@@ -194,3 +194,25 @@ def test_pseudonymized_keys_join_his_patients_for_the_expected_share(referral) -
     known = {r[0] for r in query(referral.warehouse, "select national_id_pseudo from raw.his__patients")}
     national_ids = {r[0] for r in query(referral.his_url, "select national_id from his.patients")}
     assert {pseudonymize(n, KEY) for n in national_ids} == known - {None}
+
+
+def test_staging_matches_each_referral_to_the_visit_that_followed(referral) -> None:
+    """The dbt staging model the marts use gives the same conversions as the HIS computed in clear."""
+    from hospital_ops.dbt_runner import run_dbt
+
+    run_dbt(["build", "--select", "+path:models/staging/referral", "--indirect-selection", "cautious"],
+            warehouse_url=referral.warehouse, business_date=END, label="referral staging")
+
+    staged = query(referral.warehouse, "select channel_id, referred_at, is_converted, is_window_closed, window_days, "
+                                       "first_visit_at, referred_quarter from staging.stg_referral__referral_visits")
+    by_quarter: dict[tuple[str, str], list[bool]] = defaultdict(list)
+    for channel, at, converted, closed, window, first_visit, quarter in staged:
+        by_quarter[(channel, quarter_of(at.date()))].append(converted)
+        assert window == referral.scenarios["window_days"]
+        assert closed == (at + timedelta(days=window) <= datetime.combine(END + timedelta(days=1), datetime.min.time()))
+        assert quarter == date(at.year, (at.month - 1) // 3 * 3 + 1, 1)
+        assert converted == (first_visit is not None and first_visit < at + timedelta(days=window))
+    expected = _his_conversions(referral)
+    assert {k: sorted(v) for k, v in by_quarter.items()} == {k: sorted(v) for k, v in expected.items()}
+    assert query(referral.warehouse, "select count(*) from staging.stg_referral__referrals") == \
+        query(referral.warehouse, "select count(distinct referral_id) from raw.referral__referrals")
