@@ -354,3 +354,42 @@ def test_the_pipeline_steps_extract_and_load_an_api_source(survey, server, wareh
     with closing(psycopg2.connect(warehouse)) as conn:
         marks = load_watermarks(conn, "survey", END)
     assert {k: v.isoformat() for k, v in marks.items()} == extracted["watermarks"]
+
+
+def test_staging_keeps_the_latest_version_and_carries_the_planted_scenarios(survey, server, warehouse,
+                                                                           tmp_path) -> None:
+    from hospital_ops.dbt_runner import run_dbt
+    from hospital_ops.load.loader import ensure_raw_schema
+    from hospital_ops.sources import SOURCES
+
+    night(server, warehouse, tmp_path, FIRST_NIGHT)
+    night(server, warehouse, tmp_path, END)
+    with closing(psycopg2.connect(warehouse)) as conn:
+        ensure_raw_schema(conn, SOURCES["his"])  # the HIS and vendor staging the tests refer to: empty here
+        ensure_raw_schema(conn, SOURCES["vendor"])
+    run_dbt(["build", "--select", "+path:models/staging/survey", "--indirect-selection", "cautious"],
+            warehouse_url=warehouse, business_date=END, label="survey staging")
+
+    records = survey.records
+    for entity in SOURCE.entities:
+        key = entity.business_key[0]
+        expected = {r[key] for r in in_window(records[entity.name], END)}
+        if entity.name == "answers":
+            expected.discard(survey.scenarios["defects"]["malformed_answer"]["answer_id"])
+        assert {r[0] for r in query(warehouse, f"select {key} from staging.stg_survey__{entity.name}")} == expected
+    # complaints: one row each, at the furthest step reached by the end of END
+    statuses = dict(query(warehouse, "select complaint_id, status from staging.stg_survey__complaints"))
+    assert statuses == {c["complaint_id"]: c["status"] for c in in_window(records["complaints"], END)}
+    # the planted department drop, as a mart would compute it from staging
+    drop = survey.scenarios["department_satisfaction_drop"]
+    [(share,)] = query(warehouse, """
+        select avg(a.is_satisfied::int) from staging.stg_survey__answers a
+        join staging.stg_survey__questionnaires q using (questionnaire_id)
+        where q.vendor_id is null and q.department_id = %s and to_char(q.visit_month, 'YYYY-MM') = %s""",
+                       (drop["department_id"], drop["latest_month"]))
+    assert round(float(share), 4) == drop["satisfied_share_by_month"][drop["latest_month"]]
+    # no clear identifier in staging: only pseudonym keys
+    columns = {r[0] for r in query(warehouse, "select column_name from information_schema.columns "
+                                              "where table_schema = 'staging' and table_name like 'stg_survey__%%'")}
+    assert not {c for c in columns if ("national_id" in c or "phone" in c) and not c.endswith("_pseudo")}
+    assert "complainant_phone_pseudo" not in columns
