@@ -3,7 +3,8 @@
 Wiring only — every step lives in the `hospital_ops` package (include/) and is tested there.
 
     extract_<source> → load_<source>          one pair per source in hospital_ops.sources.SOURCES
-                                              (a SQL source without a configured database is skipped)
+                                              (a SQL or API source without a configured database
+                                              or URL is skipped)
       → dbt_build_marts                       source freshness, then staging, intermediate and marts
                                               (into *_build schemas)
       → quality_gate                          Great Expectations checkpoint; raises on failure
@@ -63,6 +64,21 @@ def _source_url(connection: str) -> str | None:
         return BaseHook.get_connection(connection).get_uri().replace("postgres://", "postgresql://", 1)
     except Exception:  # noqa: BLE001 - connection not configured
         return source_url(connection)
+
+
+def _api_endpoint(connection: str) -> tuple[str | None, str | None]:
+    """An API source's base URL and bearer token: its Airflow connection (host/port/schema → URL,
+    password → token) if defined, else <CONNECTION>_URL / <CONNECTION>_TOKEN."""
+    from airflow.sdk import BaseHook
+
+    from hospital_ops.config import source_token, source_url
+    from hospital_ops.extract.api import endpoint_from_connection
+
+    try:
+        conn = BaseHook.get_connection(connection)
+    except Exception:  # noqa: BLE001 - connection not configured
+        return source_url(connection), source_token(connection)
+    return endpoint_from_connection(conn.host, conn.port, conn.schema), conn.password
 
 
 def _fail_without_retry(exc: Exception) -> None:
@@ -150,10 +166,15 @@ def hospital_ops_nightly() -> None:
             from hospital_ops.pipeline import SourceNotConfigured
             from hospital_ops.pipeline import extract as extract_source
 
-            connection = SOURCES[source_name].connection
+            source = SOURCES[source_name]
+            url = token = None
+            if source.extract == "api":
+                url, token = _api_endpoint(source.connection)
+            elif source.connection:
+                url = _source_url(source.connection)
             try:
                 return extract_source(source_name, warehouse_url=_warehouse_url(), business_date=_business_date(),
-                                      source_url=_source_url(connection) if connection else None)
+                                      source_url=url, source_token=token)
             except SourceNotConfigured as exc:
                 raise AirflowSkipException(str(exc)) from exc
 

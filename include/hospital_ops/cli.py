@@ -18,9 +18,12 @@ import argparse
 import json
 import logging
 import os
+import secrets
 import shutil
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 
 from hospital_ops import warehouse
@@ -61,6 +64,8 @@ HIS_SIM_DATABASE = "his_sim"
 def cmd_generate(args: argparse.Namespace) -> int:
     from hospital_ops.generate.his import create_his_database, generate_his
     from hospital_ops.generate.insurance import generate_insurance
+    from hospital_ops.generate.referral import generate_referral
+    from hospital_ops.generate.survey import generate_survey
     from hospital_ops.generate.vendor import generate_vendor_source
 
     inbox = settings().inbox_dir
@@ -78,6 +83,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
         insurance = generate_insurance(his_url, inbox, end=args.end, seed=args.seed)
         counts = ", ".join(f"{n} {kind}" for kind, n in insurance.counts.items())
         _progress(f"insurance settlements: {counts}")
+        survey = generate_survey(his_url, settings().survey_simulator_file, end=args.end, months=args.months,
+                                 vendors=args.vendors, seed=args.seed)
+        counts = ", ".join(f"{n} {entity}" for entity, n in survey.counts.items())
+        _progress(f"survey platform (served by the simulator): {counts} in {survey.out_file}")
+        referral = generate_referral(his_url, inbox, end=args.end, months=args.months, seed=args.seed)
+        _progress(f"referral exports: {referral.files_written} files, {referral.rows_written} rows in {inbox / 'referral'}")
     return 0
 
 
@@ -94,13 +105,42 @@ def _use_simulated_his() -> None:
     conn.close()
 
 
+@contextmanager
+def _simulated_survey_api() -> Iterator[None]:
+    """Serve the generated survey records on a local port for the nights being run, and point the
+    survey source at it (SURVEY_API_URL / SURVEY_API_TOKEN, which the DAG run inherits), unless
+    SURVEY_API_URL names a real platform or nothing was generated."""
+    from hospital_ops.generate.survey_api import SurveyApiServer
+
+    records = settings().survey_simulator_file
+    if os.environ.get("SURVEY_API_URL") or not records.exists():
+        yield
+        return
+    preset_token = os.environ.get("SURVEY_API_TOKEN")
+    token = preset_token or secrets.token_urlsafe(24)
+    with SurveyApiServer.from_file(records, token) as server:
+        os.environ["SURVEY_API_URL"], os.environ["SURVEY_API_TOKEN"] = server.base_url, token
+        _progress(f"survey API simulator at {server.base_url}")
+        try:
+            yield
+        finally:
+            del os.environ["SURVEY_API_URL"]
+            if preset_token is None:
+                del os.environ["SURVEY_API_TOKEN"]
+
+
 def _run_nights(nights: list[date]) -> bool:
     """Run the DAG night by night: a compact summary after each, the full one after the last."""
+    url = warehouse.start()
+    _use_simulated_his()
+    with _simulated_survey_api():
+        return _run_nights_with_sources(nights, url)
+
+
+def _run_nights_with_sources(nights: list[date], url: str) -> bool:
     from hospital_ops.airflow_local import run_night
     from hospital_ops.pipeline import format_summary, night_summary
 
-    url = warehouse.start()
-    _use_simulated_his()
     for position, night in enumerate(nights, start=1):
         started = time.monotonic()
         _progress(f"night {night}: running DAG hospital_ops_nightly …")

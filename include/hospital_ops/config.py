@@ -38,14 +38,25 @@ class Settings:
         return self.var_dir / "data_docs"
 
     @property
+    def survey_simulator_file(self) -> Path:
+        """The records the simulated survey platform serves (`hospital-ops generate` writes them)."""
+        return self.var_dir / "survey_api" / "survey_records.json"
+
+    @property
     def landing_dir(self) -> Path:
         """Where SQL sources' nightly extracts are written before the loader lands them."""
         return self.var_dir / "landing"
 
 
 def source_url(connection: str) -> str | None:
-    """A SQL source's database URL from the environment: <CONNECTION>_URL (e.g. HIS_URL)."""
+    """A SQL source's database URL or an API source's base URL from the environment: <CONNECTION>_URL
+    (e.g. HIS_URL, SURVEY_API_URL)."""
     return os.environ.get(f"{connection.upper()}_URL") or None
+
+
+def source_token(connection: str) -> str | None:
+    """An API source's bearer token from the environment: <CONNECTION>_TOKEN (e.g. SURVEY_API_TOKEN)."""
+    return os.environ.get(f"{connection.upper()}_TOKEN") or None
 
 
 def settings() -> Settings:

@@ -29,6 +29,7 @@ from hospital_ops.load.loader import (
     reason_category,
     watermark,
 )
+from hospital_ops.extract.api import extract_api_source
 from hospital_ops.extract.sql import extract_sql_source, load_watermarks, save_watermarks
 from hospital_ops.sources import SOURCES
 
@@ -50,25 +51,32 @@ class SourceNotConfigured(RuntimeError):
 
 
 def extract(source_name: str, *, warehouse_url: str, business_date: date, inbox: Path | None = None,
-            source_url: str | None = None) -> dict:
+            source_url: str | None = None, source_token: str | None = None) -> dict:
     """Take this night's files of a source: drop folders after the watermark (file sources), or an
-    extract of the rows changed in the source database since the last night (SQL sources)."""
+    extract of the rows changed since the last night from the source database (SQL sources) or the
+    source's API (API sources: `source_url` is the base URL, `source_token` the bearer token)."""
     source = SOURCES[source_name]
+    incremental = source.extract in ("sql", "api")
     with closing(connect(warehouse_url)) as conn:
         ensure_raw_schema(conn, source)  # staging can build on an empty source
-        if source.extract == "sql":
+        if incremental:
             if not source_url:
-                raise SourceNotConfigured(f"{source_name}: no database configured (set {source.connection.upper()}_URL "
+                what = "database" if source.extract == "sql" else "API URL"
+                raise SourceNotConfigured(f"{source_name}: no {what} configured (set {source.connection.upper()}_URL "
                                           f"or the Airflow connection {source.connection!r})")
             watermarks = load_watermarks(conn, source.name, business_date)
         else:
             after = watermark(conn, source.name, business_date)
     extracted: dict[str, str] = {}
-    if source.extract == "sql":
-        extraction = extract_sql_source(source, source_url, settings().landing_dir, business_date,
-                                        watermarks=watermarks)
+    if incremental:
+        if source.extract == "sql":
+            extraction = extract_sql_source(source, source_url, settings().landing_dir, business_date,
+                                            watermarks=watermarks)
+        else:
+            extraction = extract_api_source(source, source_url, source_token, settings().landing_dir,
+                                            business_date, watermarks=watermarks)
         extracted = {entity: stamp.isoformat() for entity, stamp in extraction.max_updated_at.items()}
-        # exactly this night's folder (the rows of a failed earlier night were re-read from the database)
+        # exactly this night's folder (the rows of a failed earlier night were read again from the source)
         entries = plan_extract(settings().landing_dir, source, business_date, business_date - timedelta(days=1))
     else:
         inbox = inbox or settings().inbox_dir
@@ -92,7 +100,7 @@ def load(source_name: str, extracted: dict, *, warehouse_url: str, business_date
     ]
     with closing(connect(warehouse_url)) as conn:
         night = load_night(conn, source, entries, run_id=run_id, batch_date=business_date, key=pseudonym_key())
-        if source.extract == "sql":  # the watermark moves only once the rows have landed
+        if source.extract in ("sql", "api"):  # the watermark moves only once the rows have landed
             save_watermarks(conn, source.name, business_date,
                             {k: datetime.fromisoformat(v) for k, v in extracted["watermarks"].items()},
                             run_id=run_id)

@@ -448,12 +448,10 @@ def _relative(day: date, filename: str) -> str:
 
 def _plan_vendors(seed: int, count: int, hospitals: int, period: _Period) -> tuple[_Vendor, ...]:
     hospital_ids = tuple(f"H{i:02d}" for i in range(1, hospitals + 1))
-    plan: list[tuple[str | None, str, str]] = [(name, *_SCENARIO_VENDORS[name]) for name in SCENARIOS]
-    for extra in range(count - len(SCENARIOS)):
-        service_type = _EXTRA_TYPES[extra % len(_EXTRA_TYPES)]
-        plan.append((None, service_type, _extra_vendor_name(extra) + _NAME_SUFFIX[service_type]))
     vendors = []
-    for index, (scenario, service_type, name) in enumerate(plan, start=1):
+    for index, (service_type, scenario) in enumerate(planned_vendors(count).values(), start=1):
+        name = (_SCENARIO_VENDORS[scenario][1] if scenario
+                else _extra_vendor_name(index - len(SCENARIOS) - 1) + _NAME_SUFFIX[service_type])
         rng = _rng(seed, "vendor", index)
         admitted_on = period.start - timedelta(days=rng.randint(400, 2000))
         served = tuple(sorted(rng.sample(hospital_ids, rng.randint(1, min(3, len(hospital_ids))))))
@@ -464,6 +462,19 @@ def _plan_vendors(seed: int, count: int, hospitals: int, period: _Period) -> tup
             contract_start=admitted_on + timedelta(days=rng.randint(15, 90)),
         ))
     return tuple(vendors)
+
+
+def planned_vendors(vendors: int) -> dict[str, tuple[str, str | None]]:
+    """vendor_id → (service type, planted scenario or None) for `vendors` vendors, as
+    `generate_vendor_source` plans them (ids and types do not depend on the seed). Other sources'
+    generators use it to refer to the same vendors (e.g. the survey's vendor-served questionnaires)."""
+    plan = {f"V{index:03d}": (_SCENARIO_VENDORS[name][0], name) for index, name in enumerate(SCENARIOS, start=1)}
+    for extra in range(vendors - len(SCENARIOS)):
+        plan[f"V{len(SCENARIOS) + extra + 1:03d}"] = (_EXTRA_TYPES[extra % len(_EXTRA_TYPES)], None)
+    return plan
+
+
+PATIENT_FACING_SERVICE_TYPES = _PATIENT_FACING  # services whose patients are surveyed 服务对象满意度
 
 
 def _extra_vendor_name(index: int) -> str:

@@ -33,6 +33,10 @@ class Column:
     max: float | None = None
     allowed: tuple[str, ...] | None = None
     references: tuple[str, str] | None = None  # (entity, column) that must already be known
+    # free text a person typed (a survey comment, a complaint): phone and national-ID numbers in it are
+    # scrubbed by an extractor (API sources, hospital_ops.extract.api) before anything is written to
+    # disk (hospital_ops.extract.scrub); a file source's files arrive on disk as the source wrote them
+    free_text: bool = False
 
     @property
     def raw_name(self) -> str:
@@ -69,10 +73,12 @@ class Source:
     name: str
     description: str
     entities: tuple[Entity, ...] = field(default_factory=tuple)
-    # how a night's files arrive: "files" (dropped into the inbox by the source) or "sql" (extracted
-    # from the source database by updated_at into the landing folder, see hospital_ops.extract.sql)
-    extract: Literal["files", "sql"] = "files"
-    # the environment variable / Airflow connection naming a SQL source's database
+    # how a night's files arrive: "files" (dropped into the inbox by the source), "sql" (extracted
+    # from the source database by updated_at into the landing folder, see hospital_ops.extract.sql) or
+    # "api" (read from a paged JSON API by updated_at into the landing folder, see hospital_ops.extract.api)
+    extract: Literal["files", "sql", "api"] = "files"
+    # the Airflow connection / environment variables naming a SQL source's database (<NAME>_URL) or an
+    # API source's base URL and token (<NAME>_URL, <NAME>_TOKEN)
     connection: str | None = None
 
     def entity(self, name: str) -> Entity:

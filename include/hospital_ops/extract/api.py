@@ -1,0 +1,251 @@
+"""Incremental extraction of a paged JSON API (the survey platform) by `updated_at`, into landing CSVs.
+
+For business date N every entity is read with
+
+    GET <base>/api/v1/<entity>?updated_since=<watermark>&updated_before=<start of N + 1>&limit=…&cursor=…
+
+following `next_cursor` until it is null. The window is the SQL extractor's (`hospital_ops.extract.sql`):
+the lower bound is the largest `updated_at` extracted by a night *before* N (`raw._sql_watermarks`,
+shared by every incremental source, keyed by source and entity), the upper bound the end of the
+business date, so a rerun of night N asks for the same records. Watermarks are saved only after the
+load committed (`run_api_night`, or `pipeline.load` in the DAG), so a failed night is simply read again.
+
+Transport is `requests` with urllib3's `Retry` mounted on the session: 5xx answers, connection errors
+and read timeouts are retried with exponential backoff, and a 429 waits for its `Retry-After` (the
+platform's own rate limit) before retrying; every request has a (connect, read) timeout. The token is
+sent as `Authorization: Bearer …`. A 401/403/404/400, or retries exhausted, is an `ApiExtractError`.
+
+Records are written as they arrive, in the entity's column order (missing fields blank, unknown fields
+ignored), through `LandingFolder` (the night's folder is replaced whole on success). Before writing:
+- a record already seen with the same id and `updated_at` (a page the API served twice) is skipped;
+- `free_text` columns are scrubbed of phone and national-ID numbers (`hospital_ops.extract.scrub`),
+  so those numbers never reach disk;
+- timestamps with an offset are converted to hospital local time (Asia/Shanghai) without offset, as
+  the loader and the HIS use them; a value that is not a timestamp is written as it came, and the
+  loader quarantines the record with the reason (nothing is dropped here).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util import Retry
+
+from hospital_ops.extract import LandingFolder, landing_text
+from hospital_ops.extract.scrub import scrub
+from hospital_ops.extract.sql import load_watermarks, night_cutoff, save_watermarks
+from hospital_ops.load.loader import NightLoad, ensure_raw_schema, load_night, plan_extract
+from hospital_ops.sources.spec import Column, Entity, Source
+
+log = logging.getLogger(__name__)
+
+API_PATH = "/api/v1/"
+HOSPITAL_TZ = ZoneInfo("Asia/Shanghai")
+WATERMARK_FIELD = "updated_at"
+PAGE_SIZE = 500
+TIMEOUT = (5.0, 60.0)  # seconds: connect, read
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+MAX_SAME_CURSOR = 3  # an API that keeps answering with the same cursor is broken, not slow
+
+
+class ApiExtractError(RuntimeError):
+    """The API refused the extract (auth, bad request, unknown entity) or kept failing after retries."""
+
+
+def default_retry(total: int = 5, backoff_factor: float = 0.5) -> Retry:
+    """Retries on 5xx/429 (honouring Retry-After), connection errors and read timeouts, for GET only."""
+    return Retry(total=total, connect=total, read=total, status=total, backoff_factor=backoff_factor,
+                 backoff_max=60, status_forcelist=RETRY_STATUSES, allowed_methods=frozenset({"GET"}),
+                 respect_retry_after_header=True, raise_on_status=True)
+
+
+def api_session(token: str | None, retry: Retry | None = None) -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry or default_retry())
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["Accept"] = "application/json"
+    if token:
+        session.headers["Authorization"] = f"Bearer {token}"
+    return session
+
+
+def endpoint_from_connection(host: str | None, port: int | None, schema: str | None) -> str | None:
+    """An API base URL from an Airflow connection's fields, the way Airflow's HttpHook reads them.
+
+    `schema` is the URL scheme (http or https; default http); `host` may also carry a scheme and a
+    path prefix (`https://survey.example.org/platform`).
+    """
+    if not host:
+        return None
+    if "://" not in host:
+        host = f"{schema or 'http'}://{host}"
+    parts = urlsplit(host)
+    netloc = parts.netloc if port is None or parts.port else f"{parts.hostname}:{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+@dataclass
+class ApiExtraction:
+    source: str
+    business_date: date
+    cutoff: datetime  # exclusive upper bound, local time
+    folder: Path
+    paths: list[Path] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)  # entity -> rows written (entities with rows only)
+    max_updated_at: dict[str, datetime] = field(default_factory=dict)  # entity -> new watermark candidate
+    watermarks: dict[str, datetime | None] = field(default_factory=dict)  # entity -> lower bound used
+    pages: dict[str, int] = field(default_factory=dict)  # entity -> pages fetched
+    duplicates_skipped: dict[str, int] = field(default_factory=dict)  # entity -> records served twice
+
+
+@dataclass
+class ApiNight:
+    extraction: ApiExtraction
+    load: NightLoad
+
+
+def _local(value: datetime) -> datetime:
+    """Hospital local time without offset (a value without offset is taken as local already)."""
+    return value.astimezone(HOSPITAL_TZ).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _api_instant(value: datetime) -> str:
+    return value.replace(tzinfo=HOSPITAL_TZ).isoformat()
+
+
+def _cell(column: Column, value: object) -> str:
+    """One record field in landing text; a value of the wrong shape is kept for the loader to judge."""
+    if value is None:
+        return ""
+    if column.type == "timestamp" and isinstance(value, str):
+        try:
+            return landing_text(_local(datetime.fromisoformat(value)))
+        except ValueError:
+            return value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    text = landing_text(value)
+    return scrub(text) if column.free_text else text  # type: ignore[return-value]
+
+
+def _updated_at(record: Mapping) -> datetime | None:
+    try:
+        return _local(datetime.fromisoformat(str(record.get(WATERMARK_FIELD))))
+    except ValueError:
+        return None
+
+
+def _get_page(session: requests.Session, url: str, params: dict[str, str | int],
+              timeout: tuple[float, float]) -> dict:
+    try:
+        response = session.get(url, params=params, timeout=timeout)
+    except requests.exceptions.RetryError as exc:
+        raise ApiExtractError(f"GET {url}: still failing after retries: {exc}") from exc
+    except requests.exceptions.RequestException as exc:
+        raise ApiExtractError(f"GET {url}: {type(exc).__name__}: {exc}") from exc
+    if response.status_code != 200:
+        detail = response.text[:300]
+        raise ApiExtractError(f"GET {url} answered {response.status_code}: {detail}")
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise ApiExtractError(f"GET {url}: answer is not JSON: {response.text[:200]!r}") from exc
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise ApiExtractError(f"GET {url}: answer has no 'data' list: {str(body)[:200]}")
+    return body
+
+
+def _extract_entity(session: requests.Session, base_url: str, folder: LandingFolder, entity: Entity,
+                    lower: datetime | None, cutoff: datetime, page_size: int, timeout: tuple[float, float],
+                    extraction: ApiExtraction) -> None:
+    url = f"{base_url.rstrip('/')}{API_PATH}{entity.name}"
+    id_field = entity.business_key[0]
+    params: dict[str, str | int] = {"updated_before": _api_instant(cutoff), "limit": page_size}
+    if lower is not None:
+        params["updated_since"] = _api_instant(lower)
+    seen: set[tuple[str, str]] = set()
+    cursors: dict[str, int] = {}
+    highest: datetime | None = None
+    pages = duplicates = 0
+    cursor: str | None = None
+    while True:
+        if cursor is not None:
+            cursors[cursor] = cursors.get(cursor, 0) + 1
+            if cursors[cursor] > MAX_SAME_CURSOR:
+                raise ApiExtractError(f"GET {url}: cursor {cursor!r} served {MAX_SAME_CURSOR} times, "
+                                      "the API's pagination is not advancing")
+        body = _get_page(session, url, {**params, **({"cursor": cursor} if cursor else {})}, timeout)
+        pages += 1
+        for record in body["data"]:
+            if not isinstance(record, dict):
+                raise ApiExtractError(f"GET {url}: a record is not an object: {str(record)[:200]}")
+            identity = (str(record.get(id_field)), str(record.get(WATERMARK_FIELD)))
+            if identity in seen:  # the same version served twice (a page repeated)
+                duplicates += 1
+                continue
+            seen.add(identity)
+            folder.write(entity, [_cell(column, record.get(column.name)) for column in entity.columns])
+            stamp = _updated_at(record)
+            if stamp is not None and stamp < cutoff and (highest is None or stamp > highest):
+                highest = stamp
+        cursor = body.get("next_cursor")
+        if not cursor:
+            break
+    extraction.pages[entity.name] = pages
+    if duplicates:
+        extraction.duplicates_skipped[entity.name] = duplicates
+        log.warning("%s: skipped %d records the API served twice", entity.raw_table, duplicates)
+    if highest is not None:
+        extraction.max_updated_at[entity.name] = highest
+
+
+def extract_api_source(
+    source: Source,
+    base_url: str,
+    token: str | None,
+    landing_dir: Path,
+    business_date: date,
+    *,
+    watermarks: Mapping[str, datetime | None],
+    page_size: int = PAGE_SIZE,
+    timeout: tuple[float, float] = TIMEOUT,
+    retry: Retry | None = None,
+) -> ApiExtraction:
+    """Write every entity's records changed in the night's window as landing CSVs (see the module doc)."""
+    cutoff = night_cutoff(business_date)
+    extraction = ApiExtraction(source.name, business_date, cutoff, Path())
+    with api_session(token, retry) as session, LandingFolder(landing_dir, source, business_date) as folder:
+        for entity in sorted(source.entities, key=lambda e: (e.load_order, e.name)):
+            lower = watermarks.get(entity.name)
+            extraction.watermarks[entity.name] = lower
+            _extract_entity(session, base_url, folder, entity, lower, cutoff, page_size, timeout, extraction)
+        extraction.paths = folder.commit()
+        extraction.rows = dict(folder.rows)
+        extraction.folder = folder.final
+    log.info("%s %s: %d records from %s in %d pages (window up to %s)", source.name, business_date,
+             sum(extraction.rows.values()), base_url, sum(extraction.pages.values()), cutoff)
+    return extraction
+
+
+def run_api_night(source: Source, base_url: str, token: str | None, warehouse_conn, landing_dir: Path,  # type: ignore[no-untyped-def]
+                  business_date: date, *, run_id: str, key: bytes, **extract_options) -> ApiNight:  # type: ignore[no-untyped-def]
+    """Extract a night of an API source and land it with the file loader, then record its watermarks."""
+    ensure_raw_schema(warehouse_conn, source)
+    watermarks = load_watermarks(warehouse_conn, source.name, business_date)
+    extraction = extract_api_source(source, base_url, token, landing_dir, business_date, watermarks=watermarks,
+                                    **extract_options)
+    # exactly this night's folder, as for SQL sources
+    manifest = plan_extract(Path(landing_dir), source, business_date, business_date - timedelta(days=1))
+    night = load_night(warehouse_conn, source, manifest, run_id=run_id, batch_date=business_date, key=key)
+    save_watermarks(warehouse_conn, source.name, business_date, extraction.max_updated_at, run_id=run_id)
+    return ApiNight(extraction, night)
