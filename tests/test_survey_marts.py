@@ -166,7 +166,10 @@ def test_complaints_per_10k_visits_follow_the_complaints_and_the_his_visits(cons
 
 def expected_channel_quarters(consortium) -> dict[tuple[str, str], dict[str, int]]:
     """The generator's own classification per channel and quarter (its `converts` rule on its own
-    referrals), less the referrals the loader quarantines (unknown channel, unreadable referred_at)."""
+    referrals), less the referrals the loader quarantines (unknown channel, unreadable referred_at).
+    A national ID that several HIS patient records share is matched, as in stg_referral__referral_visits,
+    to the lowest patient id; the generator classified by the record it picked, so only referrals of
+    such shared IDs may differ from its counts (checked here)."""
     referral = consortium["referral"]
     his = read_his_encounters(consortium["his_url"])
     builder = ReferralBuilder(SEED, his, referral.start, END, referral.scenarios["window_days"])
@@ -176,6 +179,9 @@ def expected_channel_quarters(consortium) -> dict[tuple[str, str], dict[str, int
     defects = referral.scenarios["defects"]
     dropped = set(defects["unknown_channel"]) | set(defects["bad_referred_at"])
     patients = {national_id: patient_id for patient_id, (national_id, _) in sorted(his.patients.items(), reverse=True)}
+    records_per_id: dict[str, int] = defaultdict(int)
+    for national_id, _ in his.patients.values():
+        records_per_id[national_id] += 1
     window = timedelta(days=referral.scenarios["window_days"])
     expected: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     closed_by = datetime.combine(END + timedelta(days=1), time())
@@ -186,13 +192,15 @@ def expected_channel_quarters(consortium) -> dict[tuple[str, str], dict[str, int
             converted = converts(times, referred_at, window.days)
             key = (row["channel_id"], quarter_of(referred_at.date()))
             expected[key]["planted_converted"] += converted
+            expected[key]["shared_id"] += records_per_id[row["patient_national_id"]] > 1
             if row["referral_id"] in dropped:
                 continue
             expected[key]["referrals"] += 1
             expected[key]["converted"] += converted
             expected[key]["evaluable"] += converted or referred_at + window <= closed_by
     for (channel, quarter), counts in expected.items():  # the replayed rule is the generator's
-        assert counts["planted_converted"] == referral.scenarios["outcomes"][f"{channel}|{quarter}"].get("converted", 0)
+        planted_converted = referral.scenarios["outcomes"][f"{channel}|{quarter}"].get("converted", 0)
+        assert abs(counts["planted_converted"] - planted_converted) <= counts["shared_id"], (channel, quarter)
     return expected
 
 
