@@ -18,14 +18,18 @@ monthly_rates as (
         'lab_accuracy': ['lab_qc_runs_accurate', 'lab_qc_runs'],
         'report_delay_rate': ['reports_due - reports_on_time', 'reports_due'],
         'delivery_delay_rate': ['deliveries_late', 'deliveries'],
-        'satisfaction_rate': ['patients_satisfied', 'patients_surveyed'],
+        'satisfaction_rate': ['satisfaction_satisfied', 'satisfaction_sample'],
         'spot_check_pass_rate': ['inspection_items_passed', 'inspection_items_checked'],
     } %}
     {%- for metric, parts in rates.items() %}
     select
         vendor_id, month as period_month, is_closed_month, '-' as subject, '{{ metric }}' as metric,
         {{ metric }} as observed_value,
-        jsonb_build_object('numerator', {{ parts[0] }}, 'denominator', {{ parts[1] }}) as evidence
+        jsonb_build_object('numerator', {{ parts[0] }}, 'denominator', {{ parts[1] }})
+        {%- if metric == 'satisfaction_rate' %} || jsonb_build_object(
+            'basis', satisfaction_basis, 'survey_satisfaction_rate', survey_satisfaction_rate,
+            'survey_questionnaires', survey_questionnaires,
+            'self_reported_satisfaction_rate', self_reported_satisfaction_rate){% endif %} as evidence
     from kpis
     where {{ metric }} is not null
     {% if not loop.last %}union all{% endif %}

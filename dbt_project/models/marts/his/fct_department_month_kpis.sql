@@ -3,7 +3,9 @@
 -- departments 科室排名 (对标) where a direction is meaningful:
 --   medical quality 医疗质量      complication rate, 31-day unplanned readmission rate, mortality
 --   discipline 学科建设            senior-title share (research projects: not in the HIS yet)
---   satisfaction 患者满意度        filled by the survey source (columns kept, null until then)
+--   satisfaction 患者满意度        survey satisfaction rate with its sample size and rank (rank only when
+--                                  the month meets var survey_min_sample_for_ranking; fct_satisfaction_month)
+--                                  and complaints per 10,000 visits (fct_complaints_month)
 --   efficiency 运营效率            ALOS, bed occupancy, CMI, surgeries, level-4 and minimally invasive shares
 --   economics 经济管理             drug and consumables ratios, medical-service share, cost per visit
 --                                  and per discharge with year-on-year growth
@@ -35,6 +37,14 @@ case_mix as (
     group by 1, 2
 ),
 
+satisfaction as (
+    select * from {{ ref('fct_satisfaction_month') }}
+),
+
+complaints as (
+    select * from {{ ref('fct_complaints_month') }}
+),
+
 kpis as (
     select
         ledger.department_month_id,
@@ -53,8 +63,11 @@ kpis as (
         ledger.staff_total,
         ledger.senior_title_staff,
         {{ safe_ratio('ledger.senior_title_staff', 'ledger.staff_total') }} as senior_title_share,
-        null::numeric as satisfaction_rate,
-        null::numeric as complaints_per_10k_visits,
+        satisfaction.satisfaction_rate,
+        satisfaction.questionnaires as satisfaction_questionnaires,
+        coalesce(satisfaction.meets_min_sample, false) as satisfaction_meets_min_sample,
+        satisfaction.satisfaction_rank,
+        complaints.complaints_per_10k_visits,
         ledger.average_length_of_stay,
         ledger.bed_occupancy,
         coalesce(case_mix.settled_cases, 0) as settled_cases,
@@ -73,6 +86,8 @@ kpis as (
     from ledger
     left join outcomes on outcomes.department_id = ledger.department_id and outcomes.month = ledger.month
     left join case_mix on case_mix.department_id = ledger.department_id and case_mix.month = ledger.month
+    left join satisfaction on satisfaction.department_id = ledger.department_id and satisfaction.month = ledger.month
+    left join complaints on complaints.department_id = ledger.department_id and complaints.month = ledger.month
 )
 
 select

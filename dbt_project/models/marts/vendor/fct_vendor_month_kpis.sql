@@ -1,5 +1,12 @@
 -- Vendor KPIs 第三方服务商月度指标: one row per vendor per month. Every rate keeps its numerator and
 -- denominator beside it, so a warning or rating built on it can show its evidence.
+-- Satisfaction 满意度 has two measures kept apart: what the vendor declares in its service report
+-- (self_reported_satisfaction_rate = patients_satisfied / patients_surveyed) and what the hospital's
+-- own survey measured (survey_satisfaction_rate, fct_vendor_month_satisfaction). `satisfaction_rate`,
+-- which the warning rules, standards and credit rating read, is the hospital's survey when the month
+-- has at least var survey_min_sample_for_vendor_rate questionnaires — an independent measurement
+-- is preferred to a declaration — and the vendor's declaration otherwise (satisfaction_basis says
+-- which; satisfaction_satisfied / satisfaction_sample are its parts).
 with spine as (
     select * from {{ ref('int_vendor__month_spine') }}
 ),
@@ -137,6 +144,10 @@ reports as (
     from {{ ref('stg_vendor__service_reports') }}
 ),
 
+survey_satisfaction as (
+    select * from {{ ref('fct_vendor_month_satisfaction') }}
+),
+
 prices_in_force as (
     -- the price of each item in force at the end of each month
     select distinct on (spine.vendor_id, spine.month, prices.item_code)
@@ -198,6 +209,11 @@ joined as (
         reports.complaints,
         reports.patients_surveyed,
         reports.patients_satisfied,
+        survey_satisfaction.questionnaires as survey_questionnaires,
+        survey_satisfaction.answers as survey_answers,
+        survey_satisfaction.satisfied_answers as survey_satisfied_answers,
+        survey_satisfaction.satisfaction_rate as survey_satisfaction_rate,
+        coalesce(survey_satisfaction.meets_min_sample, false) as survey_meets_min_sample,
         prices.price_deviation_item_code,
         prices.price_deviation_max
     from spine
@@ -212,6 +228,21 @@ joined as (
     left join incidents on incidents.vendor_id = spine.vendor_id and incidents.month = spine.month
     left join reports on reports.vendor_id = spine.vendor_id and reports.month = spine.month
     left join prices on prices.vendor_id = spine.vendor_id and prices.month = spine.month
+    left join survey_satisfaction
+        on survey_satisfaction.vendor_id = spine.vendor_id and survey_satisfaction.month = spine.month
+),
+
+satisfaction_chosen as (
+    select
+        *,
+        case
+            when survey_meets_min_sample then 'hospital_survey'
+            when patients_surveyed > 0 then 'vendor_self_reported'
+        end as satisfaction_basis,
+        case when survey_meets_min_sample then survey_satisfied_answers else patients_satisfied end
+            as satisfaction_satisfied,
+        case when survey_meets_min_sample then survey_answers else patients_surveyed end as satisfaction_sample
+    from joined
 )
 
 select
@@ -259,7 +290,16 @@ select
     complaints,
     patients_surveyed,
     patients_satisfied,
-    {{ safe_ratio('patients_satisfied', 'patients_surveyed') }} as satisfaction_rate,
+    {{ safe_ratio('patients_satisfied', 'patients_surveyed') }} as self_reported_satisfaction_rate,
+    survey_questionnaires,
+    survey_answers,
+    survey_satisfied_answers,
+    survey_satisfaction_rate,
+    survey_meets_min_sample,
+    satisfaction_basis,
+    satisfaction_satisfied,
+    satisfaction_sample,
+    {{ safe_ratio('satisfaction_satisfied', 'satisfaction_sample') }} as satisfaction_rate,
     price_deviation_item_code,
     price_deviation_max
-from joined
+from satisfaction_chosen

@@ -20,9 +20,13 @@ adjustments as (
 indicator_values as (
     {%- set indicators = ['complication_rate', 'unplanned_readmission_rate_31d', 'mortality_rate',
                           'senior_title_share', 'bed_occupancy', 'average_length_of_stay', 'case_mix_index',
-                          'level4_surgery_share', 'drug_ratio', 'consumables_ratio', 'medical_service_share'] %}
+                          'level4_surgery_share', 'drug_ratio', 'consumables_ratio', 'medical_service_share',
+                          'satisfaction_rate'] %}
+    {#- satisfaction is scored only where the month meets the survey's minimum sample -#}
+    {%- set guarded = {'satisfaction_rate': 'satisfaction_meets_min_sample'} %}
     {%- for indicator in indicators %}
-    select department_id, hospital_id, month, '{{ indicator }}' as indicator, {{ indicator }}::numeric as value
+    select department_id, hospital_id, month, '{{ indicator }}' as indicator,
+        {% if indicator in guarded %}case when {{ guarded[indicator] }} then {{ indicator }} end{% else %}{{ indicator }}{% endif %}::numeric as value
     from kpis
     {% if not loop.last %}union all{% endif %}
     {%- endfor %}

@@ -1,0 +1,42 @@
+-- Satisfaction by service stage and dimension 分环节、分维度满意度: one row per department, month,
+-- service stage 服务环节 and rating dimension 评分维度 (outpatient and inpatient questionnaires), with
+-- the same measures as fct_satisfaction_month (macro satisfaction_measures). The department-month's
+-- minimum-sample flag is carried so a small cell is not read as a finding.
+with answers as (
+    select * from {{ ref('int_survey__answers_enriched') }}
+    where questionnaire_type in ('outpatient', 'inpatient')
+),
+
+department_months as (
+    select * from {{ ref('fct_satisfaction_month') }}
+),
+
+measured as (
+    select
+        answers.department_id,
+        answers.hospital_id,
+        answers.visit_month as month,
+        answers.service_stage,
+        answers.dimension,
+        {{ satisfaction_measures('answers') }}
+    from answers
+    group by 1, 2, 3, 4, 5
+)
+
+select
+    measured.department_id || '|' || to_char(measured.month, 'YYYY-MM') || '|' || measured.service_stage
+        || '|' || measured.dimension as stage_dimension_month_id,
+    measured.department_id,
+    measured.hospital_id,
+    measured.month,
+    measured.service_stage,
+    measured.dimension,
+    measured.questionnaires,
+    measured.answers,
+    measured.satisfied_answers,
+    measured.satisfaction_rate,
+    measured.mean_score,
+    department_months.meets_min_sample as department_meets_min_sample
+from measured
+inner join department_months
+    on department_months.department_id = measured.department_id and department_months.month = measured.month
