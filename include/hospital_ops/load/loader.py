@@ -51,6 +51,7 @@ _REASON_VALUES = re.compile(r"'[^']*'|\"[^\"]*\"|-?\d+(?:\.\d+)?|(?<=as ).*$")  
 # each file's checking statement works on one landing table at a time; give it memory to keep the
 # checked rows and the duplicate lookup off disk (per transaction, not a server setting)
 _WORK_MEM = "128MB"
+_TRUNCATE_AFTER_ROWS = 10_000  # emptying a landing table: DELETE is cheaper for a small file, TRUNCATE for a big one
 
 
 class ReconciliationError(RuntimeError):
@@ -228,6 +229,7 @@ def load_night(
     manifest = sorted(manifest, key=lambda m: (source.entity(m.entity).load_order, m.folder_date, m.relative_path))
     ensure_raw_schema(conn, source)
     night = NightLoad(source.name, run_id, batch_date, [])
+    started = time.perf_counter()
     inner, outer = checks_sql.hmac_pads(key)
     params = {"run_id": run_id, "source": source.name, "batch_date": batch_date,
               "hmac_inner": psycopg2.Binary(inner), "hmac_outer": psycopg2.Binary(outer)}
@@ -247,6 +249,7 @@ def load_night(
                                 f"as {checks_sql.file_load_sql(source, entity)}")
                     prepared[entity.name] = statement
                 night.files.append(_load_file(cur, source, entity, entry, params, prepared[entity.name], key))
+            _record_files(cur, source, run_id, batch_date, night.files)
             _reconcile(cur, source, batch_date, night.files)
             folders = [m.folder_date for m in manifest]
             cur.execute(
@@ -265,8 +268,9 @@ def load_night(
                 for statement in prepared.values():
                     cur.execute(f"deallocate {statement}")
             conn.commit()
-    log.info("%s night %s: %d files, %d rows read, %d loaded, %d quarantined", source.name, batch_date,
-             len(night.files), night.rows_read, night.rows_loaded, night.rows_quarantined)
+    log.info("%s night %s: %d files, %d rows read, %d loaded, %d quarantined in %.2f s", source.name, batch_date,
+             len(night.files), night.rows_read, night.rows_loaded, night.rows_quarantined,
+             time.perf_counter() - started)
     return night
 
 
@@ -287,10 +291,14 @@ def _load_file(cur, source: Source, entity: Entity, entry: ManifestEntry, night_
     sha256, encoding = digest_and_encoding(entry.path)
     file_load = FileLoad(entity.name, entry.relative_path, sha256)
     landing = checks_sql.landing_table(entity)
-    cur.execute(f"truncate {landing} restart identity")
+    cur.execute(f"delete from {landing}")  # small after small files; TRUNCATE after a big one (below)
+    # the line the file's first row will take (the header is row 1): COPY numbers rows in arrival order
+    cur.execute("select nextval(pg_get_serial_sequence(%s, '_line'))", (f"pg_temp.{landing}",))
+    line_offset = cur.fetchone()[0] - 1
     if not (entity.file_format == "csv" and _copy_csv(cur, entity, entry, encoding)):
         _frame_rows(cur, source, entity, entry, night_params, key, encoding, file_load)
-    params = night_params | {"entity": entity.name, "source_file": entry.relative_path}
+        line_offset = 0  # the Python reader numbers its rows itself
+    params = night_params | {"entity": entity.name, "source_file": entry.relative_path, "line_offset": line_offset}
     names = [p.split()[0] for p in checks_sql.FILE_LOAD_PARAMETERS]
     cur.execute(f"execute {statement} ({', '.join(f'%({name})s' for name in names)})", params)
     for outcome, reason, count in cur.fetchall():
@@ -300,14 +308,24 @@ def _load_file(cur, source: Source, entity: Entity, entry: ManifestEntry, night_
         else:
             file_load.rows_quarantined += count
             file_load.reasons[reason_category(entity.name, reason)] += count
-    cur.execute(
-        f"insert into {RAW_SCHEMA}._load_files (run_id, source, entity, batch_date, source_file, file_sha256,"
-        " rows_read, rows_loaded, rows_quarantined) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (night_params["run_id"], source.name, entity.name, night_params["batch_date"], entry.relative_path,
-         file_load.sha256, file_load.rows_read, file_load.rows_loaded, file_load.rows_quarantined),
-    )
+    if file_load.rows_read > _TRUNCATE_AFTER_ROWS:
+        cur.execute(f"truncate {landing}")
     file_load.seconds = time.perf_counter() - started
     return file_load
+
+
+def _record_files(cur, source: Source, run_id: str, batch_date: date, files: list[FileLoad]) -> None:  # type: ignore[no-untyped-def]
+    """raw._load_files: one row per file, written once a night (one statement, not one per file)."""
+    from psycopg2.extras import execute_values
+
+    execute_values(
+        cur,
+        f"insert into {RAW_SCHEMA}._load_files (run_id, source, entity, batch_date, source_file, file_sha256,"
+        " rows_read, rows_loaded, rows_quarantined) values %s",
+        [(run_id, source.name, f.entity, batch_date, f.source_file, f.sha256, f.rows_read, f.rows_loaded,
+          f.rows_quarantined) for f in files],
+        page_size=1000,
+    )
 
 
 def _copy_csv(cur, entity: Entity, entry: ManifestEntry, encoding: str) -> bool:  # type: ignore[no-untyped-def]
@@ -351,7 +369,7 @@ def _frame_rows(cur, source: Source, entity: Entity, entry: ManifestEntry, night
     into the landing table; quarantine the rows whose number of cells does not match the header."""
     landing = checks_sql.landing_table(entity)
     cells = ", ".join(f"s{i}" for i in range(len(entity.columns)))
-    copy_landing = f"copy {landing} ({cells}, _row_number) from stdin with (format csv, force_not_null *)"
+    copy_landing = f"copy {landing} ({cells}, _line) from stdin with (format csv, force_not_null *)"
     copy_quarantine = (f"copy {RAW_SCHEMA}._quarantine (run_id, source, entity, batch_date, source_file, "
                        "row_number, reason, record) from stdin with (format csv)")
     has_pii = any(c.pii for c in entity.columns)
