@@ -139,7 +139,7 @@ def _bench_environment(scale: Scale, root: Path, database_url: str, his_url: str
                 os.environ[key] = value
 
 
-def generate_scale(scale: Scale, root: Path, end: date) -> dict:
+def generate_scale(scale: Scale, root: Path, end: date, prefix: str) -> dict:
     """Generate a scale's vendor files, HIS database and insurance files; return what was generated."""
     from hospital_ops.generate.his import generate_his
     from hospital_ops.generate.insurance import generate_insurance
@@ -150,7 +150,7 @@ def generate_scale(scale: Scale, root: Path, end: date) -> dict:
     if inbox.exists():
         shutil.rmtree(inbox)
     vendor = generate_vendor_source(inbox, end=end, months=scale.months, hospitals=scale.hospitals)
-    his_url = warehouse.create_database(f"bench_his_{scale.name}", replace=True)
+    his_url = warehouse.create_database(f"{prefix}_his_{scale.name}", replace=True)
     his = generate_his(his_url, end=end, months=scale.months, hospitals=scale.hospitals, scale=scale.his_volume)
     insurance = generate_insurance(his_url, inbox, end=end)
     return {"vendor_files": vendor.files_written, "his_rows": dict(his.counts),
@@ -224,11 +224,11 @@ def _loader_night(conn, source, manifest, end: date) -> tuple[dict[str, tuple[in
     return {f.source_file: (f.rows_read, f.seconds) for f in night.files}, wall
 
 
-def measure_throughput(root: Path, his_url: str, end: date, repetitions: int) -> dict:
+def measure_throughput(root: Path, his_url: str, end: date, repetitions: int, prefix: str) -> dict:
     from hospital_ops.sources import SOURCES
 
     manifests = _csv_manifests(root, his_url, end)
-    database_url = warehouse.create_database("bench_throughput", replace=True)
+    database_url = warehouse.create_database(f"{prefix}_throughput", replace=True)
     sources = {}
     with closing(psycopg2.connect(database_url)) as conn:
         for name, manifest in manifests.items():
@@ -260,7 +260,7 @@ def measure_throughput(root: Path, his_url: str, end: date, repetitions: int) ->
                 "loader_night_s_median": round(statistics.median(r["loader_night_s"] for r in runs), 2),
                 "repetitions": runs,
             }
-    warehouse.drop_database("bench_throughput")
+    warehouse.drop_database(f"{prefix}_throughput")
     return {"repetitions": repetitions, "sources": sources}
 
 
@@ -360,7 +360,7 @@ def _airflow_template(base: Path) -> Path:
     return template
 
 
-def measure_scale(scale: Scale, base: Path, end: date) -> dict:
+def measure_scale(scale: Scale, base: Path, end: date, prefix: str) -> dict:
     root = base / scale.name
     if root.exists():
         shutil.rmtree(root)
@@ -369,8 +369,8 @@ def measure_scale(scale: Scale, base: Path, end: date) -> dict:
     (root / "airflow").mkdir()
     for name in ("airflow.db", ".migrated"):  # not airflow.cfg: it names the template's own paths
         shutil.copy2(template / name, root / "airflow" / name)
-    generated = generate_scale(scale, root, end)
-    database_url = warehouse.create_database(f"bench_{scale.name}", replace=True)
+    generated = generate_scale(scale, root, end, prefix)
+    database_url = warehouse.create_database(f"{prefix}_{scale.name}", replace=True)
     with _bench_environment(scale, root, database_url, generated["his_url"]):
         backfill = run_bench_night(end - timedelta(days=1), database_url)
         incremental = run_bench_night(end, database_url) if backfill["succeeded"] else None
@@ -590,8 +590,9 @@ def format_table(result: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    base = settings().var_dir / "bench"
+    base = args.home or settings().var_dir / "bench"
     base.mkdir(parents=True, exist_ok=True)
+    prefix = args.database_prefix
     warehouse.start()
     end = args.end
     unknown = [k for k in args.scales if k not in SCALES]
@@ -607,12 +608,13 @@ def run(args: argparse.Namespace) -> int:
     for position, scale in enumerate(scales):
         print(f"[bench] {scale.multiple:g}×: {scale.hospitals} hospitals × {scale.months} months "
               f"(HIS volume {scale.his_volume:g}) …", flush=True)
-        measured = measure_scale(scale, base, end)
+        measured = measure_scale(scale, base, end, prefix)
         result["scales"].append(measured)
         if position == 0 and args.repetitions > 0:
             print(f"[bench] load throughput at {scale.multiple:g}×, {args.repetitions} repetitions …", flush=True)
-            result["throughput"] = measure_throughput(Path(measured["root"]), warehouse.url(f"bench_his_{scale.name}"),
-                                                      end, args.repetitions) | {"scale": scale.multiple}
+            his_url = warehouse.url(f"{prefix}_his_{scale.name}")
+            result["throughput"] = measure_throughput(Path(measured["root"]), his_url, end, args.repetitions,
+                                                      prefix) | {"scale": scale.multiple}
     result["extrapolation"] = extrapolate(result["scales"])
     result["targets"] = targets(result)
     result["seconds"] = round(time.perf_counter() - started)
@@ -620,7 +622,8 @@ def run(args: argparse.Namespace) -> int:
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str))
     print(format_table(result))
     print(f"\nfigures: {out}")
-    return 0
+    return 0 if all(s["backfill"]["succeeded"] and s["incremental"] and s["incremental"]["succeeded"]
+                    for s in result["scales"]) else 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -633,5 +636,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="HIS beds and outpatient volume per hospital, as generate_his's scale (default 1.0)")
     parser.add_argument("--end", type=date.fromisoformat, default=date.today() - timedelta(days=1),
                         help="last business date of the generated history (default yesterday)")
+    parser.add_argument("--home", type=Path, default=None,
+                        help="where the generated sources, Airflow homes and JSON figures go (default var/bench)")
+    parser.add_argument("--database-prefix", default="bench",
+                        help="prefix of the databases the benchmark creates on the warehouse server (default bench)")
     parser.add_argument("--quick", action="store_true",
                         help="one tiny scale (2 hospitals × 3 months, HIS volume 0.1): checks the benchmark runs")
