@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test warehouse-start warehouse-stop clean
+.PHONY: install demo test bench warehouse-start warehouse-stop clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -22,6 +22,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# BENCH_ARGS="--scales 1,4 --repetitions 3" or "--quick"; figures go to var/bench/<timestamp>.json
+bench: install
+	$(BIN)/hospital-ops bench $(BENCH_ARGS)
 
 warehouse-start: install
 	$(BIN)/hospital-ops warehouse start

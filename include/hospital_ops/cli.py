@@ -10,6 +10,8 @@
     hospital-ops metabase setup          provision Metabase: admin, warehouse as bi_reader, dbt descriptions, dashboards
     hospital-ops docs [--date DATE]      generate the dbt documentation site into <var>/dbt_docs/
     hospital-ops demo                    generate, then run the last few nights end to end, then the dbt docs
+    hospital-ops bench [--scales 1,4,16] [--repetitions N] [--quick]
+                                         load throughput against raw COPY, nights against history size
 """
 
 from __future__ import annotations
@@ -299,6 +301,12 @@ def cmd_metabase(args: argparse.Namespace) -> int:
     return metabase.run(args)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from hospital_ops import bench
+
+    return bench.run(args)
+
+
 def _date(text: str) -> date:
     return date.fromisoformat(text)
 
@@ -375,6 +383,14 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("--date", type=_date, default=default_end,
                       help="business date the models are compiled for (default: yesterday)")
     docs.set_defaults(func=cmd_docs)
+
+    from hospital_ops import bench
+
+    bench_parser = sub.add_parser("bench", help="benchmark: loader against raw COPY, a night's cost against history "
+                                                "size, orchestration overhead, memory; prints a table, writes JSON "
+                                                "to var/bench/")
+    bench.add_arguments(bench_parser)
+    bench_parser.set_defaults(func=cmd_bench)
 
     demo = sub.add_parser("demo", help="generate sources and run the last few nights end to end")
     generation_options(demo)

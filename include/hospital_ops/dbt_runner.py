@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -148,6 +149,7 @@ def run_dbt(command: list[str], *, warehouse_url: str, business_date: date, labe
         "--vars", json.dumps({"business_date": business_date.isoformat()}),
     ]
     log.info("dbt %s", " ".join(args))
+    started = time.perf_counter()
     with _environment(warehouse_env(warehouse_url) | {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}):
         outcome = dbtRunner().invoke(args)
     results: list[NodeResult] = []
@@ -167,5 +169,11 @@ def run_dbt(command: list[str], *, warehouse_url: str, business_date: date, labe
     warned = [r for r in results if r.status == "warn"]
     for r in warned:
         log.warning("dbt %s %s warned: %s", r.resource_type, r.name, r.message)
-    log.info("dbt stage %s: %d nodes ok, %d warnings", label, len(results), len(warned))
+    # dbt's own elapsed time of running the nodes (several at once, with its threads): the SQL work; the
+    # rest of the wall time is dbt's start-up (parsing the project, connecting, building the graph)
+    running = getattr(outcome.result, "elapsed_time", None)
+    if running is None:
+        running = sum(r.execution_time for r in results)
+    log.info("dbt stage %s: %d nodes ok, %d warnings; %.2f s running nodes, %.2f s wall", label, len(results),
+             len(warned), running, time.perf_counter() - started)
     return results

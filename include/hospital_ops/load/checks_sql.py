@@ -1,0 +1,325 @@
+"""The loader's row checks as set-based SQL: one INSERT … SELECT per file instead of Python per cell.
+
+A file's cells are first COPYed, as text, into a landing table (`landing_table_ddl`). One statement
+(`file_load_sql`) then converts and checks every row in the database and writes the good rows into
+`raw.<source>__<entity>` and the bad ones, with their reason, into `raw._quarantine`.
+
+The SQL mirrors `hospital_ops.load.parsing.convert` rule for rule and message for message, and
+`tests/test_load_checks_sql.py` holds the two side by side on the same cells:
+
+- a cell is stripped of the whitespace Python's `str.strip` removes; blank is NULL;
+- a required column must have a value; a personal identifier becomes HMAC-SHA256(key, value)
+  truncated to 32 hex digits. The embedded PostgreSQL has no pgcrypto, so the HMAC is built from the
+  core `sha256()` as RFC 2104 defines it: sha256((key ⊕ opad) ‖ sha256((key ⊕ ipad) ‖ value)), the
+  two padded keys computed once in Python (`hmac_pads`);
+- text against its allowed values; yes/no values; numbers with thousands separators and ¥, finite,
+  whole for int, within the plausibility bounds;
+- dates, timestamps and months in the formats `parsing` accepts (the common ISO form is checked
+  with a plain pattern; the others go through `pg_temp.hospital_ops_timestamp`, see `SESSION_SQL`);
+- references to an entity already landed, only for rows without a conversion error;
+- an exact duplicate of an earlier good row of the same file (same converted values).
+
+Row hash and quarantine record are computed as the Python loader computed them: the row hash is the
+sha256 of the converted values' text joined by U+001F (NUL for a null), truncated to 32 hex digits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+
+from hospital_ops.sources.spec import Column, Entity, Source
+
+RAW_SCHEMA = "raw"
+TRUE_WORDS = ("y", "yes", "true", "t", "1", "是")  # as parsing._TRUE / _FALSE
+FALSE_WORDS = ("n", "no", "false", "f", "0", "否")
+# every character Python's str.strip() removes
+WHITESPACE = "".join(chr(code) for code in range(sys.maxunicode + 1) if chr(code).isspace())
+_MONTH = r"^([0-9]{4})[-/.年]([0-9]{1,2})月?$"  # as parsing._MONTH
+_BIGINT = (-(2**63), 2**63 - 1)
+_PREFIXED = "('x', 'X', 'o', 'O', 'b', 'B')"  # 0x…, 0o…, 0b…
+
+# Functions for the rare cells the fast patterns above do not take; created per session in pg_temp
+# (nothing to install, nothing shared between concurrent loads). `hospital_ops_timestamp` accepts
+# exactly the formats of parsing.parse_timestamp / parse_date (the two accept the same strings):
+# Y-m-d, Y/m/d, Y.m.d, compact Ymd, Y年m月d日, and for - and / a time H:M or H:M:S after whitespace
+# (or T for -), with strptime's one-or-two-digit fields and ranges; NULL when none fits.
+SESSION_SQL = r"""
+create or replace function pg_temp.hospital_ops_timestamp(value text) returns timestamp
+language sql immutable strict as $fn$
+    select case when iso is not null and pg_input_is_valid(iso, 'timestamp') then iso::timestamp end
+    from (
+        select case
+            when m[2] is not null  -- Y-m-d, Y/m/d or Y.m.d; a time after - (space or T) or / (space)
+                 and (m[8] is null or m[2] = '-' or (m[2] = '/' and m[9] !~* '^t$'))
+                 and m[3]::int between 1 and 12 and m[4]::int between 1 and 31
+                 and (m[8] is null or (m[10]::int < 24 and m[11]::int < 60 and coalesce(m[12], '0')::int < 60))
+                then m[1] || '-' || lpad(m[3], 2, '0') || '-' || lpad(m[4], 2, '0') || ' '
+                     || lpad(coalesce(m[10], '0'), 2, '0') || ':' || lpad(coalesce(m[11], '0'), 2, '0') || ':'
+                     || lpad(coalesce(m[12], '0'), 2, '0')
+            when m[5] is not null and m[8] is null  -- compact Ymd: strptime's first split that fits
+                then (select m[1] || '-' || lpad(mm, 2, '0') || '-' || lpad(dd, 2, '0')
+                      from (values (1, left(m[5], 2), substr(m[5], 3)), (2, left(m[5], 1), substr(m[5], 2))) s(o, mm, dd)
+                      where mm ~ '^(1[0-2]|0[1-9]|[1-9])$' and dd ~ '^(3[01]|[12][0-9]|0[1-9]|[1-9])$'
+                      order by o limit 1)
+            when m[6] is not null and m[8] is null  -- Y年m月d日
+                then m[1] || '-' || lpad(m[6], 2, '0') || '-' || lpad(m[7], 2, '0')
+        end as iso
+        from (select regexp_match(value,
+            '^([0-9]{4})(?:([-/.])([0-9]{1,2})\2([0-9]{1,2})|([0-9]{2,4})|年([0-9]{1,2})月([0-9]{1,2})日)'
+            '(([[:space:]]+|[Tt])([0-9]{1,2}):([0-9]{1,2})(?::([0-9]{1,2}))?)?$') as m) matched
+    ) normalised
+$fn$;
+
+create or replace function pg_temp.hospital_ops_repr(value text) returns text
+language sql immutable strict as $fn$
+    -- Python's repr() of a str, as parsing's messages show values
+    select case when strpos(value, '''') > 0 and strpos(value, '"') = 0
+                then '"' || escaped || '"'
+                else '''' || replace(escaped, '''', '\''') || '''' end
+    from (select replace(replace(replace(replace(value, '\', '\\'), E'\n', '\n'), E'\r', '\r'), E'\t', '\t')
+          as escaped) e
+$fn$;
+"""
+
+
+def literal(value: object) -> str:
+    """A SQL literal for a spec constant (names, bounds, allowed values: never user data)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """HMAC-SHA256's inner and outer padded keys (RFC 2104), as hmac.new(key, …, sha256) uses them."""
+    block = 64
+    if len(key) > block:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(block, b"\0")
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
+
+def _hmac(text_sql: str) -> str:
+    return (f"left(encode(sha256($7 || sha256($6 "
+            f"|| convert_to({text_sql}, 'UTF8'))), 'hex'), 32)")
+
+
+def _bound(value: float) -> str:
+    return str(value)  # as parsing formats it in the message (0, -40, 1000000000.0)
+
+
+def _stripped(cell: str) -> str:
+    """str.strip(), NULL when blank. btrim with the whole whitespace set is the costly part, so it runs
+    only when the first or last character is a control character, a space or beyond ASCII."""
+    ends = f"ascii({cell}), ascii(right({cell}, 1))"
+    return (f"case when least({ends}) > 32 and greatest({ends}) < 133 then {cell} "
+            f"else nullif(btrim({cell}, {literal(WHITESPACE)}), '') end")
+
+
+def landing_table(entity: Entity) -> str:
+    return f"_landing__{entity.raw_table}"
+
+
+def landing_table_ddl(entity: Entity) -> str:
+    """A temp table of text cells in spec column order, numbered in arrival order. It is emptied between
+    files without restarting the numbering (TRUNCATE costs milliseconds a file), so a file's row
+    number is its line number less the offset passed with the file (see `file_load_sql`)."""
+    cells = ", ".join(f"s{i} text" for i in range(len(entity.columns)))
+    return (f"create temp table {landing_table(entity)} ({cells}, "
+            "_line bigint generated by default as identity) on commit drop")
+
+
+def _iso_timestamp(cell: str) -> str:
+    """The usual ISO shapes, by LIKE (a regular expression costs several times more per cell), with the
+    hour and second in strptime's ranges (PostgreSQL also takes 24:00:00 and :60)."""
+    return (f"case when {cell} like '____-__-__ __:__:__' and substr({cell}, 12, 2) <= '23' "
+            f"and substr({cell}, 18, 2) <= '59' and pg_input_is_valid({cell}, 'timestamp') then {cell}::timestamp "
+            f"when {cell} like '____-__-__' and pg_input_is_valid({cell}, 'date') then {cell}::date::timestamp end")
+
+
+def _number(text: str) -> str:
+    """parsing._number's Decimal, or NULL. The text is cleaned of thousands separators and yuan signs;
+    PostgreSQL's numeric input also reads 0x/0o/0b integers, which Decimal does not; NaN and the
+    infinities both read, and they are refused later as not finite."""
+    cleaned = f"replace(replace(replace({text}, ',', ''), '¥', ''), '￥', '')"
+    return (f"(select case when pg_input_is_valid(c, 'numeric') and substr(c, 2, 1) not in {_PREFIXED} "
+            f"and substr(c, 3, 1) not in {_PREFIXED} then c::numeric end from (select {cleaned} as c) cleaned)")
+
+
+def _plain_number(cell: str) -> str:
+    """The usual case without the subquery: a cell that starts like a number and reads as one."""
+    return (f"case when (ascii({cell}) between 48 and 57 or ascii({cell}) in (43, 45, 46)) "
+            f"and pg_input_is_valid({cell}, 'numeric') and substr({cell}, 2, 1) not in {_PREFIXED} "
+            f"and substr({cell}, 3, 1) not in {_PREFIXED} then {cell}::numeric end")
+
+
+def _column_sql(column: Column, i: int) -> tuple[str, str, str]:
+    """(first, value, error) SQL for spec column i.
+
+    `first` reads the landed cell r{i} and becomes x{i}: the stripped text (text, personal, month
+    columns) or the parsed value (dates, numbers, yes/no). Typed cells are first tried as they
+    arrived, where PostgreSQL's input functions do the work, and only a cell that fails is stripped
+    and tried the slower way. `value` and `error` read x{i} (and r{i}); either may be NULL.
+    """
+    r, x, name = f"r{i}", f"x{i}", column.name
+    t = _stripped(r)  # for the rare branches: blank cells, error messages
+    missing = literal(name + ": required value is missing") if column.required else "null"
+    prefix = literal(name + ": ")
+    repr_t = f"pg_temp.hospital_ops_repr({t})"
+    kind = column.type
+    if column.pii or kind in ("text", "month"):
+        first = t
+        repr_t = f"pg_temp.hospital_ops_repr({x})"
+    if column.pii:
+        return first, f"case when {x} is not null then {_hmac(x)} end", f"case when {x} is null then {missing} end"
+    if kind == "text":
+        if column.allowed is None:
+            return first, x, f"case when {x} is null then {missing} end"
+        allowed = ", ".join(literal(a) for a in column.allowed)
+        message = literal(f" is not one of {', '.join(column.allowed)}")
+        return first, x, (f"case when {x} is null then {missing} when {x} not in ({allowed}) "
+                          f"then {prefix} || {repr_t} || {message} end")
+    if kind == "bool":
+        true_words = ", ".join(literal(w) for w in TRUE_WORDS)
+        false_words = ", ".join(literal(w) for w in FALSE_WORDS)
+        first = (f"case when lower({r}) in ({true_words}) then true when lower({r}) in ({false_words}) then false "
+                 f"when lower({t}) in ({true_words}) then true when lower({t}) in ({false_words}) then false end")
+        return first, x, (f"case when {x} is not null then null when {t} is null then {missing} "
+                          f"else {prefix} || {repr_t} || ' is not a yes/no value' end")
+    unrecognised = f"{literal(name + ': unrecognised date/time ')} || {repr_t}"
+    if kind in ("date", "timestamp"):
+        first = f"coalesce({_iso_timestamp(r)}, pg_temp.hospital_ops_timestamp({t}))"
+        error = f"case when {x} is not null then null when {t} is null then {missing} else {unrecognised} end"
+        return first, (f"{x}::date" if kind == "date" else x), error
+    if kind == "month":
+        month = f"(regexp_match({x}, '{_MONTH}'))"
+        value = (f"case when {x} ~ '{_MONTH}' then case when {month}[2]::int between 1 and 12 then "
+                 f"make_date({month}[1]::int, {month}[2]::int, 1) end "
+                 f"else date_trunc('month', coalesce({_iso_timestamp(x)}, pg_temp.hospital_ops_timestamp({x})))::date end")
+        error = (f"case when {x} is null then {missing} when ({value}) is not null then null "
+                 f"when {x} ~ '{_MONTH}' then {literal(name + ': month out of range in ')} || {repr_t} "
+                 f"else {literal(name + ': unrecognised date/time ')} || {repr_t} end")
+        return first, value, error
+    # int / decimal: parsing._number, then the plausibility bounds
+    first = f"coalesce({_plain_number(r)}, {_number(t)})"
+    checks = [f"when {t} is null then {missing}",
+              f"when {x} is null then {prefix} || {repr_t} || ' is not a number'",
+              f"when {x} in ('NaN', 'Infinity', '-Infinity') then {prefix} || {repr_t} || ' is not a finite number'"]
+    if kind == "int":
+        checks.append(f"when {x} <> trunc({x}) then {prefix} || {repr_t} || ' is not a whole number'")
+    if column.min is not None:
+        checks.append(f"when {x} < {literal(_bound(column.min))}::numeric then {prefix} || {t} "
+                      f"|| {literal(' below plausible minimum ' + _bound(column.min))}")
+    if column.max is not None:
+        checks.append(f"when {x} > {literal(_bound(column.max))}::numeric then {prefix} || {t} "
+                      f"|| {literal(f' outside plausible range [{column.min}, {column.max}]')}")
+    in_range = "true"
+    if kind == "int":
+        # beyond bigint the Python loader's COPY failed the whole night; here the row is quarantined
+        in_range = f"{x} between {_BIGINT[0]} and {_BIGINT[1]}"
+        checks.append(f"when not ({in_range}) then {prefix} || {repr_t} || ' is out of range for a whole number'")
+    # the common case first: a finite number within its bounds is no error, whatever the column
+    within = [f"{x} not in ('NaN', 'Infinity', '-Infinity')"]
+    if kind == "int":
+        within.append(f"{x} = trunc({x}) and {in_range}")
+    if column.min is not None:
+        within.append(f"{x} >= {literal(_bound(column.min))}::numeric")
+    if column.max is not None:
+        within.append(f"{x} <= {literal(_bound(column.max))}::numeric")
+    error = f"case when {x} is not null and {' and '.join(within)} then null " + " ".join(checks) + " end"
+    value = f"case when {x} = trunc({x}) and {in_range} then {x}::bigint end" if kind == "int" else x
+    return first, value, error
+
+
+FILE_LOAD_PARAMETERS = ("run_id text", "source text", "entity text", "batch_date date", "source_file text",
+                        "hmac_inner bytea", "hmac_outer bytea", "line_offset bigint")
+
+
+def file_load_sql(source: Source, entity: Entity) -> str:
+    """One statement that checks the landing table's rows and inserts them into raw or quarantine.
+
+    Parameters $1… as FILE_LOAD_PARAMETERS (the statement is prepared once per entity and night, so
+    a night of many small files does not plan it for each). Returns one row per outcome:
+    ('loaded', NULL, n) and ('quarantined', reason, n) per distinct reason.
+    The OFFSET 0 subqueries keep PostgreSQL from inlining each level into the next, so every
+    expression is computed once per row.
+    """
+    columns = entity.columns
+    n = range(len(columns))
+    converted = [_column_sql(c, i) for i, c in zip(n, columns)]
+    raw_cells = ", ".join(f"l.s{i} as r{i}" for i in n)
+    raw_names = ", ".join(f"r{i}" for i in n)
+    firsts = ", ".join(f"{first} as x{i}" for i, (first, _, _) in enumerate(converted))
+    values = ", ".join(f"{value} as v{i}" for i, (_, value, _) in enumerate(converted))
+    errors = ", ".join(f"{error} as e{i}" for i, (_, _, error) in enumerate(converted))
+    conversion_errors = f"nullif(concat_ws('; ', {', '.join(f'e{i}' for i in n)}), '')"
+    reference_checks = []
+    for i, column in zip(n, columns):
+        if column.references:
+            ref_entity, ref_column = column.references
+            ref = source.entity(ref_entity)
+            ref_raw = ref.column(ref_column).raw_name
+            message = literal(f" (not in {source.name} {ref_entity})")
+            reference_checks.append(
+                f"case when v{i} is not null and v{i} not in (select {ref_raw} from {RAW_SCHEMA}.{ref.raw_table} "
+                f"where {ref_raw} is not null) then {literal(f'{column.name}: unknown {ref_column} ')} "
+                f"|| pg_temp.hospital_ops_repr(v{i}) || {message} end")
+    reference_errors = f"nullif(concat_ws('; ', {', '.join(reference_checks)}), '')" if reference_checks else "null"
+    as_text = [f"v{i}::text" for i in n]
+    row_hash = ("left(encode(sha256(" + " || '\\x1f'::bytea || ".join(
+        f"coalesce(convert_to({v}, 'UTF8'), '\\x00'::bytea)" for v in as_text) + "), 'hex'), 32)")
+
+    def record(failed: bool) -> str:
+        pairs = []
+        for i, column in zip(n, columns):
+            shown = as_text[i]
+            if failed:  # a failing cell shows what arrived (pseudonymized if personal)
+                arrived = _hmac(f"coalesce(r{i}, '')") if column.pii else f"r{i}"
+                shown = f"case when e{i} is null then {as_text[i]} else {arrived} end"
+            pairs.append(f"{literal(column.raw_name)}, {shown}")
+        return f"jsonb_build_object({', '.join(pairs)})"
+
+    raw_columns = ", ".join(c.raw_name for c in columns)
+    value_list = ", ".join(f"v{i}" for i in n)
+    landing = landing_table(entity)
+    return f"""
+with checked as materialized (
+    select _row_number, {value_list}, _errors, _failed_record,
+           case when _errors is null then {row_hash} end as _row_hash
+    from (
+        select *, coalesce(_conversion_errors,
+                           case when _conversion_errors is null then {reference_errors} end) as _errors,
+               case when _conversion_errors is not null then {record(failed=True)} end as _failed_record
+        from (
+            select *, {conversion_errors} as _conversion_errors
+            from (select _row_number, {raw_names}, {values}, {errors}
+                  from (select *, {firsts} from (select (l._line - $8)::integer as _row_number, {raw_cells}
+                                                 from {landing} l) l
+                        offset 0) first
+                  offset 0) converted
+            offset 0) with_conversion
+        offset 0) judged
+),
+first_seen as (
+    select _row_hash, min(_row_number) as first_row from checked where _errors is null
+    group by _row_hash having count(*) > 1
+),
+loaded as (
+    insert into {RAW_SCHEMA}.{entity.raw_table} ({raw_columns}, _run_id, _batch_date, _source_file, _row_number, _row_hash)
+    select {value_list}, $1, $4, $5, c._row_number, c._row_hash
+    from checked c left join first_seen f on f._row_hash = c._row_hash
+    where c._errors is null and (f.first_row is null or f.first_row = c._row_number)
+    returning 1
+),
+quarantined as (
+    insert into {RAW_SCHEMA}._quarantine (run_id, source, entity, batch_date, source_file, row_number, reason, record)
+    select $1, $2, $3, $4, $5, c._row_number,
+           coalesce(c._errors, 'duplicate: same content as ' || $5 || ' row ' || f.first_row),
+           coalesce(c._failed_record, {record(failed=False)})
+    from checked c left join first_seen f on f._row_hash = c._row_hash
+    where c._errors is not null or f.first_row < c._row_number
+    returning reason
+)
+select 'loaded', null, count(*) from loaded
+union all
+select 'quarantined', reason, count(*) from quarantined group by reason
+"""
+
