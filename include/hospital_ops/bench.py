@@ -127,8 +127,10 @@ def _bench_environment(scale: Scale, root: Path, database_url: str, his_url: str
         "HIS_URL": his_url,
         "HOSPITAL_OPS_PSEUDONYM_KEY": BENCH_KEY,
     }
-    saved = {key: os.environ.get(key) for key in values}
+    saved = {key: os.environ.get(key) for key in (*values, "SURVEY_API_URL", "SURVEY_API_TOKEN")}
     os.environ.update(values)
+    for key in ("SURVEY_API_URL", "SURVEY_API_TOKEN"):  # the generated platform, never a configured one
+        os.environ.pop(key, None)
     try:
         yield
     finally:
@@ -140,9 +142,12 @@ def _bench_environment(scale: Scale, root: Path, database_url: str, his_url: str
 
 
 def generate_scale(scale: Scale, root: Path, end: date, prefix: str) -> dict:
-    """Generate a scale's vendor files, HIS database and insurance files; return what was generated."""
+    """Generate a scale's vendor files, HIS database, insurance files, survey platform records and
+    referral exports; return what was generated."""
     from hospital_ops.generate.his import generate_his
     from hospital_ops.generate.insurance import generate_insurance
+    from hospital_ops.generate.referral import generate_referral
+    from hospital_ops.generate.survey import generate_survey
     from hospital_ops.generate.vendor import generate_vendor_source
 
     started = time.perf_counter()
@@ -153,9 +158,12 @@ def generate_scale(scale: Scale, root: Path, end: date, prefix: str) -> dict:
     his_url = warehouse.create_database(f"{prefix}_his_{scale.name}", replace=True)
     his = generate_his(his_url, end=end, months=scale.months, hospitals=scale.hospitals, scale=scale.his_volume)
     insurance = generate_insurance(his_url, inbox, end=end)
+    survey = generate_survey(his_url, root / "survey_api.json", end=end, months=scale.months)
+    referral = generate_referral(his_url, inbox, end=end, months=scale.months)
     return {"vendor_files": vendor.files_written, "his_rows": dict(his.counts),
-            "insurance": dict(insurance.counts), "seconds": round(time.perf_counter() - started, 1),
-            "his_url": his_url}
+            "insurance": dict(insurance.counts), "survey": dict(survey.counts),
+            "referral_rows": referral.rows_written, "seconds": round(time.perf_counter() - started, 1),
+            "his_url": his_url, "survey_records": root / "survey_api.json"}
 
 
 # ------------------------------------------------------------------------------------ throughput
@@ -374,6 +382,8 @@ def _airflow_template(base: Path) -> Path:
 
 
 def measure_scale(scale: Scale, base: Path, end: date, prefix: str) -> dict:
+    from hospital_ops.generate.survey_api import simulated_survey_api
+
     root = base / scale.name
     if root.exists():
         shutil.rmtree(root)
@@ -384,13 +394,14 @@ def measure_scale(scale: Scale, base: Path, end: date, prefix: str) -> dict:
         shutil.copy2(template / name, root / "airflow" / name)
     generated = generate_scale(scale, root, end, prefix)
     database_url = warehouse.create_database(f"{prefix}_{scale.name}", replace=True)
-    with _bench_environment(scale, root, database_url, generated["his_url"]):
+    with _bench_environment(scale, root, database_url, generated["his_url"]), \
+            simulated_survey_api(generated["survey_records"]):
         backfill = run_bench_night(end - timedelta(days=1), database_url)
         incremental = run_bench_night(end, database_url) if backfill["succeeded"] else None
         history = _history_rows(database_url)
     return {"scale": scale.multiple, "hospitals": scale.hospitals, "months": scale.months,
             "his_volume": scale.his_volume, "root": str(root), "database": database_url,
-            "generated": {k: v for k, v in generated.items() if k != "his_url"},
+            "generated": {k: v for k, v in generated.items() if k not in ("his_url", "survey_records")},
             "history_rows": history, "backfill": backfill, "incremental": incremental}
 
 

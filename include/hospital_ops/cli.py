@@ -20,12 +20,9 @@ import argparse
 import json
 import logging
 import os
-import secrets
 import shutil
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, timedelta
 
 from hospital_ops import warehouse
@@ -107,35 +104,13 @@ def _use_simulated_his() -> None:
     conn.close()
 
 
-@contextmanager
-def _simulated_survey_api() -> Iterator[None]:
-    """Serve the generated survey records on a local port for the nights being run, and point the
-    survey source at it (SURVEY_API_URL / SURVEY_API_TOKEN, which the DAG run inherits), unless
-    SURVEY_API_URL names a real platform or nothing was generated."""
-    from hospital_ops.generate.survey_api import SurveyApiServer
-
-    records = settings().survey_simulator_file
-    if os.environ.get("SURVEY_API_URL") or not records.exists():
-        yield
-        return
-    preset_token = os.environ.get("SURVEY_API_TOKEN")
-    token = preset_token or secrets.token_urlsafe(24)
-    with SurveyApiServer.from_file(records, token) as server:
-        os.environ["SURVEY_API_URL"], os.environ["SURVEY_API_TOKEN"] = server.base_url, token
-        _progress(f"survey API simulator at {server.base_url}")
-        try:
-            yield
-        finally:
-            del os.environ["SURVEY_API_URL"]
-            if preset_token is None:
-                del os.environ["SURVEY_API_TOKEN"]
-
-
 def _run_nights(nights: list[date]) -> bool:
     """Run the DAG night by night: a compact summary after each, the full one after the last."""
+    from hospital_ops.generate.survey_api import simulated_survey_api
+
     url = warehouse.start()
     _use_simulated_his()
-    with _simulated_survey_api():
+    with simulated_survey_api(settings().survey_simulator_file, progress=_progress):
         return _run_nights_with_sources(nights, url)
 
 

@@ -25,9 +25,12 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
+import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
@@ -74,6 +77,27 @@ class ServedRequest:
     authorization: str | None
     status: int
     at: float  # time.monotonic()
+
+
+@contextmanager
+def simulated_survey_api(records: Path, progress: Callable[[str], None] = log.info) -> Iterator[None]:
+    """Serve the generated survey records on a local port while the block runs, and point the survey
+    source at it (SURVEY_API_URL / SURVEY_API_TOKEN, which a DAG run started inside inherits), unless
+    SURVEY_API_URL names a real platform or nothing was generated."""
+    if os.environ.get("SURVEY_API_URL") or not records.exists():
+        yield
+        return
+    preset_token = os.environ.get("SURVEY_API_TOKEN")
+    token = preset_token or secrets.token_urlsafe(24)
+    with SurveyApiServer.from_file(records, token) as server:
+        os.environ["SURVEY_API_URL"], os.environ["SURVEY_API_TOKEN"] = server.base_url, token
+        progress(f"survey API simulator at {server.base_url}")
+        try:
+            yield
+        finally:
+            del os.environ["SURVEY_API_URL"]
+            if preset_token is None:
+                del os.environ["SURVEY_API_TOKEN"]
 
 
 @dataclass

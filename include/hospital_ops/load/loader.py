@@ -170,6 +170,13 @@ def ensure_raw_schema(conn, source: Source) -> None:  # type: ignore[no-untyped-
                 f"create index if not exists {entity.raw_table}__batch "
                 f"on {RAW_SCHEMA}.{entity.raw_table} (_batch_date)"
             )
+            # incremental staging reads the rows landed since its last build; raw grows by appends (a
+            # rerun replaces only its own night's rows), so _loaded_at follows the physical order and
+            # a small BRIN index finds those rows without scanning the history
+            cur.execute(
+                f"create index if not exists {entity.raw_table}__loaded_at "
+                f"on {RAW_SCHEMA}.{entity.raw_table} using brin (_loaded_at)"
+            )
     conn.commit()
 
 
