@@ -13,7 +13,7 @@ What is checked lives in the repository as plain JSON, not in code:
 
 A gate run builds an in-memory GX context (nothing is written into the repository), registers the
 warehouse as a PostgreSQL data source, loads the suites and runs one real GX ``Checkpoint`` over all
-targets, with an ``UpdateDataDocsAction`` writing the HTML Data Docs to ``var/data_docs``. Because the
+targets, then builds the HTML Data Docs of its results in ``var/data_docs``. Because the
 context's results store is in memory, GX prunes older runs' pages when it rebuilds the index: the
 site shows the latest gate run, and the history lives in ``dq.validation_results``, to which every
 expectation result is appended (a rerun of the same run id and checkpoint replaces that run's rows).
@@ -284,11 +284,11 @@ def _run_gx_checkpoint(warehouse_url: str, spec: CheckpointSpec, validations: Se
         checkpoint = context.checkpoints.add(gx.Checkpoint(
             name=spec.name,
             validation_definitions=definitions,
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs", site_names=[DATA_DOCS_SITE])],
             result_format=spec.result_format,
         ))
         gx_run_id = RunIdentifier(run_name=_safe_run_name(run_id), run_time=datetime.now(timezone.utc))
         checkpoint_result = checkpoint.run(run_id=gx_run_id)
+        _build_data_docs(context, checkpoint_result)
     finally:
         _dispose(datasource)
 
@@ -312,6 +312,21 @@ def _run_gx_checkpoint(warehouse_url: str, spec: CheckpointSpec, validations: Se
     _prune_empty_dirs(docs_dir / "expectations")
     docs_index = docs_dir / "index.html"
     return results, docs_index if docs_index.exists() else None
+
+
+def _build_data_docs(context, checkpoint_result) -> None:  # type: ignore[no-untyped-def]
+    """The run's validation pages, its suites' pages and the index, in one site build.
+
+    GX's own ``UpdateDataDocsAction`` rebuilds the site index once per validation, and every build
+    compiles the page templates afresh: with some forty validations that took about ten seconds a
+    night, against about one for a single build of the same pages."""
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+
+    started = time.monotonic()
+    suites = sorted({result.suite_name for result in checkpoint_result.run_results.values()})
+    context.build_data_docs(site_names=[DATA_DOCS_SITE], resource_identifiers=[
+        *checkpoint_result.run_results, *(ExpectationSuiteIdentifier(name=name) for name in suites)])
+    log.info("Data Docs built in %.1f s", time.monotonic() - started)
 
 
 def _import_gx():  # type: ignore[no-untyped-def]
