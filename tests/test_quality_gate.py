@@ -157,6 +157,14 @@ def test_good_night_passes_and_records_every_expectation(db_url, tmp_path):
     assert pair["element_count"] == 2 and pair["unexpected_count"] == 0
     assert (tmp_path / "index.html").is_file()
     assert result.data_docs_index == tmp_path / "index.html"
+    # one page per validated table and one per suite, all linked from the index
+    validated = {r["suite"] for r in result.results}
+    index = (tmp_path / "index.html").read_text()
+    for kind in ("validations", "expectations"):
+        pages = [p.relative_to(tmp_path / kind).as_posix() for p in (tmp_path / kind).rglob("*.html")]
+        for suite in validated:
+            assert any(page.startswith(suite.replace(".", "/", 1)) for page in pages), (kind, suite)
+    assert all(suite in index for suite in validated)
 
 
 def test_bad_row_in_tonights_batch_fails_naming_suite_and_expectation(db_url, tmp_path):
