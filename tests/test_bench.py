@@ -22,6 +22,7 @@ NIGHT_LOG = """\
 2026-11-23T15:45:53.600000Z [info     ] [DAG TEST] end task task_id=load_his map_index=-1 [airflow]
 2026-11-23T15:45:53.700000Z [info     ] [DAG TEST] starting task_id=dbt_build_marts map_index=-1 [airflow]
 2026-11-23T15:46:00.000000Z [info     ] dbt stage marts: 142 nodes ok, 0 warnings; 4.50 s running nodes, 6.00 s wall [hospital_ops.dbt_runner]
+2026-11-23T15:46:00.000000Z [info     ] dbt stage marts slowest nodes: stg_his__charges 2.10 s, fct_department_month_ledger 0.75 s [hospital_ops.dbt_runner]
 2026-11-23T15:46:03.700000Z [info     ] [DAG TEST] end task task_id=dbt_build_marts map_index=-1 [airflow]
 """
 
@@ -30,7 +31,8 @@ def test_night_log_gives_task_spans_and_the_loaders_and_dbts_own_times() -> None
     parsed = bench.parse_night_log(NIGHT_LOG)
     assert parsed["tasks"] == {"extract_his": 10.5, "load_his": 4.0, "dbt_build_marts": 10.0}
     assert parsed["loader"]["his"] == {"files": 11, "rows_read": 1000, "rows_loaded": 990, "seconds": 3.25}
-    assert parsed["dbt"]["marts"] == {"nodes": 142, "node_seconds": 4.5, "wall_seconds": 6.0}
+    assert parsed["dbt"]["marts"] == {"nodes": 142, "node_seconds": 4.5, "wall_seconds": 6.0,
+                                      "slowest": {"stg_his__charges": 2.1, "fct_department_month_ledger": 0.75}}
     stages = bench._stage_times(parsed["tasks"])
     assert stages["extract"] == 10.5 and stages["load"] == 4.0 and stages["quality gate"] == 0.0
 
@@ -72,6 +74,19 @@ def test_targets_say_missed_with_the_reason_and_met_plainly() -> None:
     assert lines["loader"]["why"]
     growth = next(line for line in bench.targets(result) if line["target"].startswith("night at"))
     assert growth["verdict"] == "met" and growth["why"] is None
+
+
+
+def test_a_grown_night_names_the_dbt_nodes_that_grew() -> None:
+    small = _scale(1, 1_000_000, 100.0, 1_000_000, 50.0)
+    large = _scale(16, 16_000_000, 900.0, 16_000_000, 80.0)
+    small["incremental"]["dbt"] = {"marts": {"slowest": {"fct_a": 1.0, "stg_b": 0.4}}}
+    large["incremental"]["dbt"] = {"marts": {"slowest": {"fct_a": 1.2, "stg_b": 6.4, "fct_c": 2.0}}}
+    growth = next(line for line in bench.targets({"scales": [small, large]}) if line["target"].startswith("night at"))
+    assert growth["verdict"] == "MISSED"
+    # stg_b grew 6.0 s and fct_c 2.0 s (absent before); fct_a's 0.2 s is below the half-second noted
+    assert growth["why"].endswith("the dbt nodes that grew most: stg_b +6.0 s, fct_c +2.0 s "
+                                  "(each still reads its whole input, not the night's delta)")
 
 
 @pytest.mark.e2e

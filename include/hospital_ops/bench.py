@@ -67,6 +67,8 @@ TARGETS = {
 BENCH_KEY = "hospital-ops-bench"  # pseudonym key of the generated data: nothing real is hashed
 _TASK_EDGE = re.compile(r"^(\S+Z) .*\[DAG TEST\] (starting|end task) task_id=(\w+)")
 _LOADER_LINE = re.compile(r"(\w+) night \S+: (\d+) files, (\d+) rows read, (\d+) loaded, (\d+) quarantined in ([\d.]+) s")
+_DBT_SLOWEST = re.compile(r"dbt stage (\w+) slowest nodes: (.+)$", re.M)
+_DBT_NODE = re.compile(r"(\S+) ([\d.]+) s")
 _DBT_LINE = re.compile(r"dbt stage (\w+): (\d+) nodes ok, \d+ warnings; ([\d.]+) s running nodes, ([\d.]+) s wall")
 _STAGES = {  # table row → tasks whose spans it adds up
     "extract": ("extract_",),
@@ -330,6 +332,9 @@ def parse_night_log(text: str) -> dict:
                            "seconds": float(m.group(6))} for m in _LOADER_LINE.finditer(text)}
     dbt = {m.group(1): {"nodes": int(m.group(2)), "node_seconds": float(m.group(3)), "wall_seconds": float(m.group(4))}
            for m in _DBT_LINE.finditer(text)}
+    for m in _DBT_SLOWEST.finditer(text):
+        if m.group(1) in dbt:
+            dbt[m.group(1)]["slowest"] = {n.group(1): float(n.group(2)) for n in _DBT_NODE.finditer(m.group(2))}
     return {"tasks": tasks, "spans": spans, "loader": loader, "dbt": dbt}
 
 
@@ -500,9 +505,7 @@ def targets(result: dict) -> list[dict]:
             "verdict": _verdict(growth <= TARGETS["night_growth_max"]),
             "why": None if growth <= TARGETS["night_growth_max"] else (
                 "the stages that grew most: " + ", ".join(f"{stage} +{delta:.0f} s" for stage, delta in grown)
-                + ". dbt rebuilds its staging and mart tables from the whole history every night (they are "
-                "tables, not incremental models), so their cost follows the history, not the night's delta; "
-                "incremental facts (merge on the business key for the night's batch) would fix it."),
+                + _grown_nodes(small["incremental"], large["incremental"])),
         })
     nights = [(s["scale"], kind, s[kind]) for s in result.get("scales", []) for kind in ("incremental",) if s.get(kind)]
     if nights:
@@ -545,6 +548,20 @@ def targets(result: dict) -> list[dict]:
             "why": None if peak <= TARGETS["peak_rss_max_bytes"] else _memory_why(largest),
         })
     return lines
+
+
+def _grown_nodes(small: dict, large: dict) -> str:
+    """The dbt nodes (models, tests) whose time grew most between two nights: what still follows the
+    history rather than the night's delta."""
+    grown = []
+    for stage, figures in large.get("dbt", {}).items():
+        before = small.get("dbt", {}).get(stage, {}).get("slowest", {})
+        grown += [(node, seconds - before.get(node, 0.0)) for node, seconds in figures.get("slowest", {}).items()]
+    grown = sorted((g for g in grown if g[1] >= 0.5), key=lambda g: -g[1])[:4]
+    if not grown:
+        return ""
+    return ("; the dbt nodes that grew most: " + ", ".join(f"{node} +{delta:.1f} s" for node, delta in grown)
+            + " (each still reads its whole input, not the night's delta)")
 
 
 def _memory_why(scale: dict) -> str:

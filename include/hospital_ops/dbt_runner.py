@@ -176,4 +176,8 @@ def run_dbt(command: list[str], *, warehouse_url: str, business_date: date, labe
         running = sum(r.execution_time for r in results)
     log.info("dbt stage %s: %d nodes ok, %d warnings; %.2f s running nodes, %.2f s wall", label, len(results),
              len(warned), running, time.perf_counter() - started)
+    slowest = sorted((r for r in results if r.execution_time >= 0.01), key=lambda r: -r.execution_time)[:8]
+    if slowest:
+        log.info("dbt stage %s slowest nodes: %s", label,
+                 ", ".join(f"{r.name} {r.execution_time:.2f} s" for r in slowest))
     return results
