@@ -12,7 +12,6 @@ import copy
 import csv
 import json
 import re
-import time
 from collections import Counter, defaultdict
 from contextlib import closing
 from datetime import date, datetime, timedelta

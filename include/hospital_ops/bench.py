@@ -43,7 +43,7 @@ import shutil
 import statistics
 import threading
 import time
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -51,7 +51,7 @@ from pathlib import Path
 import psycopg2
 
 from hospital_ops import warehouse
-from hospital_ops.config import settings
+from hospital_ops.config import environment, settings
 
 # scale multiple → (hospitals, months) of history; 1× is the demo's 3 hospitals × 6 months
 SCALES: dict[int, tuple[int, int]] = {1: (3, 6), 2: (3, 12), 4: (6, 12), 8: (6, 24), 16: (9, 32)}
@@ -118,29 +118,19 @@ def _server_version() -> str:
 # ------------------------------------------------------------------------------------ generation
 
 
-@contextmanager
 def _bench_environment(scale: Scale, root: Path, database_url: str, his_url: str):  # type: ignore[no-untyped-def]
-    """Point every setting at this scale's own home, on the embedded (or configured) server."""
-    values = {
+    """Point every setting at this scale's own home, on the embedded (or configured) server, and the
+    survey source at nothing configured (the nights are served the generated platform)."""
+    return environment({
         "HOSPITAL_OPS_VAR_DIR": str(root),
         "HOSPITAL_OPS_INBOX": str(root / "inbox"),
         "WAREHOUSE_URL": database_url,
         "WAREHOUSE_ADMIN_URL": warehouse.admin_url(),
         "HIS_URL": his_url,
         "HOSPITAL_OPS_PSEUDONYM_KEY": BENCH_KEY,
-    }
-    saved = {key: os.environ.get(key) for key in (*values, "SURVEY_API_URL", "SURVEY_API_TOKEN")}
-    os.environ.update(values)
-    for key in ("SURVEY_API_URL", "SURVEY_API_TOKEN"):  # the generated platform, never a configured one
-        os.environ.pop(key, None)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        "SURVEY_API_URL": None,
+        "SURVEY_API_TOKEN": None,
+    })
 
 
 def generate_scale(scale: Scale, root: Path, end: date, prefix: str) -> dict:

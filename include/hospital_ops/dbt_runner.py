@@ -12,13 +12,12 @@ import logging
 import os
 import shutil
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from hospital_ops.config import settings
+from hospital_ops.config import environment, settings
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +65,6 @@ def warehouse_env(warehouse_url: str) -> dict[str, str]:
         "WAREHOUSE_PASSWORD": unquote(parsed.password or ""),
         "WAREHOUSE_DB": (parsed.path or "/hospital_ops").lstrip("/") or "hospital_ops",
     }
-
-
-@contextmanager
-def _environment(values: dict[str, str]):  # type: ignore[no-untyped-def]
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def run_stage(stage: str, *, warehouse_url: str, business_date: date) -> list[NodeResult]:
@@ -150,7 +135,7 @@ def run_dbt(command: list[str], *, warehouse_url: str, business_date: date, labe
     ]
     log.info("dbt %s", " ".join(args))
     started = time.perf_counter()
-    with _environment(warehouse_env(warehouse_url) | {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}):
+    with environment(warehouse_env(warehouse_url) | {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}):
         outcome = dbtRunner().invoke(args)
     results: list[NodeResult] = []
     if outcome.result is not None and hasattr(outcome.result, "results"):
