@@ -74,3 +74,27 @@ def test_failed_tests_and_gates_are_not_retried(dagbag) -> None:
     for task in dag.tasks:
         if task.task_id.startswith(("extract_", "load_")):
             assert task.retries > 0, task.task_id
+
+
+def _nightly_module():  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("hospital_ops_nightly_under_test", DAGS_DIR / "hospital_ops_nightly.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_survey_api_endpoint_comes_from_its_airflow_connection_else_the_environment(monkeypatch) -> None:
+    import json
+
+    nightly = _nightly_module()
+    monkeypatch.setenv("SURVEY_API_URL", "http://127.0.0.1:9000")
+    monkeypatch.setenv("SURVEY_API_TOKEN", "token-from-the-environment")
+    monkeypatch.delenv("AIRFLOW_CONN_SURVEY_API", raising=False)
+    assert nightly._api_endpoint("survey_api") == ("http://127.0.0.1:9000", "token-from-the-environment")
+    # an Airflow connection (HTTP style: schema is the scheme, password the bearer token) wins
+    monkeypatch.setenv("AIRFLOW_CONN_SURVEY_API", json.dumps(
+        {"conn_type": "http", "host": "survey.example.org", "port": 8443, "schema": "https",
+         "password": "token-from-the-connection"}))
+    assert nightly._api_endpoint("survey_api") == ("https://survey.example.org:8443", "token-from-the-connection")
