@@ -120,6 +120,20 @@ def test_rerun_of_a_night_replaces_its_batch(db_url: str, inbox: Path) -> None:
     assert query(db_url, "select distinct _run_id from raw.vendor__deliveries") == [("run-1-retry",)]
 
 
+def test_a_night_that_grows_a_table_by_a_tenth_leaves_it_analyzed(db_url: str, inbox: Path) -> None:
+    """dbt plans its joins on these statistics minutes later, before autovacuum would have run."""
+    def planner_rows_and_rows() -> tuple[float, int]:
+        return query(db_url, "select reltuples, (select count(*) from raw.vendor__deliveries) from pg_class "
+                             "where oid = 'raw.vendor__deliveries'::regclass")[0]
+
+    first = run(db_url, inbox, date(2026, 11, 1), "run-1")
+    planned, rows = planner_rows_and_rows()
+    assert rows == first.files[1].rows_loaded and planned == rows
+    second = run(db_url, inbox, date(2026, 11, 2), "run-2")  # one row more: over a tenth of the table
+    planned, rows = planner_rows_and_rows()
+    assert rows == first.files[1].rows_loaded + second.rows_loaded and planned == rows
+
+
 def test_next_night_takes_only_new_drop_folders(db_url: str, inbox: Path) -> None:
     run(db_url, inbox, date(2026, 11, 1), "run-1")
     second = run(db_url, inbox, date(2026, 11, 2), "run-2")

@@ -163,6 +163,7 @@ def _publish_table(cur, build_schema: str, bi_schema: str, table: str) -> int:  
     else:
         cur.execute(f"drop table if exists {bi_schema}.{table}")
         cur.execute(f"create table {bi_schema}.{table} as table {build_schema}.{table}")
+    cur.execute(f"analyze {bi_schema}.{table}")  # dashboards' queries are planned on tonight's rows
     cur.execute(f"select count(*) from {bi_schema}.{table}")
     return cur.fetchone()[0]
 

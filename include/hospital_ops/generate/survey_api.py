@@ -23,6 +23,7 @@ web framework would add a dependency without adding anything the simulation need
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import logging
 import os
@@ -116,6 +117,7 @@ class SurveyApiServer:
         if unknown:
             raise ValueError(f"unknown survey entities {sorted(unknown)}; the API serves {sorted(ID_FIELDS)}")
         self._lock = threading.Lock()
+        self._order_cache: dict[str, tuple[list[dict], int, list[tuple[float, str]], list[dict]]] = {}
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -196,22 +198,39 @@ class SurveyApiServer:
         if limit < 1:
             raise _BadRequest("limit must be at least 1")
         after = _decode_cursor(query["cursor"]) if query.get("cursor") else None
-        id_field = ID_FIELDS[entity]
+        keys, records = self._ordered(entity)
+        start = 0
+        if since is not None:  # updated_at > since
+            start = bisect.bisect_right(keys, (since.timestamp(), _AFTER_EVERY_ID))
+        if after is not None:  # (updated_at, id) > the cursor
+            start = max(start, bisect.bisect_right(keys, after))
+        stop = len(keys) if before is None else bisect.bisect_left(keys, (before.timestamp(), ""), lo=start)
+        end = min(stop, start + limit)
+        next_cursor = _encode_cursor(keys[end - 1]) if stop > end else None
+        return records[start:end], next_cursor, query.get("cursor")
+
+    def _ordered(self, entity: str) -> tuple[list[tuple[float, str]], list[dict]]:
+        """The entity's records with an updated_at, in (updated_at, id) order, with their keys: sorted
+        once per version of the entity's records (upsert replaces the list), so a page is a bisection,
+        not a scan of every record (a scan made a large history's extraction quadratic)."""
         with self._lock:
-            records = list(self.records.get(entity, []))
-        selected = []
-        for record in records:
-            stamp = _instant(record.get("updated_at"), "updated_at")
-            if stamp is None or (since and stamp <= since) or (before and stamp >= before):
-                continue
-            sort_key = (stamp.timestamp(), str(record[id_field]))
-            if after is not None and sort_key <= after:
-                continue
-            selected.append((sort_key, record))
-        selected.sort(key=lambda item: item[0])
-        data = [record for _, record in selected[:limit]]
-        next_cursor = _encode_cursor(selected[limit - 1][0]) if len(selected) > limit else None
-        return data, next_cursor, query.get("cursor")
+            current = self.records.get(entity, [])
+            cached = self._order_cache.get(entity)
+            if cached is not None and cached[0] is current and cached[1] == len(current):
+                return cached[2], cached[3]
+            id_field = ID_FIELDS[entity]
+            stamped = []
+            for record in current:
+                stamp = _instant(record.get("updated_at"), "updated_at")
+                if stamp is not None:
+                    stamped.append(((stamp.timestamp(), str(record[id_field])), record))
+            stamped.sort(key=lambda item: item[0])
+            keys, records = [key for key, _ in stamped], [record for _, record in stamped]
+            self._order_cache[entity] = (current, len(current), keys, records)
+            return keys, records
+
+
+_AFTER_EVERY_ID = "\U0010ffff"  # sorts after any record id: (t, _AFTER_EVERY_ID) follows every key at t
 
 
 class _BadRequest(ValueError):
