@@ -1,6 +1,6 @@
 """Building the tables a quality-gate checkpoint validates, from what its suites touch (types from the
 source specs for raw tables), so gate tests follow the suites in expectations/ instead of restating
-them. Shared by test_quality_gate.py and test_quality_gate_his.py."""
+them. Shared by the test_quality_gate*.py files."""
 
 from __future__ import annotations
 
@@ -82,3 +82,13 @@ def insert(conn, table: str, batch_date: date, source_file: str | None = None, *
         cur.execute(f"insert into {table} ({', '.join(values)}) values ({', '.join(['%s'] * len(values))})",
                     list(values.values()))
     conn.commit()
+
+
+def insert_night(url: str, rows: list[tuple[str, dict]], batch_date: date) -> None:
+    """Insert (table, values) rows of one night, each as `insert` does."""
+    conn = psycopg2.connect(url)
+    try:
+        for table, values in rows:
+            insert(conn, table, batch_date, **values)
+    finally:
+        conn.close()

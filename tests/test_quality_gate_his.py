@@ -17,6 +17,7 @@ from gate_tables import (
     create_tables,
     expected_result_count,
     insert,
+    insert_night,
     raw_types,
     suite_columns,
 )
@@ -56,15 +57,6 @@ def _mart_type(column: str) -> str:
 
 def _insert(conn, table: str, batch_date: date = TONIGHT, source_file: str | None = None, **values) -> None:
     insert(conn, table, batch_date, source_file, **values)
-
-
-def _insert_night(url: str, rows: list[tuple[str, dict]], batch_date: date) -> None:
-    conn = psycopg2.connect(url)
-    try:
-        for table, values in rows:
-            _insert(conn, table, batch_date, **values)
-    finally:
-        conn.close()
 
 
 # ----------------------------------------------------------------------------------- fixtures
@@ -189,7 +181,7 @@ def test_good_night_passes_with_one_result_per_expectation(db_url, tmp_path):
 def test_bad_stay_in_tonights_batch_fails_naming_the_suite(db_url, tmp_path):
     night = TONIGHT + timedelta(days=1)
     bad_stay = {"stay_id": "ST9", "admitted_at": datetime(2026, 11, 22, 14), "discharged_at": datetime(2026, 11, 22, 9)}
-    _insert_night(db_url, [("raw.his__inpatient_stays", bad_stay)], night)
+    insert_night(db_url, [("raw.his__inpatient_stays", bad_stay)], night)
 
     with pytest.raises(QualityGateFailed) as failed:
         run_quality_gate(db_url, run_id="his_bad_stay", business_date=night, data_docs_dir=tmp_path)
@@ -204,7 +196,7 @@ def test_bad_stay_in_tonights_batch_fails_naming_the_suite(db_url, tmp_path):
 
 def test_bad_settlement_drg_code_fails_the_regex_expectation(db_url, tmp_path):
     night = TONIGHT + timedelta(days=2)
-    _insert_night(db_url, [
+    insert_night(db_url, [
         ("raw.insurance__settlements", {"case_id": "H1JS202611240001", "drg_code": "FM19",
                                         "discharge_date": date(2026, 11, 20), "settled_on": night}),
         ("raw.insurance__settlements", {"case_id": "H1JS202611240002", "drg_code": "FM14",  # no split digit 4
@@ -225,7 +217,7 @@ def test_bad_settlement_drg_code_fails_the_regex_expectation(db_url, tmp_path):
 
 def test_charge_with_both_or_neither_visit_and_stay_fails(db_url, tmp_path):
     night = TONIGHT + timedelta(days=3)
-    _insert_night(db_url, [
+    insert_night(db_url, [
         ("raw.his__charges", {"charge_id": "CH7", "visit_id": "OV7", "stay_id": None}),
         ("raw.his__charges", {"charge_id": "CH8", "visit_id": "OV8", "stay_id": "ST8"}),  # both
         ("raw.his__charges", {"charge_id": "CH9", "visit_id": None, "stay_id": None}),  # neither

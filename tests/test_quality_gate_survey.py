@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-import psycopg2
 import pytest
-from gate_tables import create_tables, expected_result_count, insert, raw_types, suite_columns
+from gate_tables import create_tables, expected_result_count, insert_night, raw_types, suite_columns
 from hospital_ops.extract.scrub import PHONE_MARK
 from hospital_ops.load.parsing import pseudonymize
 from hospital_ops.quality import QualityGateFailed, load_checkpoint, load_suite, run_quality_gate
@@ -33,21 +32,12 @@ def _mart_type(column: str) -> str:
     return "numeric"
 
 
-def _insert_night(url: str, rows: list[tuple[str, dict]], batch_date: date) -> None:
-    conn = psycopg2.connect(url)
-    try:
-        for table, values in rows:
-            insert(conn, table, batch_date, **values)
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="module")
 def db_url(fresh_database):
     url = fresh_database("gate_survey_test")
     create_tables(url, CHECKPOINT, lambda table, columns: {c: _mart_type(c) for c in columns})
     at = datetime(2026, 11, 22, 9)
-    _insert_night(url, [
+    insert_night(url, [
         ("raw.survey__questionnaires", {"questionnaire_id": "Q1", "visit_date": TONIGHT, "submitted_at": at,
                                         "patient_national_id_pseudo": pseudonymize("31011519800101123X", KEY),
                                         "comment": f"请回电{PHONE_MARK}"}),
@@ -93,7 +83,7 @@ def test_good_night_passes(db_url, tmp_path):
 def test_clear_phone_in_a_comment_and_a_clear_national_id_fail(db_url, tmp_path):
     night = TONIGHT + timedelta(days=1)
     at = datetime(2026, 11, 23, 10)
-    _insert_night(db_url, [
+    insert_night(db_url, [
         ("raw.survey__questionnaires", {"questionnaire_id": "Q9", "visit_date": night, "submitted_at": at,
                                         "patient_national_id_pseudo": "31011519800101123X",  # not hashed
                                         "comment": "请回电13812345678"}),  # not scrubbed
@@ -111,7 +101,7 @@ def test_clear_phone_in_a_comment_and_a_clear_national_id_fail(db_url, tmp_path)
 def test_complaint_lifecycle_out_of_order_and_early_contact_fail(db_url, tmp_path):
     night = TONIGHT + timedelta(days=2)
     at = datetime(2026, 11, 24, 10)
-    _insert_night(db_url, [
+    insert_night(db_url, [
         ("raw.survey__complaints", {"complaint_id": "C9", "received_at": at, "handled_at": at - timedelta(hours=1),
                                     "tracked_at": None, "feedback_at": None, "feedback_result": None}),
         ("raw.survey__complaints", {"complaint_id": "C8", "received_at": at, "handled_at": at, "tracked_at": at,

@@ -61,7 +61,6 @@ import logging
 import math
 import random
 import re
-import shutil
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -73,6 +72,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from hospital_ops.generate import SCENARIO_FILE, prepare_source_dir
 from hospital_ops.generate.his import HIS_SCHEMA
 from hospital_ops.sources.insurance import SOURCE
 from hospital_ops.sources.spec import Entity
@@ -80,7 +80,6 @@ from hospital_ops.sources.spec import Entity
 log = logging.getLogger(__name__)
 
 DEFAULT_SEED = 20260301
-SCENARIO_FILE = "_scenarios.json"
 CATALOGUE_RELEASE = "CHS-DRG-1.1"
 
 SETTLEMENT_LAG_DAYS = (3, 15)  # a case settles this many days after discharge (inclusive)
@@ -652,20 +651,6 @@ def _rows_of(cells_list: Sequence[dict[str, str]], entity: Entity) -> list[list[
     return rows
 
 
-def _prepare_dir(source_dir: Path) -> None:
-    """Clear what an earlier run of this generator left (recognised by its scenario file)."""
-    if not source_dir.exists():
-        source_dir.mkdir(parents=True)
-        return
-    if (source_dir / SCENARIO_FILE).exists():
-        for child in source_dir.iterdir():
-            if child.is_dir() and re.fullmatch(r"\d{4}-\d{2}-\d{2}", child.name):
-                shutil.rmtree(child)
-        (source_dir / SCENARIO_FILE).unlink()
-    elif any(source_dir.iterdir()):
-        log.warning("%s is not empty and was not written by this generator: writing alongside", source_dir)
-
-
 def _write(files: Sequence[_File], source_dir: Path) -> int:
     rows = 0
     for file in files:
@@ -736,7 +721,7 @@ def generate_insurance(
     catalogues = _catalogue_files(settlements, weights, first_folder=files[0].folder)
 
     source_dir = Path(inbox_dir) / SOURCE.name
-    _prepare_dir(source_dir)
+    prepare_source_dir(source_dir)
     rows_written = _write([*catalogues, *files], source_dir)
     facts.update({
         "gbk_files": [f.relative_path for f in files if f.encoding != "utf-8"],

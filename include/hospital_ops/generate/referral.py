@@ -43,8 +43,6 @@ import csv
 import json
 import logging
 import random
-import re
-import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -52,12 +50,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from hospital_ops.generate import SCENARIO_FILE, month_start, prepare_source_dir
 from hospital_ops.generate.his import HIS_SCHEMA
 from hospital_ops.sources.referral import SOURCE
 
 log = logging.getLogger(__name__)
 
-SCENARIO_FILE = "_scenarios.json"
 DEFAULT_WINDOW_DAYS = 30  # the same default as dbt's referral_visit_window_days
 UNKNOWN_CHANNEL_ID = "CH99"
 GBK_SHARE = 0.3
@@ -109,11 +107,6 @@ class ReferralGenerationResult:
 
 def _rng(seed: int, *purpose: object) -> random.Random:
     return random.Random("|".join(str(part) for part in ("referral", seed, *purpose)))
-
-
-def _month(day: date, months_later: int = 0) -> date:
-    index = day.year * 12 + day.month - 1 + months_later
-    return date(index // 12, index % 12 + 1, 1)
 
 
 def quarter_of(day: date) -> str:
@@ -341,20 +334,6 @@ def _plant_defects(files: list[_File], rng: random.Random) -> dict[str, object]:
     return defects
 
 
-def _prepare_dir(source_dir: Path) -> None:
-    """Clear what an earlier run of this generator left (recognised by its scenario file)."""
-    if not source_dir.exists():
-        source_dir.mkdir(parents=True)
-        return
-    if (source_dir / SCENARIO_FILE).exists():
-        for child in source_dir.iterdir():
-            if child.is_dir() and re.fullmatch(r"\d{4}-\d{2}-\d{2}", child.name):
-                shutil.rmtree(child)
-        (source_dir / SCENARIO_FILE).unlink()
-    elif any(source_dir.iterdir()):
-        log.warning("%s is not empty and was not written by this generator: writing alongside", source_dir)
-
-
 def generate_referral(his_url: str, inbox_dir: Path, *, end: date, months: int = 6, seed: int = 20261123,
                       window_days: int = DEFAULT_WINDOW_DAYS) -> ReferralGenerationResult:
     """Write `months` months of referral exports up to `end` into `<inbox_dir>/referral/`."""
@@ -363,7 +342,7 @@ def generate_referral(his_url: str, inbox_dir: Path, *, end: date, months: int =
                                       f"got {months}")
     if window_days < 1:
         raise ReferralGenerationError(f"window_days must be at least 1, got {window_days}")
-    start = _month(end, -months)
+    start = month_start(end, -months)
     his = read_his_encounters(his_url)
     builder = _Builder(seed, his, start, end, window_days)
     builder.plan_referrals()
@@ -380,7 +359,7 @@ def generate_referral(his_url: str, inbox_dir: Path, *, end: date, months: int =
     defects = _plant_defects(files, _rng(seed, "defects"))
 
     source_dir = Path(inbox_dir) / SOURCE.name
-    _prepare_dir(source_dir)
+    prepare_source_dir(source_dir)
     rows_written = 0
     for file in files:
         folder = source_dir / file.folder.isoformat()

@@ -54,6 +54,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from hospital_ops.generate import month_start
 from hospital_ops.generate.his import HIS_SCHEMA
 from hospital_ops.generate.vendor import PATIENT_FACING_SERVICE_TYPES, planned_vendors
 
@@ -101,11 +102,6 @@ class SurveyGenerationResult:
 
 def _rng(seed: int, *purpose: object) -> random.Random:
     return random.Random("|".join(str(part) for part in ("survey", seed, *purpose)))
-
-
-def _month(day: date, months_later: int = 0) -> date:
-    index = day.year * 12 + day.month - 1 + months_later
-    return date(index // 12, index % 12 + 1, 1)
 
 
 def _iso(value: datetime) -> str:
@@ -174,7 +170,7 @@ class _Builder:
                  outpatient_share: float, inpatient_share: float, vendor_sample: int) -> None:
         self.seed, self.his, self.start, self.end = seed, his, start, end
         self.horizon = datetime.combine(end + timedelta(days=1), time())
-        self.latest = _month(end, -1)
+        self.latest = month_start(end, -1)
         self.records: dict[str, list[dict]] = defaultdict(list)
         self.answers: list[_Answer] = []
         self.scenarios: dict[str, object] = {}
@@ -202,7 +198,7 @@ class _Builder:
         subject, month = cell
         if subject == self.drop_department and month == self.latest:
             return DEPARTMENT_DROP_RATE
-        if subject == self.vendor_below_80 and month >= _month(self.latest, -1):
+        if subject == self.vendor_below_80 and month >= month_start(self.latest, -1):
             return VENDOR_BELOW_80_RATE
         if subject == self.vendor_below_70 and month == self.latest:
             return VENDOR_BELOW_70_RATE
@@ -226,7 +222,7 @@ class _Builder:
         vendor_rng = _rng(self.seed, "vendor questionnaires")
         visits_by_month: dict[date, list[tuple[str, str, datetime]]] = defaultdict(list)
         for visit in self.his.visits:
-            visits_by_month[_month(visit[2].date())].append(visit)
+            visits_by_month[month_start(visit[2].date())].append(visit)
         for month in sorted(visits_by_month):
             for vendor_id in self.vendors:
                 for patient_id, department_id, at in vendor_rng.sample(
@@ -257,7 +253,7 @@ class _Builder:
             "channel": rng.choice(("wechat", "wechat", "sms", "kiosk", "phone")), "comment": comment,
             "updated_at": updated,
         })
-        cell = (vendor_id or department_id, _month(at.date()))
+        cell = (vendor_id or department_id, month_start(at.date()))
         sequence = 0
         for stage, dimensions in _STAGES[kind]:
             for dimension in dimensions:
@@ -293,10 +289,10 @@ class _Builder:
     def complaints(self) -> None:
         rng = _rng(self.seed, "complaints")
         clinical = sorted(d for d, (_, _, kind) in self.his.departments.items() if kind == "clinical")
-        month = _month(self.start)
+        month = month_start(self.start)
         by_month: dict[str, int] = {}
         while month <= self.end:
-            last = min(self.end, _month(month, 1) - timedelta(days=1))
+            last = min(self.end, month_start(month, 1) - timedelta(days=1))
             days = (last - month).days + 1
             for department_id in clinical:
                 usual = 1.2 if self.his.departments[department_id][0] == self.his.hospitals[0] else 0.5
@@ -311,13 +307,13 @@ class _Builder:
                         minutes=rng.randint(0, 600))
                     self.complaint(rng, received, department_id, None)
             for vendor_id in self.vendors:
-                lam = (3.0 if vendor_id == self.vendor_below_80 and month >= _month(self.latest, -1) else 0.4) * days / 30
+                lam = (3.0 if vendor_id == self.vendor_below_80 and month >= month_start(self.latest, -1) else 0.4) * days / 30
                 for _ in range(_poisson(rng, lam)):
                     received = datetime.combine(month + timedelta(days=rng.randrange(days)), time(9)) + timedelta(
                         minutes=rng.randint(0, 480))
                     department_id = rng.choice([d for d in clinical if d.startswith(self.his.hospitals[0])])
                     self.complaint(rng, received, department_id, vendor_id)
-            month = _month(month, 1)
+            month = month_start(month, 1)
         self.scenarios["complaint_spike"] = {"department_id": self.spike_department,
                                              "latest_month": self.latest.isoformat()[:7],
                                              "factor": COMPLAINT_SPIKE_FACTOR, "complaints_by_month": by_month}
@@ -416,7 +412,7 @@ def generate_survey(his_url: str, out_file: Path, *, end: date, months: int = 6,
     """Write the survey platform's records for `months` months up to `end` into `out_file` (JSON)."""
     if months < 2:
         raise SurveyGenerationError(f"months must be at least 2 (a latest month and one before it), got {months}")
-    start = _month(end, -months)
+    start = month_start(end, -months)
     his = _read_his(his_url, datetime.combine(start, time()), datetime.combine(end + timedelta(days=1), time()))
     builder = _Builder(seed, his, start, end, vendors, outpatient_share, inpatient_share, vendor_sample)
     builder.questionnaires()

@@ -47,7 +47,6 @@ import logging
 import math
 import random
 import re
-import shutil
 import time
 import zipfile
 from collections import defaultdict
@@ -59,6 +58,7 @@ from pathlib import Path
 
 from openpyxl import Workbook
 
+from hospital_ops.generate import SCENARIO_FILE, prepare_source_dir
 from hospital_ops.sources.spec import Entity
 from hospital_ops.sources.vendor import SOURCE
 
@@ -68,7 +68,6 @@ MIN_VENDORS = 12
 MIN_MONTHS = 3
 MAX_VENDORS = 998  # V999 is the unknown vendor id planted as a defect
 UNKNOWN_VENDOR_ID = "V999"
-SCENARIO_FILE = "_scenarios.json"
 
 SCENARIOS: tuple[str, ...] = (
     "delivery_delay_climb",
@@ -1152,20 +1151,6 @@ class _Defects:
 # ------------------------------------------------------------------------------------ writing
 
 
-def _prepare_dir(vendor_dir: Path) -> None:
-    """Clear what an earlier run of this generator left (recognised by its _scenarios.json)."""
-    if not vendor_dir.exists():
-        vendor_dir.mkdir(parents=True)
-        return
-    if (vendor_dir / SCENARIO_FILE).exists():
-        for child in vendor_dir.iterdir():
-            if child.is_dir() and re.fullmatch(r"\d{4}-\d{2}-\d{2}", child.name):
-                shutil.rmtree(child)
-        (vendor_dir / SCENARIO_FILE).unlink()
-    elif any(vendor_dir.iterdir()):
-        log.warning("%s is not empty and was not written by this generator: writing alongside", vendor_dir)
-
-
 def _write_csv(path: Path, entity: Entity, rows: list[list[str]], encoding: str) -> None:
     with path.open("w", encoding=encoding, newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
@@ -1273,7 +1258,7 @@ def generate_vendor_source(inbox_dir: Path, *, end: date, months: int = 6, vendo
     ctx.scenarios["defects"] = _Defects(ctx, files, ctx.rng("defects")).plant()
 
     vendor_dir = inbox_dir / SOURCE.name
-    _prepare_dir(vendor_dir)
+    prepare_source_dir(vendor_dir)
     written, rows = _write_all(ctx, files, vendor_dir)
     scenarios = {name: ctx.scenarios[name] for name in (*SCENARIOS, "defects")}
     (vendor_dir / SCENARIO_FILE).write_text(
