@@ -12,7 +12,9 @@ Wiring only — every step lives in the `hospital_ops` package (include/) and is
       → dbt_snapshot                          history for auditors
       → publish                               one transaction: *_build → marts / scoring (BI)
       → summary
-    record_run_ledger                         always, whatever happened: the hash-chained run ledger
+    open_run_ledger → every extract           the run's "started" row in the ledger, before anything
+    record_run_ledger                         always, whatever happened: the run's closing row in the
+                                              hash-chained run ledger (a killed night leaves it open)
 
 Transient failures (a file share or the database briefly away) are retried on extract and load;
 a failed dbt test or quality gate is not retried: it fails the task at once and nothing after it
@@ -156,6 +158,13 @@ def hospital_ops_nightly() -> None:
         payload = record_run(_warehouse_url(), run_id=_run_id(), business_date=_business_date())
         return {"status": payload["status"], "inputs": len(payload["inputs"])}
 
+    @task
+    def open_run_ledger() -> dict:
+        from hospital_ops.audit import record_started
+
+        return record_started(_warehouse_url(), run_id=_run_id(), business_date=_business_date())
+
+    opened = open_run_ledger()
     loads = []
     for source_name in SOURCES:
 
@@ -185,7 +194,9 @@ def hospital_ops_nightly() -> None:
             return load_source(source_name, extracted, warehouse_url=_warehouse_url(),
                                business_date=_business_date(), run_id=_run_id())
 
-        loads.append(load(extract()))
+        extracted = extract()
+        opened >> extracted
+        loads.append(load(extracted))
 
     marts = dbt_build_marts()
     loads >> marts

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -36,3 +37,31 @@ def fresh_database(server_url: str):
 @pytest.fixture
 def db_url(fresh_database) -> str:
     return fresh_database("unit")
+
+
+@pytest.fixture(scope="session")
+def role_url(server_url: str):
+    """`role_url(database_url, role)`: the same database, logged in as another role with its password
+    (taken at the session's start: tests later point HOSPITAL_OPS_VAR_DIR elsewhere)."""
+    from hospital_ops import security
+
+    urls = {role: warehouse.role_url(role) for role in security.LOGIN_ROLES}
+
+    def make(database_url: str, role: str) -> str:
+        userinfo = urlsplit(urls[role]).netloc.rsplit("@", 1)[0]
+        parts = urlsplit(database_url)
+        return urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc.rsplit('@', 1)[1]}"))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def admin_database_url(server_url: str):
+    """`admin_database_url(database_url)`: the same database as the superuser (setup and the tests
+    that play a determined administrator)."""
+    admin = warehouse.admin_url()
+
+    def make(database_url: str) -> str:
+        return warehouse.with_database(admin, urlsplit(database_url).path.lstrip("/"))
+
+    return make

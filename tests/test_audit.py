@@ -21,30 +21,37 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "auditors.md"
 
 
 @pytest.fixture(scope="module")
-def consortium(tmp_path_factory, fresh_database):
+def consortium(tmp_path_factory, fresh_database, role_url, admin_database_url):
     with consortium_runs(tmp_path_factory, fresh_database) as result:
         assert all(run.succeeded for run in result.runs), [(r.business_date, r.failed_tasks) for r in result.runs]
+        result.role_url = lambda role: role_url(result.url, role)
+        result.admin_url = admin_database_url(result.url)
         yield result
 
 
 def as_role(consortium, role: str) -> str:
-    """The same database, logged in as another role (trust authentication on 127.0.0.1)."""
-    return consortium.url.replace(f"//{security.WRITER}@", f"//{role}@", 1)
+    """The same database, logged in as another role (with its password)."""
+    return consortium.role_url(role)
 
 
 # --------------------------------------------------------------------------------------- run ledger
 
 
 def test_every_night_is_in_the_ledger_with_its_inputs_and_publication(consortium) -> None:
-    rows = query(consortium.url, "select business_date, status, payload from audit.run_ledger order by seq")
-    assert [r[0] for r in rows] == NIGHTS
-    assert all(status == "published" for _, status, _ in rows)
-    for business_date, _, payload in rows:
+    rows = query(consortium.url, "select seq, business_date, status, payload from audit.run_ledger order by seq")
+    closing_rows = [r for r in rows if r[2] != "started"]
+    assert [r[1] for r in closing_rows] == NIGHTS
+    assert all(status == "published" for _, _, status, _ in closing_rows)
+    started = {payload["run_id"]: seq for seq, _, status, payload in rows if status == "started"}
+    for seq, business_date, _, payload in closing_rows:
+        # each night's started row comes first, and its closing row names it
+        assert payload["closes_seq"] == started[payload["run_id"]] < seq
         files = query(consortium.url, "select source_file, file_sha256, rows_read from raw._load_files "
                                       "where batch_date = %s order by source, source_file", (business_date,))
         assert [(i["file"], i["sha256"], i["rows_read"]) for i in payload["inputs"]] == files
         assert payload["quality_gate"]["ran"] and payload["quality_gate"]["failed"] == 0
         assert payload["code_version"] and payload["tool_versions"]["dbt-core"]
+    assert query(as_role(consortium, security.AUDITOR), "select * from audit.open_runs") == []
 
 
 def test_published_digests_prove_the_live_tables_unchanged(consortium) -> None:
@@ -54,10 +61,10 @@ def test_published_digests_prove_the_live_tables_unchanged(consortium) -> None:
             assert relation_digest(cur, item["relation"]) == item["content_md5"], item["relation"]
 
 
-def test_verify_accepts_the_untouched_chain(consortium) -> None:
-    with closing(psycopg2.connect(consortium.url)) as conn:
+def test_verify_accepts_the_untouched_chain_as_the_auditor(consortium) -> None:
+    with closing(psycopg2.connect(as_role(consortium, security.AUDITOR))) as conn:
         result = verify(conn)
-    assert result.ok and result.rows == len(NIGHTS)
+    assert result.ok and result.rows == 2 * len(NIGHTS), result.problem  # a started and a closing row a night
 
 
 @pytest.mark.parametrize("tampering, bad_row", [
@@ -69,7 +76,8 @@ def test_verify_accepts_the_untouched_chain(consortium) -> None:
      "'UTF8')), 'hex') where seq = 1", 2),  # re-hashing the edited row breaks the next link
 ])
 def test_verify_names_the_first_altered_row(consortium, tampering: str, bad_row: int) -> None:
-    with closing(psycopg2.connect(consortium.url)) as conn:
+    # only the superuser can disable the trigger now (the writer cannot: see below)
+    with closing(psycopg2.connect(consortium.admin_url)) as conn:
         with conn.cursor() as cur:
             cur.execute("alter table audit.run_ledger disable trigger user")  # what a determined editor does
             cur.execute(tampering)
@@ -78,15 +86,84 @@ def test_verify_names_the_first_altered_row(consortium, tampering: str, bad_row:
     assert not result.ok and result.first_bad_seq == bad_row, result.problem
 
 
-def test_the_ledger_and_the_action_trail_refuse_edits(consortium) -> None:
-    for statement in ("update audit.run_ledger set business_date = business_date", "delete from audit.run_ledger",
-                      "truncate audit.run_ledger", "delete from ops.warning_actions"):
-        with closing(psycopg2.connect(consortium.url)) as conn, conn.cursor() as cur:
-            if statement.endswith("warning_actions"):
-                cur.execute("insert into ops.warning_actions (warning_id, action, actor, note) "
-                            "values ('w', 'acknowledge', 'a', 'n')")
-            with pytest.raises(psycopg2.Error, match="append-only"):
-                cur.execute(statement)
+_NEWEST_DELETED = "delete from audit.run_ledger where seq = (select max(seq) from audit.run_ledger)"
+_REWRITTEN = """
+with recursive chain as (
+    select seq, jsonb_set(payload, '{status}', '"failed"') as payload, prev_hash,
+           encode(sha256(convert_to(prev_hash || jsonb_set(payload, '{status}', '"failed"')::text, 'UTF8')), 'hex')
+               as row_hash
+    from audit.run_ledger where seq = 2
+    union all
+    select l.seq, l.payload, c.row_hash, encode(sha256(convert_to(c.row_hash || l.payload::text, 'UTF8')), 'hex')
+    from audit.run_ledger l join chain c on l.seq = c.seq + 1
+)
+update audit.run_ledger l set payload = c.payload, prev_hash = c.prev_hash, row_hash = c.row_hash
+from chain c where l.seq = c.seq"""
+
+
+@pytest.mark.parametrize("tampering, problem", [
+    (_NEWEST_DELETED, "shrank"),
+    ("truncate audit.run_ledger", "empty"),
+    (_REWRITTEN, "rewritten"),  # a row and every later hash recomputed: the chain holds, the anchor does not
+    ("select audit.append_run(jsonb_build_object('run_id', 'forged', 'status', 'published', "
+     "'business_date', current_date::text), current_date)", "appended without the pipeline's anchor"),
+])
+def test_verify_holds_the_head_against_the_anchor_outside_the_database(consortium, tampering, problem) -> None:
+    with closing(psycopg2.connect(consortium.admin_url)) as conn:
+        with conn.cursor() as cur:
+            cur.execute("alter table audit.run_ledger disable trigger user")
+            cur.execute(tampering)
+            if tampering is _REWRITTEN:
+                assert verify(conn, anchor=False).ok  # the chain alone cannot tell
+        result = verify(conn)
+        conn.rollback()
+    assert not result.ok and problem in result.problem, result.problem
+
+
+def test_a_forged_anchor_is_refused(consortium, tmp_path) -> None:
+    import json
+
+    from hospital_ops.audit import anchor_path, read_anchor
+
+    with closing(psycopg2.connect(consortium.url)) as conn, conn.cursor() as cur:
+        cur.execute("select current_database()")
+        database = cur.fetchone()[0]
+    anchor = read_anchor(database)
+    forged = dict(anchor, seq=anchor["seq"] - 2, rows=anchor["rows"] - 2, row_hash="0" * 64)
+    with closing(psycopg2.connect(as_role(consortium, security.AUDITOR))) as conn:
+        result = verify(conn, anchor=forged)
+    assert not result.ok and "not signed" in result.problem
+    assert json.loads(anchor_path(database).read_text()) == anchor
+
+
+@pytest.mark.parametrize("statement", [
+    "update audit.run_ledger set business_date = business_date",
+    "delete from audit.run_ledger",
+    "truncate audit.run_ledger",
+    "insert into audit.run_ledger (payload, business_date, prev_hash, row_hash) values ('{}', current_date, 'x', 'y')",
+    "alter table audit.run_ledger disable trigger user",
+    "drop trigger run_ledger_append_only on audit.run_ledger",
+    "create or replace function audit.refuse_change() returns trigger language plpgsql as $$ begin return old; end $$",
+    "create or replace function audit.append_run(p jsonb, d date) returns table (ledger_seq bigint, ledger_hash text, "
+    "ledger_rows bigint) language sql as $$ select 1::bigint, ''::text, 1::bigint $$",
+    "drop table audit.run_ledger",
+    "alter table audit.run_ledger owner to hospital_ops_writer",
+    "drop schema audit cascade",
+    "lock table audit.run_ledger in exclusive mode",
+])
+def test_the_writer_cannot_rewrite_the_ledger_or_its_protection(consortium, statement: str) -> None:
+    with closing(psycopg2.connect(consortium.url)) as conn, conn.cursor() as cur:
+        with pytest.raises(psycopg2.Error) as raised:
+            cur.execute(statement)
+        assert isinstance(raised.value, psycopg2.errors.InsufficientPrivilege) or "append-only" in str(raised.value)
+
+
+def test_the_action_trail_refuses_edits(consortium) -> None:
+    with closing(psycopg2.connect(consortium.url)) as conn, conn.cursor() as cur:
+        cur.execute("insert into ops.warning_actions (warning_id, action, actor, note) "
+                    "values ('w', 'acknowledge', 'a', 'n')")
+        with pytest.raises(psycopg2.Error, match="append-only"):
+            cur.execute("delete from ops.warning_actions")
 
 
 # ------------------------------------------------------------------------------------- history

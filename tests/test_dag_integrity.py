@@ -53,12 +53,14 @@ def test_nightly_dag_wiring(dagbag) -> None:
     dag = dagbag.dags["hospital_ops_nightly"]
     chain = ["dbt_build_marts", "quality_gate", "dbt_build_scoring", "dbt_snapshot", "publish", "summary"]
     expected = {f"{step}_{name}" for name in SOURCES for step in ("extract", "load")} | set(chain) | {"record_run_ledger"}
+    expected |= {"open_run_ledger"}
     assert {task.task_id for task in dag.tasks} == expected
     assert set(SOURCES) <= {t.task_id.removeprefix("extract_") for t in dag.tasks if t.task_id.startswith("extract_")}
     assert {"vendor", "his", "insurance", "survey", "referral"} <= set(SOURCES)  # file, SQL and API sources
     for name in SOURCES:
         assert dag.get_task(f"load_{name}").upstream_task_ids == {f"extract_{name}"}
         assert f"load_{name}" in dag.get_task("dbt_build_marts").upstream_task_ids
+        assert dag.get_task(f"extract_{name}").upstream_task_ids == {"open_run_ledger"}  # the ledger's started row first
     for before, after in zip(chain, chain[1:]):
         assert dag.get_task(after).upstream_task_ids == {before}
     ledger = dag.get_task("record_run_ledger")

@@ -265,14 +265,14 @@ def test_the_incremental_ledger_equals_a_full_rebuild(consortium) -> None:
     assert table_digest(consortium["url"], relation) == incremental
 
 
-def test_the_appeal_shows_beside_the_computed_score(consortium) -> None:
+def test_the_appeal_shows_beside_the_computed_score(consortium, role_url) -> None:
     department, month, computed = consortium["appeal"]
     (final, computed_now, adjusted, decided_by), = query(
         consortium["url"], "select final_score, computed_score, is_adjusted, adjustment_decided_by "
                            "from scoring.department_performance_score where department_id = %s and month = %s",
         (department, month))
     assert (final, adjusted, decided_by) == (75, True, "运营管理部")
-    (old, new), = query(consortium["url"].replace("//hospital_ops_writer@", "//auditor@"),
+    (old, new), = query(role_url(consortium["url"], "auditor"),
                         "select old_score, new_score from audit.score_adjustments where department_id = %s", (department,))
     assert (old, new) == (computed_now, 75)
 

@@ -11,14 +11,32 @@ matches. A trigger also refuses UPDATE, DELETE and TRUNCATE on the ledger, so an
 loudly; the chain is what proves a deliberate edit. The head hash printed by `verify` can be noted
 outside the database (a signed report, a ticket) to make truncating the newest rows detectable too.
 
+The ledger is not the writer's (sql/run_ledger.sql): the table, its trigger and its function belong to
+`hospital_ops_ledger`, a role nobody logs in as, and the writer appends only through the SECURITY
+DEFINER function `audit.append_run`. Each run appends a "started" row first (`record_started`) and
+a closing row at the end (`record_run`), so a night killed in between leaves an open row
+(`audit.open_runs`).
+
+What the database cannot prove on its own — that the newest rows were not removed, or the whole
+chain rewritten by someone with the superuser's rights — is checked against an anchor kept outside
+it: after every append the pipeline's process writes the new head (sequence, hash, row count) with
+an HMAC-SHA256 under a key in `var/secrets/ledger_anchor.key` to `var/audit/<database>.anchor.json`.
+No database role can read that key. `verify` (run as the auditor) fails on an empty ledger, a
+broken chain, a ledger shorter than its anchor, a head that differs from it, or an anchor whose
+HMAC does not hold.
+
 The audit schema also holds the point-in-time functions auditors query (sql/audit_objects.sql).
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import hmac
 import json
 import logging
 import os
+import secrets
 import platform
 import subprocess
 from contextlib import closing
@@ -26,6 +44,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from importlib import metadata
 from importlib.resources import files
+from pathlib import Path
 
 import psycopg2
 
@@ -35,31 +54,11 @@ from hospital_ops.config import settings
 log = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
-_HASH_SQL = "encode(sha256(convert_to(%s || %s::jsonb::text, 'UTF8')), 'hex')"
+LEDGER_OBJECTS = "sql/run_ledger.sql"
 
-_LEDGER_DDL = """
-create schema if not exists audit;
-create table if not exists audit.run_ledger (
-    seq bigint generated always as identity primary key,
-    payload jsonb not null,
-    prev_hash text not null,
-    row_hash text not null unique,
-    run_id text generated always as (payload ->> 'run_id') stored,
-    status text generated always as (payload ->> 'status') stored,
-    business_date date not null,  -- a copy for queries; verify checks it against the payload
-    recorded_at timestamptz not null default now()
-);
-create or replace function audit.refuse_change() returns trigger language plpgsql as $$
-begin
-    raise exception '% is append-only: % refused', tg_table_schema || '.' || tg_table_name, tg_op;
-end $$;
-drop trigger if exists run_ledger_append_only on audit.run_ledger;
-create trigger run_ledger_append_only before update or delete on audit.run_ledger
-    for each row execute function audit.refuse_change();
-drop trigger if exists run_ledger_no_truncate on audit.run_ledger;
-create trigger run_ledger_no_truncate before truncate on audit.run_ledger
-    for each statement execute function audit.refuse_change();
-"""
+
+class LedgerNotInstalled(RuntimeError):
+    pass
 
 
 @dataclass
@@ -74,9 +73,18 @@ class VerifyResult:
         return self.first_bad_seq is None
 
 
+def install_ledger(cur) -> None:  # type: ignore[no-untyped-def]
+    """The ledger, its trigger and append function, owned by the ledger role (run as a superuser)."""
+    cur.execute(files("hospital_ops").joinpath(LEDGER_OBJECTS).read_text(encoding="utf-8"))
+
+
 def ensure_audit_objects(cur) -> None:  # type: ignore[no-untyped-def]
-    """The ledger, its append-only trigger and the auditors' point-in-time functions and views."""
-    cur.execute(_LEDGER_DDL)
+    """The auditors' point-in-time functions and views (as the writer; the ledger itself is setup's)."""
+    cur.execute("select to_regprocedure('audit.append_run(jsonb, date)') is not null")
+    if not cur.fetchone()[0]:
+        raise LedgerNotInstalled(
+            "the run ledger is not installed in this database: run `hospital-ops warehouse start` (embedded) "
+            "or `hospital-ops warehouse roles` with WAREHOUSE_ADMIN_URL (an external server) once, as setup")
     text = files("hospital_ops").joinpath("sql/audit_objects.sql").read_text(encoding="utf-8")
     for statement in (chunk.strip() for chunk in text.split(";\n\n")):
         if not statement or all(line.startswith("--") for line in statement.splitlines()):
@@ -174,6 +182,7 @@ def record_run(warehouse_url: str, *, run_id: str, business_date: date, dag_run_
                 "run_id": run_id,
                 "business_date": business_date.isoformat(),
                 "status": "published" if published else "failed",
+                "closes_seq": _open_seq(cur, run_id),
                 "dag_run_state": dag_run_state,
                 "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "code_version": code_version(),
@@ -182,24 +191,108 @@ def record_run(warehouse_url: str, *, run_id: str, business_date: date, dag_run_
                 "quality_gate": gate,
                 "published": published,
             }
-            cur.execute("lock table audit.run_ledger in exclusive mode")  # one chain, one writer at a time
-            cur.execute("select row_hash from audit.run_ledger order by seq desc limit 1")
-            row = cur.fetchone()
-            prev_hash = row[0] if row else GENESIS_HASH
-            text = json.dumps(payload, ensure_ascii=False, sort_keys=True)
-            cur.execute(
-                "insert into audit.run_ledger (payload, business_date, prev_hash, row_hash) "
-                f"values (%s::jsonb, %s, %s, {_HASH_SQL})",
-                (text, business_date, prev_hash, prev_hash, text),
-            )
+            head = _append(cur, payload, business_date)
             security.apply_grants(cur)
         conn.commit()
+        write_anchor(_database(conn), head)
     log.info("run ledger: %s %s recorded as %s", business_date, run_id, payload["status"])
     return payload
 
 
-def verify(conn) -> VerifyResult:  # type: ignore[no-untyped-def]
-    """Recompute the chain from the first row; name the first row whose hashes do not hold."""
+def record_started(warehouse_url: str, *, run_id: str, business_date: date) -> dict:
+    """Append the run's "started" row before anything else runs: a night killed before its closing
+    row leaves this row open (audit.open_runs)."""
+    with closing(psycopg2.connect(warehouse_url, application_name="hospital_ops.audit")) as conn:
+        with conn.cursor() as cur:
+            ensure_audit_objects(cur)
+            payload = {
+                "run_id": run_id,
+                "business_date": business_date.isoformat(),
+                "status": "started",
+                "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "code_version": code_version(),
+            }
+            head = _append(cur, payload, business_date)
+        conn.commit()
+        write_anchor(_database(conn), head)
+    log.info("run ledger: %s %s started (row %s)", business_date, run_id, head["seq"])
+    return payload
+
+
+def _open_seq(cur, run_id: str) -> int | None:  # type: ignore[no-untyped-def]
+    cur.execute("select max(seq) from audit.run_ledger where run_id = %s and status = 'started'", (run_id,))
+    return cur.fetchone()[0]
+
+
+def _append(cur, payload: dict, business_date: date) -> dict:  # type: ignore[no-untyped-def]
+    text = json.dumps(payload, ensure_ascii=False, sort_keys=True)
+    cur.execute("select ledger_seq, ledger_hash, ledger_rows from audit.append_run(%s::jsonb, %s)",
+                (text, business_date))
+    seq, row_hash, rows = cur.fetchone()
+    return {"seq": seq, "row_hash": row_hash, "rows": rows}
+
+
+def _database(conn) -> str:  # type: ignore[no-untyped-def]
+    with conn.cursor() as cur:
+        cur.execute("select current_database()")
+        return cur.fetchone()[0]
+
+
+# ------------------------------------------------------------------ the anchor outside the database
+
+
+def _anchor_key() -> bytes:
+    """The anchor's HMAC key, created once (0600) beside the warehouse passwords. The pipeline's
+    process reads it; no database role can (it never enters the database)."""
+    path = settings().var_dir / "secrets" / "ledger_anchor.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def anchor_path(database: str) -> Path:
+    return settings().var_dir / "audit" / f"{database}.anchor.json"
+
+
+def _anchor_mac(database: str, head: dict) -> str:
+    message = f"{database}\n{head['seq']}\n{head['rows']}\n{head['row_hash']}".encode()
+    return hmac.new(_anchor_key(), message, hashlib.sha256).hexdigest()
+
+
+def write_anchor(database: str, head: dict) -> None:
+    """Record the ledger's new head, signed, unless a later head is already recorded (two appends
+    may finish in either order)."""
+    path = anchor_path(database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = read_anchor(database)
+        if current and current["seq"] >= head["seq"]:
+            return
+        record = {"database": database, "seq": head["seq"], "rows": head["rows"], "row_hash": head["row_hash"],
+                  "hmac_sha256": _anchor_mac(database, head)}
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(record, indent=2))
+        partial.replace(path)
+
+
+def read_anchor(database: str) -> dict | None:
+    path = anchor_path(database)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def forget_anchor(database: str) -> None:
+    """A database dropped and created again starts a new ledger, and a new anchor."""
+    anchor_path(database).unlink(missing_ok=True)
+
+
+def verify(conn, *, anchor: dict | None | bool = True) -> VerifyResult:  # type: ignore[no-untyped-def]
+    """Recompute the chain from the first row; name the first row whose hashes do not hold; then
+    hold the head against the anchor kept outside the database (`anchor=True`: this database's
+    anchor file; a dict: that anchor; False: the chain alone)."""
     with conn.cursor() as cur:
         cur.execute(
             "select seq, run_id, prev_hash, row_hash, "
@@ -209,6 +302,8 @@ def verify(conn) -> VerifyResult:  # type: ignore[no-untyped-def]
         )
         expected_prev = GENESIS_HASH
         rows = 0
+        hashes: dict[int, str] = {}
+        head_seq = None
         for seq, run_id, prev_hash, row_hash, recomputed, date_matches in cur:
             rows += 1
             if not date_matches:
@@ -222,4 +317,32 @@ def verify(conn) -> VerifyResult:  # type: ignore[no-untyped-def]
                 return VerifyResult(rows, expected_prev, seq,
                                     f"row {seq} (run {run_id}) was altered: its content no longer matches its hash")
             expected_prev = row_hash
+            hashes[seq] = row_hash
+            head_seq = seq
+    if anchor is False:
+        return VerifyResult(rows, expected_prev)
+    if rows == 0:
+        return VerifyResult(0, expected_prev, 0, "the run ledger is empty: every run appends to it, so its rows "
+                                                 "were removed (or no night has ever run)")
+    database = _database(conn)
+    if anchor is True:
+        anchor = read_anchor(database)
+    if not anchor:
+        return VerifyResult(rows, expected_prev, head_seq,
+                            f"no anchor for database {database} ({anchor_path(database)}): the newest rows "
+                            "cannot be checked")
+    if not hmac.compare_digest(str(anchor.get("hmac_sha256", "")), _anchor_mac(database, anchor)):
+        return VerifyResult(rows, expected_prev, head_seq,
+                            f"the anchor {anchor_path(database)} is not signed by this pipeline's key")
+    if rows < anchor["rows"] or anchor["seq"] not in hashes:
+        return VerifyResult(rows, expected_prev, anchor["seq"],
+                            f"the ledger shrank: the anchor records {anchor['rows']} rows up to row {anchor['seq']}, "
+                            f"the ledger holds {rows} up to row {head_seq}")
+    if hashes[anchor["seq"]] != anchor["row_hash"]:
+        return VerifyResult(rows, expected_prev, anchor["seq"],
+                            f"row {anchor['seq']} differs from the anchored head: the chain was rewritten")
+    if head_seq != anchor["seq"] or rows != anchor["rows"]:
+        return VerifyResult(rows, expected_prev, head_seq,
+                            f"{rows - anchor['rows']} row(s) after the anchored head (row {anchor['seq']}) were "
+                            "appended without the pipeline's anchor")
     return VerifyResult(rows, expected_prev)

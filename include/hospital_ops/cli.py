@@ -50,10 +50,17 @@ def cmd_warehouse(args: argparse.Namespace) -> int:
         conn.autocommit = True
         with conn.cursor() as cur:
             security.ensure_roles(cur)
+            security.harden_roles(cur)
         conn.close()
-        print(f"roles ready: {security.WRITER}, {security.BI_READER}, {security.AUDITOR} (set their passwords as DBA)")
+        warehouse.install_ledger(warehouse.DATABASE)
+        print(f"roles ready: {security.WRITER}, {security.BI_READER}, {security.AUDITOR}, and the run ledger owned by "
+              f"{security.LEDGER_OWNER} (set the login roles' passwords as DBA)")
     else:
-        print(warehouse.url())
+        # the role's URL with its password: for a person at a terminal (psql, a BI tool), never a log
+        from hospital_ops import security
+
+        role = {"writer": security.WRITER}.get(args.role or "writer", args.role)
+        print(warehouse.role_url(role))
     return 0
 
 
@@ -97,7 +104,7 @@ def _use_simulated_his() -> None:
         return
     import psycopg2
 
-    with psycopg2.connect(warehouse.admin_url()) as conn, conn.cursor() as cur:
+    with psycopg2.connect(warehouse.url()) as conn, conn.cursor() as cur:  # pg_database is readable by all
         cur.execute("select 1 from pg_database where datname = %s", (HIS_SIM_DATABASE,))
         if cur.fetchone():
             os.environ["HIS_URL"] = warehouse.url(HIS_SIM_DATABASE)
@@ -125,7 +132,8 @@ def _run_nights_with_sources(nights: list[date], url: str) -> bool:
         verdict = "succeeded" if run.succeeded else f"FAILED (tasks: {', '.join(run.failed_tasks) or 'see log'})"
         _progress(f"night {night}: {verdict} in {time.monotonic() - started:.0f} s (log: {run.log_file})")
         last = position == len(nights) or not run.succeeded
-        print(format_summary(night_summary(warehouse_url=url, business_date=night), url if last else None,
+        print(format_summary(night_summary(warehouse_url=url, business_date=night),
+                             warehouse.redacted(url) if last else None,
                              detailed=last), flush=True)
         if not run.succeeded:
             return False
@@ -174,7 +182,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from hospital_ops.pipeline import format_summary, night_summary
 
     url = warehouse.url()
-    print(format_summary(night_summary(warehouse_url=url, business_date=args.date), url))
+    print(format_summary(night_summary(warehouse_url=url, business_date=args.date), warehouse.redacted(url)))
     return 0
 
 
@@ -200,11 +208,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     if warehouse.is_external():
         url = warehouse.url()
-        _progress(f"using the external warehouse at {url} (WAREHOUSE_URL); it is not reset")
+        _progress(f"using the external warehouse at {warehouse.redacted(url)} (WAREHOUSE_URL); it is not reset")
     else:
         _progress("starting the embedded warehouse and resetting its demo database")
         url = warehouse.reset_database()
-        _progress(f"warehouse at {url}")
+        _progress(f"warehouse at {warehouse.redacted(url)}")
     end = args.end
     _progress(f"generating synthetic sources: {args.months} months up to {end}")
     cmd_generate(argparse.Namespace(end=end, months=args.months, vendors=args.vendors, hospitals=args.hospitals,
@@ -216,7 +224,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _print_scenario_check(url)
         ok = _publish_dbt_docs(url, nights[-1])
     _progress(f"demo {'finished' if ok else 'FAILED'} in {time.monotonic() - started:.0f} s")
-    _progress(f"explore the marts: psql {url}  (schemas marts, scoring, snapshots, dq, raw)")
+    _progress(f"explore the marts: psql \"$(hospital-ops warehouse url --role bi_reader)\"  (marts, scoring); "
+              "as the writer: hospital-ops warehouse url")
     return 0 if ok else 1
 
 
@@ -242,9 +251,10 @@ def cmd_warnings(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     import psycopg2
 
+    from hospital_ops import security
     from hospital_ops.audit import verify
 
-    conn = psycopg2.connect(warehouse.url())
+    conn = psycopg2.connect(warehouse.role_url(security.AUDITOR))  # read only: the auditor checks the ledger
     try:
         result = verify(conn)
     finally:
@@ -293,8 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     wh = sub.add_parser("warehouse", help="manage the embedded PostgreSQL warehouse")
     wh.add_argument("action", choices=["start", "stop", "status", "url", "roles"],
-                    help="roles: create the writer, bi_reader and auditor roles (needs WAREHOUSE_ADMIN_URL "
-                         "on an external server)")
+                    help="roles: create the writer, bi_reader and auditor roles and the run ledger (needs "
+                         "WAREHOUSE_ADMIN_URL on an external server)")
+    wh.add_argument("--role", choices=["writer", "bi_reader", "auditor"],
+                    help="url: print this role's URL with its password (default: the writer's)")
     wh.set_defaults(func=cmd_warehouse)
 
     default_end = date.today() - timedelta(days=1)

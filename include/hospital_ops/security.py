@@ -5,6 +5,11 @@
     bi_reader            dashboards: the published marts and scoring schemas, read only
     auditor              snapshots, the audit schema (run ledger, change trail, publications) and
                          the quality results, read only
+    hospital_ops_ledger  no login: owns the run ledger, its trigger and its append function, so the
+                         writer can append (through audit.append_run) but never alter, disable or
+                         drop what protects it
+
+Every login role has a password (scram-sha-256); none is a superuser.
 
 Roles are cluster-wide and need a superuser (or CREATEROLE) to create: the embedded warehouse does
 it at start; on a hospital's server a DBA runs `hospital-ops warehouse roles` with an admin URL.
@@ -17,6 +22,8 @@ from __future__ import annotations
 WRITER = "hospital_ops_writer"
 BI_READER = "bi_reader"
 AUDITOR = "auditor"
+LEDGER_OWNER = "hospital_ops_ledger"
+LOGIN_ROLES = (WRITER, BI_READER, AUDITOR)
 
 # schema → roles that may read it (everything else: the writer only)
 READABLE_SCHEMAS: dict[str, tuple[str, ...]] = {
@@ -30,12 +37,27 @@ READABLE_SCHEMAS: dict[str, tuple[str, ...]] = {
 
 def ensure_roles(cur) -> None:  # type: ignore[no-untyped-def]
     """Create the three login roles if missing (run as a superuser or a role with CREATEROLE)."""
-    for role in (WRITER, BI_READER, AUDITOR):
+    for role in LOGIN_ROLES:
         cur.execute("select 1 from pg_roles where rolname = %s", (role,))
         if cur.fetchone() is None:
             cur.execute(f'create role "{role}" login')
+    cur.execute("select 1 from pg_roles where rolname = %s", (LEDGER_OWNER,))
+    if cur.fetchone() is None:
+        cur.execute(f'create role "{LEDGER_OWNER}" nologin')
     # nobody but the writer connects and creates by default
     cur.execute("revoke create on schema public from public")
+
+
+def harden_roles(cur) -> None:  # type: ignore[no-untyped-def]
+    """No login role is a superuser or may create roles; the writer's server-side errors are logged
+    without their CONTEXT lines (as a superuser).
+
+    `log_error_verbosity = terse` for the writer: a COPY the server rejects would otherwise log
+    the offending line (`CONTEXT: COPY …, line 5: "<the cells>"`) before anything is pseudonymized.
+    The client still receives the full error; only the server log is terse."""
+    for role in LOGIN_ROLES:
+        cur.execute(f'alter role "{role}" nosuperuser nocreaterole nocreatedb noreplication nobypassrls')
+    cur.execute(f'alter role "{WRITER}" set log_error_verbosity = terse')
 
 
 def apply_grants(cur) -> None:  # type: ignore[no-untyped-def]

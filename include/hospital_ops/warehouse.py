@@ -6,6 +6,14 @@ from `initdb`/`pg_ctl` on PATH. We drive initdb/pg_ctl ourselves instead of usin
 server when the Python process exits; the platform needs a TCP port on localhost that Airflow, dbt,
 Great Expectations and psql can all reach, and a server that outlives the command that started it.
 
+Every role logs in with a password (scram-sha-256, `pg_hba.conf` for 127.0.0.1 and ::1 only, no
+`trust`). The passwords are generated once into `var/secrets/warehouse_<role>.password` (0600) and
+carried in the URLs this module hands out: every client the project runs (psycopg2, dbt through its
+profile variables, Great Expectations through SQLAlchemy, Airflow's `warehouse` connection) takes
+them from the URL, and `hospital-ops warehouse url --role …` prints them for people. The superuser
+is used only here, for setup (roles, databases, the run ledger); the pipeline runs as the writer.
+A data directory created by an older release with `trust` is upgraded in place at `start`.
+
 `WAREHOUSE_URL` in the environment points everything at an external PostgreSQL instead.
 """
 
@@ -14,13 +22,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from hospital_ops import security
 from hospital_ops.config import settings
@@ -112,8 +122,40 @@ def _read_state() -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def _secrets_dir() -> Path:
+    path = settings().var_dir / "secrets"
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def password_file(role: str) -> Path:
+    return _secrets_dir() / f"warehouse_{role}.password"
+
+
+def password(role: str) -> str:
+    """The embedded server's password for a role, generated once (URL-safe, 0600)."""
+    path = password_file(role)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+    path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def _embedded_url(port: int, database: str = DATABASE, user: str = WRITER) -> str:
-    return f"postgresql://{user}@127.0.0.1:{port}/{database}"
+    return f"postgresql://{user}:{quote(password(user), safe='')}@127.0.0.1:{port}/{database}"
+
+
+def redacted(connection_url: str) -> str:
+    """A URL fit for a log or a terminal: the password replaced by ***."""
+    parts = urlsplit(connection_url)
+    if parts.password is None:
+        return connection_url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
 
 
 def is_external() -> bool:
@@ -136,9 +178,17 @@ def url(database: str = DATABASE) -> str:
 
 
 def role_url(role: str, database: str = DATABASE) -> str:
-    """The embedded server's URL for another role (bi_reader, auditor); trust auth on 127.0.0.1."""
+    """A role's URL (bi_reader, auditor, the writer) with its password. For an external warehouse,
+    WAREHOUSE_<ROLE>_URL (e.g. WAREHOUSE_AUDITOR_URL), which its DBA provides."""
+    if role not in security.LOGIN_ROLES:
+        raise WarehouseError(f"unknown role {role!r}: one of {', '.join(security.LOGIN_ROLES)}")
     if is_external():
-        raise WarehouseError("role URLs of an external warehouse come from its DBA, not from here")
+        if role == WRITER:
+            return url()
+        variable = f"WAREHOUSE_{role.upper()}_URL"
+        if not os.environ.get(variable):
+            raise WarehouseError(f"set {variable}: role URLs of an external warehouse come from its DBA")
+        return os.environ[variable]
     return _embedded_url(_port(), database, role)
 
 
@@ -157,17 +207,21 @@ def create_database(name: str, *, replace: bool = False) -> str:
     """Create a database owned by the writer (dropping it first if `replace`); return its writer URL."""
     import psycopg2
 
+    from hospital_ops import audit
+
     conn = psycopg2.connect(admin_url())
     conn.autocommit = True
     with conn.cursor() as cur:
         security.ensure_roles(cur)
         if replace:
             cur.execute(f'drop database if exists "{name}" with (force)')
+            audit.forget_anchor(name)
         cur.execute("select 1 from pg_database where datname = %s", (name,))
         if cur.fetchone() is None:
             cur.execute(f'create database "{name}" owner "{WRITER}"')
     conn.close()
     _lock_down_public_schema(name)
+    install_ledger(name)
     return url(name) if not is_external() else with_database(os.environ["WAREHOUSE_URL"], name)
 
 
@@ -183,6 +237,19 @@ def drop_database(name: str) -> None:
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(f'drop database if exists "{name}" with (force)')
+    conn.close()
+
+
+def install_ledger(name: str) -> None:
+    """The run ledger, owned by the ledger role, in database `name` (as the superuser)."""
+    import psycopg2
+
+    from hospital_ops import audit
+
+    conn = psycopg2.connect(with_database(admin_url(), name))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        audit.install_ledger(cur)
     conn.close()
 
 
@@ -220,7 +287,7 @@ def status() -> dict:
         "mode": "embedded",
         "running": running,
         "data_dir": str(_pgdata()),
-        "url": _embedded_url(state["port"]) if "port" in state else None,
+        "url": redacted(_embedded_url(state["port"])) if "port" in state else None,
         "roles": {"writer": security.WRITER, "bi_reader": security.BI_READER, "auditor": security.AUDITOR},
     }
 
@@ -235,13 +302,15 @@ def start() -> str:
     run_as = _run_as()
     if not (pgdata / "PG_VERSION").exists():
         log.info("initialising warehouse data directory %s (%s binaries)", pgdata, binaries.origin)
-        subprocess.run(
-            [binaries.tool("initdb"), "-D", str(pgdata), "-U", SUPERUSER, "--auth=trust",
-             "--encoding=UTF8", "--locale=C.UTF-8"],
-            check=True, capture_output=True, text=True, timeout=300, **run_as,
-        )
+        with _readable_copy(password(SUPERUSER), run_as) as pwfile:
+            subprocess.run(
+                [binaries.tool("initdb"), "-D", str(pgdata), "-U", SUPERUSER, "--auth=scram-sha-256",
+                 f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C.UTF-8"],
+                check=True, capture_output=True, text=True, timeout=300, **run_as,
+            )
     state = _read_state()
     if status()["running"]:
+        _require_passwords()
         return _embedded_url(state["port"])
     port = _free_port(state.get("port"))
     logfile = settings().warehouse_dir / "postgres.log"
@@ -253,7 +322,72 @@ def start() -> str:
         tail = logfile.read_text(errors="replace")[-2000:] if logfile.exists() else ""
         raise WarehouseError(f"PostgreSQL failed to start (pg_ctl: {result.stderr.strip()})\n{tail}")
     _state_file().write_text(json.dumps({"port": port, "binaries": binaries.origin}))
+    _require_passwords()
     return create_database(DATABASE)
+
+
+HBA = """# hospital-ops: every role with a password (scram-sha-256), from this machine only; no trust.
+# Written by hospital_ops.warehouse at every start: edits here are replaced.
+# TYPE  DATABASE  USER  ADDRESS       METHOD
+local   all       all                 scram-sha-256
+host    all       all   127.0.0.1/32  scram-sha-256
+host    all       all   ::1/128       scram-sha-256
+"""
+
+
+def _require_passwords() -> None:
+    """Give every role its password and make the server ask for it.
+
+    A data directory an older release initialised with `trust` is upgraded in place: while
+    `trust` still lets the superuser in, the passwords are set (as SCRAM verifiers computed here,
+    so no clear password reaches the server's SQL text or log), then pg_hba.conf is rewritten and
+    the server reloads it. Idempotent: on a secured server it only re-checks."""
+    import psycopg2
+    from psycopg2.extensions import encrypt_password
+
+    conn = psycopg2.connect(admin_url())
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        security.ensure_roles(cur)
+        for role in (SUPERUSER, *security.LOGIN_ROLES):
+            verifier = encrypt_password(password(role), role, conn, "scram-sha-256")
+            cur.execute("select rolpassword is distinct from null from pg_authid where rolname = %s", (role,))
+            if not cur.fetchone()[0] or not _hba_is_current():
+                cur.execute(f'alter role "{role}" password %s', (verifier,))
+        security.harden_roles(cur)
+        if not _hba_is_current():
+            (_pgdata() / "pg_hba.conf").write_text(HBA)
+            cur.execute("select pg_reload_conf()")
+            log.info("warehouse: pg_hba.conf rewritten for scram-sha-256 on localhost; passwords set")
+    conn.close()
+
+
+def _hba_is_current() -> bool:
+    path = _pgdata() / "pg_hba.conf"
+    return path.exists() and path.read_text() == HBA
+
+
+class _readable_copy:
+    """A temporary file holding `text` that the server's system user can read (initdb's --pwfile)."""
+
+    def __init__(self, text: str, run_as: dict) -> None:
+        self.text, self.run_as = text, run_as
+
+    def __enter__(self) -> str:
+        fd, self.path = tempfile.mkstemp(prefix="pw", dir=_secrets_dir())
+        with os.fdopen(fd, "w") as handle:
+            handle.write(self.text + "\n")
+        if self.run_as:
+            import pwd
+
+            entry = pwd.getpwnam(self.run_as["user"])
+            os.chown(self.path, entry.pw_uid, entry.pw_gid)
+            _secrets_dir().chmod(0o711)  # the server's user may traverse to this one file only
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        os.unlink(self.path)
+        _secrets_dir().chmod(0o700)
 
 
 def reset_database() -> str:

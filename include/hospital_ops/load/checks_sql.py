@@ -11,7 +11,8 @@ The SQL mirrors `hospital_ops.load.parsing.convert` rule for rule and message fo
 - a required column must have a value; a personal identifier becomes HMAC-SHA256(key, value)
   truncated to 32 hex digits. The embedded PostgreSQL has no pgcrypto, so the HMAC is built from the
   core `sha256()` as RFC 2104 defines it: sha256((key ⊕ opad) ‖ sha256((key ⊕ ipad) ‖ value)), the
-  two padded keys computed once in Python (`hmac_pads`);
+  two padded keys computed once in Python (`hmac_pads`) and read from a session temp table
+  (`KEY_TABLE`, see there: never a literal or a parameter in the SQL text);
 - text against its allowed values; yes/no values; numbers with thousands separators and ¥, finite,
   whole for int, within the plausibility bounds;
 - dates, timestamps and months in the formats `parsing` accepts (the common ISO form is checked
@@ -97,8 +98,28 @@ def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
     return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
 
 
+# Where the HMAC pads live while a night loads: a temporary table of the loading session, filled by
+# COPY … FROM STDIN and dropped at commit. The pads are the key (XOR 0x36 / 0x5C gives it back), so
+# they must never be part of a statement's text: a literal, or a parameter psycopg2 interpolates
+# client-side (`execute stmt(…)`), shows in pg_stat_activity.query and, when the statement fails or
+# is cancelled, in the server log (log_min_error_statement). COPY's data travels in the protocol's
+# CopyData messages, which neither shows; its text is only the command below. A server-side
+# prepared statement with bound parameters would also keep them out of the text, but psycopg2 has
+# no extended-protocol binding, and the table is read once per statement (an InitPlan) either way.
+KEY_TABLE = "hospital_ops_hmac_pads"
+KEY_TABLE_DDL = f"create temporary table {KEY_TABLE} (inner_pad bytea not null, outer_pad bytea not null) on commit drop"
+KEY_TABLE_COPY = f"copy {KEY_TABLE} (inner_pad, outer_pad) from stdin with (format csv)"
+
+
+def key_table_rows(key: bytes) -> str:
+    """The COPY data (one CSV line) that fills KEY_TABLE for `key`."""
+    inner, outer = hmac_pads(key)
+    return f"\\x{inner.hex()},\\x{outer.hex()}\n"
+
+
 def _hmac(text_sql: str) -> str:
-    return (f"left(encode(sha256($7 || sha256($6 "
+    return (f"left(encode(sha256((select outer_pad from pg_temp.{KEY_TABLE}) "
+            f"|| sha256((select inner_pad from pg_temp.{KEY_TABLE}) "
             f"|| convert_to({text_sql}, 'UTF8'))), 'hex'), 32)")
 
 
@@ -230,7 +251,7 @@ def _column_sql(column: Column, i: int) -> tuple[str, str, str]:
 
 
 FILE_LOAD_PARAMETERS = ("run_id text", "source text", "entity text", "batch_date date", "source_file text",
-                        "hmac_inner bytea", "hmac_outer bytea", "line_offset bigint")
+                        "line_offset bigint")
 
 
 def file_load_sql(source: Source, entity: Entity) -> str:
@@ -291,7 +312,7 @@ with checked as materialized (
         from (
             select *, {conversion_errors} as _conversion_errors
             from (select _row_number, {raw_names}, {values}, {errors}
-                  from (select *, {firsts} from (select (l._line - $8)::integer as _row_number, {raw_cells}
+                  from (select *, {firsts} from (select (l._line - $6)::integer as _row_number, {raw_cells}
                                                  from {landing} l) l
                         offset 0) first
                   offset 0) converted

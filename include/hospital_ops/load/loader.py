@@ -17,6 +17,7 @@ checks, and its misshapen rows are quarantined from Python, as before.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -237,15 +238,16 @@ def load_night(
     ensure_raw_schema(conn, source)
     night = NightLoad(source.name, run_id, batch_date, [])
     started = time.perf_counter()
-    inner, outer = checks_sql.hmac_pads(key)
-    params = {"run_id": run_id, "source": source.name, "batch_date": batch_date,
-              "hmac_inner": psycopg2.Binary(inner), "hmac_outer": psycopg2.Binary(outer)}
+    params = {"run_id": run_id, "source": source.name, "batch_date": batch_date}
     prepared: dict[str, str] = {}
     try:
         with conn.cursor() as cur:
             cur.execute(f"set local work_mem = '{_WORK_MEM}'")
             cur.execute("set local datestyle = 'ISO, YMD'")  # the row hash reads dates as text
             cur.execute(checks_sql.SESSION_SQL)
+            # the key's pads reach the server by COPY only, never in SQL text (checks_sql.KEY_TABLE)
+            cur.execute(checks_sql.KEY_TABLE_DDL)
+            cur.copy_expert(checks_sql.KEY_TABLE_COPY, io.StringIO(checks_sql.key_table_rows(key)))
             _delete_batch(cur, source, batch_date)
             for entry in manifest:
                 entity = source.entity(entry.entity)

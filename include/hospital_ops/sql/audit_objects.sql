@@ -21,6 +21,17 @@ select
     row_hash
 from audit.run_ledger;
 
+-- Runs that started and never closed: a night killed (or a machine lost) between its "started" row
+-- and its closing row.
+create or replace view audit.open_runs as
+select started.seq, started.run_id, started.business_date, started.recorded_at as started_at
+from audit.run_ledger as started
+where started.status = 'started'
+  and not exists (
+      select from audit.run_ledger as closing
+      where closing.run_id = started.run_id and closing.status <> 'started' and closing.seq > started.seq
+  );
+
 -- The moment the figures for business date D were last published: the ledger time of the latest
 -- published run for a business date on or before D. Pass it to the *_as_of functions.
 create or replace function audit.published_as_of(p_business_date date) returns timestamptz
