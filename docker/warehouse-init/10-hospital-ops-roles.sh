@@ -10,6 +10,11 @@
 #   bi_reader            Metabase: reads marts and scoring (grants are applied by the writer at
 #                        every publication)
 #   auditor              reads snapshots, audit and dq
+#   hospital_ops_ledger  no login: owns the run ledger, its trigger and its append function
+#                        (include/hospital_ops/sql/run_ledger.sql, mounted at /opt/hospital-ops/sql)
+#
+# Every role authenticates with scram-sha-256 (POSTGRES_INITDB_ARGS, POSTGRES_HOST_AUTH_METHOD), the
+# superuser too: psql here uses the superuser's password from the environment.
 #
 # Passwords come from the environment (.env). The script is idempotent: to rotate a password or repair
 # an old volume, run it again inside the container:
@@ -20,6 +25,8 @@ set -euo pipefail
 : "${WAREHOUSE_BI_READER_PASSWORD:?set WAREHOUSE_BI_READER_PASSWORD in .env}"
 : "${WAREHOUSE_AUDITOR_PASSWORD:?set WAREHOUSE_AUDITOR_PASSWORD in .env}"
 WAREHOUSE_DB="${WAREHOUSE_DB:-hospital_ops}"
+LEDGER_SQL="${LEDGER_SQL:-/opt/hospital-ops/sql/run_ledger.sql}"
+export PGPASSWORD="${PGPASSWORD:-${POSTGRES_PASSWORD:-}}"
 
 run_psql() {
     psql -v ON_ERROR_STOP=1 --no-psqlrc --quiet --username "${POSTGRES_USER:-postgres}" "$@"
@@ -37,9 +44,15 @@ from (values ('hospital_ops_writer'), ('bi_reader'), ('auditor')) as wanted(role
 where not exists (select from pg_roles where rolname = role_name)
 \gexec
 
+select 'create role hospital_ops_ledger nologin'
+where not exists (select from pg_roles where rolname = 'hospital_ops_ledger')
+\gexec
+
 alter role hospital_ops_writer with login nosuperuser nocreaterole nocreatedb password :'writer_password';
 alter role bi_reader with login nosuperuser nocreaterole nocreatedb password :'bi_reader_password';
 alter role auditor with login nosuperuser nocreaterole nocreatedb password :'auditor_password';
+-- a line COPY rejects is not echoed into the server log (hospital_ops.security.harden_roles)
+alter role hospital_ops_writer set log_error_verbosity = terse;
 
 select format('create database %I owner hospital_ops_writer encoding %L template template0', :'db', 'UTF8')
 where not exists (select from pg_database where datname = :'db')
@@ -58,4 +71,7 @@ alter schema public owner to hospital_ops_writer;
 revoke create on schema public from public;
 SQL
 
-echo "hospital-ops: roles hospital_ops_writer, bi_reader, auditor and database ${WAREHOUSE_DB} ready"
+# the run ledger, owned by hospital_ops_ledger: the writer appends through audit.append_run only
+run_psql --dbname "$WAREHOUSE_DB" --file "$LEDGER_SQL"
+
+echo "hospital-ops: roles hospital_ops_writer, bi_reader, auditor, the run ledger and database ${WAREHOUSE_DB} ready"

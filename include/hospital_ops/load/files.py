@@ -9,6 +9,7 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
+from hospital_ops.redaction import shown_cells
 from hospital_ops.sources.spec import Entity
 
 
@@ -86,7 +87,7 @@ def header_positions(path: Path, entity: Entity, header: list[object] | None) ->
     if missing or unexpected:
         raise SourceFileError(
             f"{path}: header does not match the {entity.raw_table} spec: "
-            f"missing {missing or 'none'}, unexpected {unexpected or 'none'}"
+            f"missing {missing or 'none'}, unexpected {shown_cells(unexpected) if unexpected else 'none'}"
         )
     return names, [names.index(name) for name in expected]
 

@@ -329,6 +329,7 @@ def _run_gx_checkpoint(warehouse_url: str, spec: CheckpointSpec, validations: Se
         ))
         gx_run_id = RunIdentifier(run_name=_safe_run_name(run_id), run_time=datetime.now(timezone.utc))
         checkpoint_result = checkpoint.run(run_id=gx_run_id)
+        _redact_sensitive_values(context, checkpoint_result)
         _build_data_docs(context, checkpoint_result)
     finally:
         _dispose(datasource)
@@ -353,6 +354,49 @@ def _run_gx_checkpoint(warehouse_url: str, spec: CheckpointSpec, validations: Se
     _prune_empty_dirs(docs_dir / "expectations")
     docs_index = docs_dir / "index.html"
     return results, docs_index if docs_index.exists() else None
+
+
+# what GX reports about a column's values, beyond counts and shares
+_VALUE_KEYS = ("partial_unexpected_list", "partial_unexpected_counts", "partial_unexpected_index_list",
+               "unexpected_list", "unexpected_index_list", "unexpected_index_query", "unexpected_rows", "details")
+REDACTED = "[not kept: personal or free-text column]"
+
+
+def sensitive_columns() -> frozenset[str]:
+    """Columns whose values the gate never keeps: personal identifiers (even as pseudonyms) and free
+    text a person typed, by their raw names in every source spec."""
+    from hospital_ops.sources import SOURCES
+
+    return frozenset(column.raw_name for source in SOURCES.values() for entity in source.entities
+                     for column in entity.columns if column.pii or column.free_text)
+
+
+def _redact_sensitive_values(context, checkpoint_result) -> None:  # type: ignore[no-untyped-def]
+    """Drop the values GX kept for expectations on sensitive columns: the unexpected values and
+    partial lists (SUMMARY keeps up to 20), and an observed value that is not a number. Counts and
+    shares stay, so a failure still says how many rows. Done on the results in memory and written
+    back to the (in-memory) validation results store before the Data Docs are built from it, so
+    neither `dq.validation_results` nor the Data Docs ever see them. The checkpoint's result format
+    applies to every expectation at once (it overrides an expectation's own), hence this step."""
+    sensitive = sensitive_columns()
+    for identifier, validation_result in checkpoint_result.run_results.items():
+        changed = False
+        for expectation_result in validation_result.results:
+            kwargs = expectation_result.expectation_config.kwargs
+            columns = {str(kwargs.get(k)) for k in ("column", "column_A", "column_B") if kwargs.get(k)}
+            columns |= {str(c) for c in kwargs.get("column_list") or ()}
+            if not columns & sensitive or not expectation_result.result:
+                continue
+            result = expectation_result.result
+            for key in _VALUE_KEYS:
+                if key in result:
+                    result[key] = [] if isinstance(result[key], list) else REDACTED
+            observed = result.get("observed_value")
+            if observed is not None and not isinstance(observed, (int, float)):
+                result["observed_value"] = REDACTED
+            changed = True
+        if changed:
+            context.validation_results_store.set(identifier, validation_result)
 
 
 def _build_data_docs(context, checkpoint_result) -> None:  # type: ignore[no-untyped-def]
@@ -520,9 +564,10 @@ def _observed_value(result: dict, exception: str | None) -> Any:
     if "observed_value" in result:
         return _jsonable(result["observed_value"])
     if result.get("unexpected_count"):
+        partial = result.get("partial_unexpected_list", [])
         return _jsonable({
             "unexpected_percent": result.get("unexpected_percent"),
-            "partial_unexpected_list": result.get("partial_unexpected_list", []),
+            "partial_unexpected_list": partial if isinstance(partial, list) else [],
         })
     return None
 

@@ -1,0 +1,84 @@
+"""The run ledger's life cycle without Airflow: a started row first, a closing row at the end, an open
+row left by a night killed in between, and `verify` against the anchor outside the database."""
+
+from __future__ import annotations
+
+from contextlib import closing
+from datetime import date
+
+import psycopg2
+import pytest
+
+from hospital_ops import security
+from hospital_ops.audit import anchor_path, read_anchor, record_run, record_started, verify
+
+NIGHT = date(2026, 11, 20)
+
+
+@pytest.fixture
+def ledger(db_url: str, role_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOSPITAL_OPS_VAR_DIR", str(tmp_path / "var"))  # this test's own anchor and key
+    return db_url, role_url(db_url, security.AUDITOR)
+
+
+def _verify(url: str, **kwargs):  # type: ignore[no-untyped-def]
+    with closing(psycopg2.connect(url)) as conn:
+        return verify(conn, **kwargs)
+
+
+def _open_runs(url: str) -> list[str]:
+    with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute("select run_id from audit.open_runs order by seq")
+        return [row[0] for row in cur.fetchall()]
+
+
+def test_an_empty_ledger_fails_verify(ledger) -> None:
+    _, auditor = ledger
+    result = _verify(auditor)
+    assert not result.ok and "empty" in result.problem
+
+
+def test_a_killed_night_leaves_an_open_row_and_a_closed_one_does_not(ledger) -> None:
+    writer, auditor = ledger
+    record_started(writer, run_id="night-1", business_date=NIGHT)
+    record_run(writer, run_id="night-1", business_date=NIGHT)
+    record_started(writer, run_id="night-2", business_date=NIGHT)  # then the machine went down
+    assert _open_runs(auditor) == ["night-2"]
+    result = _verify(auditor)
+    assert result.ok and result.rows == 3, result.problem
+    with closing(psycopg2.connect(writer)) as conn, conn.cursor() as cur:
+        cur.execute("select payload from audit.run_ledger where run_id = 'night-1' order by seq")
+        started, closed = (row[0] for row in cur.fetchall())
+    assert started["status"] == "started" and closed["status"] == "failed"  # nothing was published
+    assert closed["closes_seq"] == 1
+
+    record_run(writer, run_id="night-2", business_date=NIGHT)  # a rerun closes it
+    assert _open_runs(auditor) == []
+    assert _verify(auditor).ok
+
+
+def test_an_anchor_behind_the_ledger_or_missing_fails(ledger) -> None:
+    writer, auditor = ledger
+    record_started(writer, run_id="night-1", business_date=NIGHT)
+    with closing(psycopg2.connect(writer)) as conn, conn.cursor() as cur:
+        cur.execute("select current_database()")
+        database = cur.fetchone()[0]
+        # the writer can append (that is its job) but not sign: a row it slips in is seen
+        cur.execute("select * from audit.append_run(jsonb_build_object('run_id', 'slipped', 'status', 'published', "
+                    "'business_date', %s), %s)", (NIGHT.isoformat(), NIGHT))
+        conn.commit()
+    assert read_anchor(database)["rows"] == 1
+    result = _verify(auditor)
+    assert not result.ok and "1 row(s) after the anchored head" in result.problem
+    anchor_path(database).unlink()
+    result = _verify(auditor)
+    assert not result.ok and "no anchor" in result.problem
+
+
+def test_the_append_function_refuses_a_row_without_run_id_or_a_mismatched_date(ledger) -> None:
+    writer, _ = ledger
+    for payload in ("{\"status\": \"published\", \"business_date\": \"2026-11-20\"}",
+                    "{\"run_id\": \"r\", \"status\": \"published\", \"business_date\": \"2026-11-19\"}"):
+        with closing(psycopg2.connect(writer)) as conn, conn.cursor() as cur:
+            with pytest.raises(psycopg2.errors.RaiseException):
+                cur.execute("select * from audit.append_run(%s::jsonb, %s)", (payload, NIGHT))
