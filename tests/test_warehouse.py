@@ -125,3 +125,16 @@ def test_a_trust_warehouse_of_an_older_release_is_upgraded_in_place(own_warehous
     conn.close()
     for role in security.LOGIN_ROLES:
         psycopg2.connect(warehouse.role_url(role)).close()
+
+
+def test_a_deleted_password_file_rotates_that_password_at_the_next_start(own_warehouse) -> None:
+    from hospital_ops import security
+
+    warehouse.start()
+    old = warehouse.role_url(security.BI_READER)
+    warehouse.password_file(security.BI_READER).unlink()
+    warehouse.start()
+    new = warehouse.role_url(security.BI_READER)
+    assert new != old and _refused(old)
+    psycopg2.connect(new).close()
+    psycopg2.connect(warehouse.role_url(security.AUDITOR)).close()  # the others are unchanged

@@ -303,11 +303,13 @@ def start() -> str:
     if not (pgdata / "PG_VERSION").exists():
         log.info("initialising warehouse data directory %s (%s binaries)", pgdata, binaries.origin)
         with _readable_copy(password(SUPERUSER), run_as) as pwfile:
-            subprocess.run(
+            result = subprocess.run(
                 [binaries.tool("initdb"), "-D", str(pgdata), "-U", SUPERUSER, "--auth=scram-sha-256",
                  f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C.UTF-8"],
-                check=True, capture_output=True, text=True, timeout=300, **run_as,
+                check=False, capture_output=True, text=True, timeout=300, **run_as,
             )
+        if result.returncode != 0:
+            raise WarehouseError(f"initdb failed: {result.stderr.strip()[-2000:]}")
     state = _read_state()
     if status()["running"]:
         _require_passwords()
@@ -350,9 +352,11 @@ def _require_passwords() -> None:
     with conn.cursor() as cur:
         security.ensure_roles(cur)
         for role in (SUPERUSER, *security.LOGIN_ROLES):
-            verifier = encrypt_password(password(role), role, conn, "scram-sha-256")
             cur.execute("select rolpassword is distinct from null from pg_authid where rolname = %s", (role,))
-            if not cur.fetchone()[0] or not _hba_is_current():
+            # the login roles' passwords are (re)set at every start, so deleting a role's password file
+            # and starting rotates it; the superuser's only when it has none (we log in with it)
+            if role != SUPERUSER or not cur.fetchone()[0] or not _hba_is_current():
+                verifier = encrypt_password(password(role), role, conn, "scram-sha-256")
                 cur.execute(f'alter role "{role}" password %s', (verifier,))
         security.harden_roles(cur)
         if not _hba_is_current():
