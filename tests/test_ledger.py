@@ -82,3 +82,59 @@ def test_the_append_function_refuses_a_row_without_run_id_or_a_mismatched_date(l
         with closing(psycopg2.connect(writer)) as conn, conn.cursor() as cur:
             with pytest.raises(psycopg2.errors.RaiseException):
                 cur.execute("select * from audit.append_run(%s::jsonb, %s)", (payload, NIGHT))
+
+
+_OLDER_RELEASE = """
+create schema audit;
+create table audit.run_ledger (
+    seq bigint generated always as identity primary key,
+    payload jsonb not null,
+    prev_hash text not null,
+    row_hash text not null unique,
+    run_id text generated always as (payload ->> 'run_id') stored,
+    status text generated always as (payload ->> 'status') stored,
+    business_date date not null,
+    recorded_at timestamptz not null default now()
+);
+create function audit.refuse_change() returns trigger language plpgsql as $$
+begin
+    raise exception '% is append-only: % refused', tg_table_schema || '.' || tg_table_name, tg_op;
+end $$;
+create trigger run_ledger_append_only before update or delete on audit.run_ledger
+    for each row execute function audit.refuse_change();
+insert into audit.run_ledger (payload, business_date, prev_hash, row_hash)
+select p, '2026-11-20', repeat('0', 64), encode(sha256(convert_to(repeat('0', 64) || p::text, 'UTF8')), 'hex')
+from (select '{"run_id": "old-night", "status": "published", "business_date": "2026-11-20"}'::jsonb as p) x;
+"""
+
+
+def test_a_ledger_the_writer_owned_in_an_older_release_is_taken_over_at_setup(db_url, role_url, admin_database_url,
+                                                                               tmp_path, monkeypatch) -> None:
+    from hospital_ops.audit import anchor_existing_head, install_ledger
+
+    monkeypatch.setenv("HOSPITAL_OPS_VAR_DIR", str(tmp_path / "var"))
+    with closing(psycopg2.connect(admin_database_url(db_url))) as conn, conn.cursor() as cur:
+        cur.execute("drop schema audit cascade")
+        conn.commit()
+    with closing(psycopg2.connect(db_url)) as conn, conn.cursor() as cur:  # as an older release did it
+        cur.execute(_OLDER_RELEASE)
+        conn.commit()
+    database = db_url.rsplit("/", 1)[1]
+    # what warehouse.install_ledger does at `hospital-ops warehouse start` / `roles`, as the superuser
+    with closing(psycopg2.connect(admin_database_url(db_url))) as conn, conn.cursor() as cur:
+        install_ledger(cur)
+        anchor_existing_head(cur, database)
+        conn.commit()
+
+    with closing(psycopg2.connect(db_url)) as conn, conn.cursor() as cur:
+        cur.execute("select tableowner from pg_tables where schemaname = 'audit' and tablename = 'run_ledger'")
+        assert cur.fetchone() == (security.LEDGER_OWNER,)
+        cur.execute("select nspowner::regrole::text from pg_namespace where nspname = 'audit'")
+        assert cur.fetchone() == (security.LEDGER_OWNER,)
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            cur.execute("alter table audit.run_ledger disable trigger user")
+    auditor = role_url(db_url, security.AUDITOR)
+    result = _verify(auditor)
+    assert result.ok and result.rows == 1, result.problem  # the old chain holds, anchored at its head
+    record_started(db_url, run_id="new-night", business_date=NIGHT)
+    assert _verify(auditor).ok

@@ -284,6 +284,19 @@ def read_anchor(database: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def anchor_existing_head(cur, database: str) -> None:  # type: ignore[no-untyped-def]
+    """At setup: a ledger an older release filled, which has no anchor yet, is anchored at its
+    current head (from then on, its newest rows cannot go unnoticed)."""
+    if read_anchor(database) is not None:
+        return
+    cur.execute("select seq, row_hash, (select count(*) from audit.run_ledger) from audit.run_ledger "
+                "order by seq desc limit 1")
+    row = cur.fetchone()
+    if row:
+        write_anchor(database, {"seq": row[0], "row_hash": row[1], "rows": row[2]})
+        log.info("run ledger of %s anchored at its existing head (row %s)", database, row[0])
+
+
 def forget_anchor(database: str) -> None:
     """A database dropped and created again starts a new ledger, and a new anchor."""
     anchor_path(database).unlink(missing_ok=True)

@@ -250,6 +250,7 @@ def install_ledger(name: str) -> None:
     conn.autocommit = True
     with conn.cursor() as cur:
         audit.install_ledger(cur)
+        audit.anchor_existing_head(cur, name)
     conn.close()
 
 
