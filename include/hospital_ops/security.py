@@ -64,9 +64,23 @@ def apply_grants(cur) -> None:  # type: ignore[no-untyped-def]
     """Give each reader role exactly its schemas (run as the writer, who owns them)."""
     for schema, readers in READABLE_SCHEMAS.items():
         cur.execute(f"create schema if not exists {schema}")
+        # only what the writer owns: the audit schema and the run ledger in it belong to the ledger
+        # role, which grants them itself (sql/run_ledger.sql); granting them here would only warn
+        cur.execute("select nspowner = current_user::regrole from pg_namespace where nspname = %s", (schema,))
+        owns_schema = cur.fetchone()[0]
+        cur.execute("select format('%%I.%%I', n.nspname, c.relname) from pg_class c "
+                    "join pg_namespace n on n.oid = c.relnamespace "
+                    "where n.nspname = %s and c.relowner = current_user::regrole and c.relkind in ('r', 'v', 'm', 'p', 'f')",
+                    (schema,))
+        relations = [row[0] for row in cur.fetchall()]
+        cur.execute("select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
+                    "where n.nspname = %s and p.proowner = current_user::regrole and p.prokind = 'f'", (schema,))
+        functions = [row[0] for row in cur.fetchall()]
         for role in readers:
-            cur.execute(f'grant usage on schema {schema} to "{role}"')
-            cur.execute(f'grant select on all tables in schema {schema} to "{role}"')
+            if owns_schema:
+                cur.execute(f'grant usage on schema {schema} to "{role}"')
+            if relations:
+                cur.execute(f'grant select on {", ".join(relations)} to "{role}"')
             cur.execute(f'alter default privileges in schema {schema} grant select on tables to "{role}"')
-            if schema == "audit":
-                cur.execute(f'grant execute on all functions in schema {schema} to "{role}"')
+            if schema == "audit" and functions:
+                cur.execute(f'grant execute on function {", ".join(functions)} to "{role}"')
