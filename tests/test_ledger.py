@@ -138,3 +138,48 @@ def test_a_ledger_the_writer_owned_in_an_older_release_is_taken_over_at_setup(db
     assert result.ok and result.rows == 1, result.problem  # the old chain holds, anchored at its head
     record_started(db_url, run_id="new-night", business_date=NIGHT)
     assert _verify(auditor).ok
+
+
+@pytest.mark.e2e
+def test_a_night_killed_mid_run_leaves_its_started_row_open(fresh_database, role_url, tmp_path, monkeypatch) -> None:
+    """The real DAG, killed (SIGKILL to its process group) once its started row is in."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from hospital_ops.airflow_local import DAG_ID, airflow_env, ensure_metadata_db
+    from hospital_ops.generate.vendor import generate_vendor_source
+
+    url = fresh_database("killed")
+    var = tmp_path / "var"
+    monkeypatch.setenv("HOSPITAL_OPS_VAR_DIR", str(var))
+    monkeypatch.setenv("HOSPITAL_OPS_INBOX", str(var / "inbox"))
+    monkeypatch.setenv("WAREHOUSE_URL", url)
+    generate_vendor_source(var / "inbox", end=NIGHT, months=3, vendors=12)
+    env = airflow_env(url)
+    ensure_metadata_db(env)
+    night = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), "dags", "test", DAG_ID, NIGHT.isoformat()],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        started = []
+        while not started and time.monotonic() < deadline and night.poll() is None:
+            time.sleep(0.2)
+            with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+                cur.execute("select run_id from audit.run_ledger where status = 'started'")
+                started = [row[0] for row in cur.fetchall()]
+    finally:
+        if night.poll() is None:
+            os.killpg(night.pid, signal.SIGKILL)
+        night.wait()
+    assert started, "the night never wrote its started row"
+    auditor = role_url(url, security.AUDITOR)
+    assert _open_runs(auditor) == started
+    with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute("select count(*) from audit.run_ledger where status <> 'started'")
+        assert cur.fetchone() == (0,)  # killed before its closing row
+    result = _verify(auditor)
+    assert result.ok and result.rows == 1, result.problem

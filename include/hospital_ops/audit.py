@@ -213,6 +213,7 @@ def record_started(warehouse_url: str, *, run_id: str, business_date: date) -> d
                 "code_version": code_version(),
             }
             head = _append(cur, payload, business_date)
+            security.apply_grants(cur)  # the auditor reads audit.open_runs even if the night dies now
         conn.commit()
         write_anchor(_database(conn), head)
     log.info("run ledger: %s %s started (row %s)", business_date, run_id, head["seq"])
