@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from hospital_ops import limits
 from hospital_ops.config import environment, settings
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ def warehouse_env(warehouse_url: str) -> dict[str, str]:
         "WAREHOUSE_USER": unquote(parsed.username or "postgres"),
         "WAREHOUSE_PASSWORD": unquote(parsed.password or ""),
         "WAREHOUSE_DB": (parsed.path or "/hospital_ops").lstrip("/") or "hospital_ops",
+        "PGOPTIONS": limits.session_options(),  # libpq reads it: dbt's sessions get the nightly limits
     }
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg2
 
-from hospital_ops import security
+from hospital_ops import limits, security
 from hospital_ops.config import pseudonym_key, settings
 from hospital_ops.load.loader import (
     ManifestEntry,
@@ -39,7 +39,7 @@ PUBLISHED_SCHEMAS = {"marts_build": "marts", "scoring_build": "scoring"}
 
 
 def connect(warehouse_url: str):  # type: ignore[no-untyped-def]
-    return psycopg2.connect(warehouse_url, application_name="hospital_ops")
+    return psycopg2.connect(warehouse_url, application_name="hospital_ops", options=limits.session_options())
 
 
 # ------------------------------------------------------------------------------ extract / load

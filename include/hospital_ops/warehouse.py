@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from hospital_ops import security
+from hospital_ops import limits, security
 from hospital_ops.config import settings
 
 log = logging.getLogger(__name__)
@@ -161,6 +161,7 @@ def create_database(name: str, *, replace: bool = False) -> str:
     conn.autocommit = True
     with conn.cursor() as cur:
         security.ensure_roles(cur)
+        limits.apply_role_limits(cur, WRITER)
         if replace:
             cur.execute(f'drop database if exists "{name}" with (force)')
         cur.execute("select 1 from pg_database where datname = %s", (name,))

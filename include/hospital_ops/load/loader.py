@@ -29,6 +29,7 @@ from pathlib import Path
 
 import psycopg2
 
+from hospital_ops import limits
 from hospital_ops.load import checks_sql
 from hospital_ops.load.files import (
     FileFacts,
@@ -246,6 +247,7 @@ def load_night(
     try:
         with conn.cursor() as cur:
             cur.execute(f"set local work_mem = '{_WORK_MEM}'")
+            cur.execute("set local statement_timeout = %s", (limits.statement_timeout(),))
             cur.execute("set local datestyle = 'ISO, YMD'")  # the row hash reads dates as text
             cur.execute(checks_sql.SESSION_SQL)
             _delete_batch(cur, source, batch_date)

@@ -37,6 +37,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from hospital_ops import limits
 from hospital_ops.config import settings
 
 log = logging.getLogger(__name__)
@@ -301,7 +302,7 @@ def _run_gx_checkpoint(warehouse_url: str, spec: CheckpointSpec, validations: Se
             # a large table is a value the planner's statistics have not seen yet, so it estimates a
             # row or two and picks a nested loop: quadratic in the batch (7 s for 10,000 charges).
             # Hash joins cost little at any size.
-            "options": "-c enable_nestloop=off",
+            "options": f"-c enable_nestloop=off {limits.session_options()}",
         }},
     )
     try:
