@@ -30,7 +30,14 @@ from hospital_ops.load.loader import (
     watermark,
 )
 from hospital_ops.extract.api import extract_api_source
-from hospital_ops.extract.sql import extract_sql_source, load_watermarks, save_watermarks
+from hospital_ops.extract.sql import (
+    extract_sql_source,
+    landed_versions,
+    load_watermarks,
+    read_from,
+    save_watermarks,
+    watermark_overlap,
+)
 from hospital_ops.sources import SOURCES
 
 log = logging.getLogger(__name__)
@@ -65,16 +72,19 @@ def extract(source_name: str, *, warehouse_url: str, business_date: date, inbox:
                 raise SourceNotConfigured(f"{source_name}: no {what} configured (set {source.connection.upper()}_URL "
                                           f"or the Airflow connection {source.connection!r})")
             watermarks = load_watermarks(conn, source.name, business_date)
+            overlap = watermark_overlap()  # the look-back, and what it must not load twice
+            landed = landed_versions(conn, source, business_date,
+                                     {name: read_from(mark, overlap) for name, mark in watermarks.items()})
         else:
             after = watermark(conn, source.name, business_date)
     extracted: dict[str, str] = {}
     if incremental:
         if source.extract == "sql":
             extraction = extract_sql_source(source, source_url, settings().landing_dir, business_date,
-                                            watermarks=watermarks)
+                                            watermarks=watermarks, landed=landed, overlap=overlap)
         else:
             extraction = extract_api_source(source, source_url, source_token, settings().landing_dir,
-                                            business_date, watermarks=watermarks)
+                                            business_date, watermarks=watermarks, landed=landed, overlap=overlap)
         extracted = {entity: stamp.isoformat() for entity, stamp in extraction.max_updated_at.items()}
         # exactly this night's folder (the rows of a failed earlier night were read again from the source)
         entries = plan_extract(settings().landing_dir, source, business_date, business_date - timedelta(days=1))
