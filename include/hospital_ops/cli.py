@@ -167,6 +167,12 @@ def _print_scenario_check(url: str) -> None:
 
 
 def cmd_run_night(args: argparse.Namespace) -> int:
+    if getattr(args, "force_publish", False):
+        from hospital_ops.config import environment
+        from hospital_ops.pipeline import FORCE_PUBLISH_ENV
+
+        with environment({FORCE_PUBLISH_ENV: "1"}):
+            return 0 if _run_nights([args.date]) else 1
     return 0 if _run_nights([args.date]) else 1
 
 
@@ -313,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     night = sub.add_parser("run-night", help="run the nightly DAG for one business date")
     night.add_argument("date", type=_date)
+    night.add_argument("--force-publish", action="store_true",
+                       help="publish the night even if a newer one is published (recorded in audit.publications)")
     night.set_defaults(func=cmd_run_night)
 
     summ = sub.add_parser("summary", help="print a night's summary")

@@ -47,6 +47,10 @@ class DbtStageFailed(RuntimeError):
     pass
 
 
+# stages that write what later nights build on or auditors read (incremental marts and scoring, snapshots)
+_SHARED_STAGES = ("marts", "scoring", "snapshots")
+
+
 @dataclass
 class NodeResult:
     name: str
@@ -72,6 +76,13 @@ def warehouse_env(warehouse_url: str) -> dict[str, str]:
 def run_stage(stage: str, *, warehouse_url: str, business_date: date) -> list[NodeResult]:
     """Run one nightly dbt stage; return per-node results or raise DbtStageFailed naming what failed."""
     command = STAGES[stage]
+    if stage in _SHARED_STAGES:  # never build or snapshot a night older than the one published (unless forced)
+        from hospital_ops.pipeline import PublicationOutOfOrder, check_publication_order
+
+        try:
+            check_publication_order(warehouse_url=warehouse_url, business_date=business_date)
+        except PublicationOutOfOrder as exc:
+            raise DbtStageFailed(str(exc)) from exc
     if stage == "freshness":
         # only sources that have delivered at least once: one not yet onboarded is not "stale"
         delivered = _delivered_sources(warehouse_url)

@@ -13,6 +13,7 @@ last good night left it.
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import closing
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -120,8 +121,44 @@ def load(source_name: str, extracted: dict, *, warehouse_url: str, business_date
 # ------------------------------------------------------------------------------------- publish
 
 
+FORCE_PUBLISH_ENV = "HOSPITAL_OPS_FORCE_PUBLISH"
+
+
+class PublicationOutOfOrder(RuntimeError):
+    """A night older than the newest published one would put older figures over newer ones."""
+
+
+def publication_forced() -> bool:
+    """Whether this run may publish an older business date (`hospital-ops run-night D --force-publish`)."""
+    return os.environ.get(FORCE_PUBLISH_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def check_publication_order(*, warehouse_url: str, business_date: date, force: bool | None = None) -> bool:
+    """Refuse a business date older than the newest one published, unless forced; return whether this
+    publication goes backwards (forced). Called before anything a night shares with later nights is
+    written: the dbt builds of marts and scoring (incremental), the snapshots, and publish itself, so a
+    refused night leaves BI, the build schemas' history and the snapshots as the newer night left them."""
+    force = publication_forced() if force is None else force
+    with closing(connect(warehouse_url)) as conn, conn.cursor() as cur:
+        if not _table_exists(cur, "audit", "publications"):
+            return False
+        cur.execute("select max(business_date) from audit.publications")
+        newest = cur.fetchone()[0]
+    if newest is None or business_date >= newest:
+        return False
+    if not force:
+        raise PublicationOutOfOrder(
+            f"refusing night {business_date}: {newest} is already published, and publishing an older night would "
+            f"put its figures over newer ones and write backwards versions into the snapshots; its raw data is "
+            f"loaded and the next night builds on it. To publish it anyway: hospital-ops run-night {business_date} "
+            f"--force-publish ({FORCE_PUBLISH_ENV}=1), recorded in audit.publications.forced")
+    log.warning("publishing %s over the newer %s: forced", business_date, newest)
+    return True
+
+
 def publish(*, warehouse_url: str, business_date: date, run_id: str) -> list[dict]:
     """Copy every table dbt built in the *_build schemas into the BI schemas, atomically."""
+    backwards = check_publication_order(warehouse_url=warehouse_url, business_date=business_date)
     published: list[dict] = []
     with closing(connect(warehouse_url)) as conn:
         with conn.cursor() as cur:
@@ -149,10 +186,18 @@ def publish(*, warehouse_url: str, business_date: date, run_id: str) -> list[dic
                     "insert into audit.publications (run_id, business_date, relation, row_count) values (%s, %s, %s, %s)",
                     (run_id, business_date, item["relation"], item["rows"]),
                 )
+            _record_forced(cur, run_id, backwards)
             security.apply_grants(cur)
         conn.commit()
     log.info("published %d relations for %s", len(published), business_date)
     return published
+
+
+def _record_forced(cur, run_id: str, forced: bool) -> None:  # type: ignore[no-untyped-def]
+    """audit.publications.forced: this publication went backwards on purpose (--force-publish)."""
+    cur.execute("alter table audit.publications add column if not exists forced boolean not null default false")
+    if forced:
+        cur.execute("update audit.publications set forced = true where run_id = %s", (run_id,))
 
 
 def _columns(cur, schema: str, table: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
