@@ -5,6 +5,7 @@
     hospital-ops run-night DATE          run the nightly DAG for one business date (airflow dags test)
     hospital-ops summary DATE            print what a night loaded, quarantined, gated and published
     hospital-ops warnings list|acknowledge|resolve   a supervisor's actions on vendor warnings
+    hospital-ops batches list|accept SOURCE DATE     batches the quality gate held out of publication
     hospital-ops audit verify            recompute the run ledger's hash chain, name the first altered row
     hospital-ops scores appeal DEPT MONTH --score S --reason … --requested-by … --decided-by …
     hospital-ops metabase setup          provision Metabase: admin, warehouse as bi_reader, dbt descriptions, dashboards
@@ -245,6 +246,33 @@ def cmd_warnings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batches(args: argparse.Namespace) -> int:
+    from contextlib import closing
+
+    import psycopg2
+
+    from hospital_ops.batches import BatchError, accept, held_batches
+
+    with closing(psycopg2.connect(warehouse.url())) as conn:
+        if args.action == "list":
+            with conn.cursor() as cur:
+                held = held_batches(cur)
+            for h in held:
+                print(f"{h['source']}.{h['entity']} batch {h['batch_date']} held since {h['held_since'][:19]}: "
+                      f"{h['reasons']}")
+            if not held:
+                print("no batch is held")
+            return 0
+        try:
+            released = accept(conn, args.source, args.date, by=args.by, note=args.note)
+        except BatchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    print(f"accepted by {args.by}: {args.source} batch {args.date} ({', '.join(released)}); "
+          "the next night publishes it")
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     import psycopg2
 
@@ -337,6 +365,16 @@ def build_parser() -> argparse.ArgumentParser:
         act.add_argument("--by", required=True, help="who takes the action")
         act.add_argument("--note", required=True, help="why (e.g. rectification report received)")
     warn.set_defaults(func=cmd_warnings)
+
+    batch = sub.add_parser("batches", help="batches the quality gate held out of publication")
+    batch_sub = batch.add_subparsers(dest="action", required=True)
+    batch_sub.add_parser("list", help="the held batches and why")
+    accepting = batch_sub.add_parser("accept", help="accept a held batch as it is (recorded with who and why)")
+    accepting.add_argument("source")
+    accepting.add_argument("date", type=_date)
+    accepting.add_argument("--by", required=True, help="who accepts it")
+    accepting.add_argument("--note", required=True, help="why (e.g. values confirmed with the vendor)")
+    batch.set_defaults(func=cmd_batches)
 
     audit_parser = sub.add_parser("audit", help="auditors' checks")
     audit_parser.add_argument("action", choices=["verify"], help="recompute the run ledger's hash chain")

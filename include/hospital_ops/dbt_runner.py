@@ -83,6 +83,10 @@ def run_stage(stage: str, *, warehouse_url: str, business_date: date) -> list[No
             check_publication_order(warehouse_url=warehouse_url, business_date=business_date)
         except PublicationOutOfOrder as exc:
             raise DbtStageFailed(str(exc)) from exc
+    held_set = _held_set_changed(warehouse_url) if stage == "marts" else None
+    if held_set:  # incremental staging merged a batch since held (or must take one since released)
+        log.info("the held batches changed since the last marts build: rebuilding with --full-refresh")
+        command = [*command, "--full-refresh"]
     if stage == "freshness":
         # only sources that have delivered at least once: one not yet onboarded is not "stale"
         delivered = _delivered_sources(warehouse_url)
@@ -90,7 +94,30 @@ def run_stage(stage: str, *, warehouse_url: str, business_date: date) -> list[No
             log.info("source freshness: no source has delivered yet")
             return []
         command = [*command, "--select", *(f"source:{name}" for name in delivered)]
-    return run_dbt(command, warehouse_url=warehouse_url, business_date=business_date, label=stage)
+    results = run_dbt(command, warehouse_url=warehouse_url, business_date=business_date, label=stage)
+    if held_set:
+        _record_held_set(warehouse_url, held_set)
+    return results
+
+
+def _held_set_changed(warehouse_url: str) -> str | None:
+    from contextlib import closing
+
+    from hospital_ops.batches import marts_full_refresh_needed
+    from hospital_ops.pipeline import connect
+
+    with closing(connect(warehouse_url)) as conn:
+        return marts_full_refresh_needed(conn)
+
+
+def _record_held_set(warehouse_url: str, held_set: str) -> None:
+    from contextlib import closing
+
+    from hospital_ops.batches import record_held_set_applied
+    from hospital_ops.pipeline import connect
+
+    with closing(connect(warehouse_url)) as conn:
+        record_held_set_applied(conn, held_set)
 
 
 def docs_dir() -> Path:

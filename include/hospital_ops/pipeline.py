@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psycopg2
 
-from hospital_ops import limits, security
+from hospital_ops import batches, limits, security
 from hospital_ops.config import pseudonym_key, settings
 from hospital_ops.load.loader import (
     ManifestEntry,
@@ -249,6 +249,8 @@ def night_summary(*, warehouse_url: str, business_date: date) -> dict:
             reasons[key] = reasons.get(key, 0) + 1
         summary["quarantine_top_reasons"] = sorted(reasons.items(), key=lambda kv: -kv[1])[:8]
         summary["quality_gate"] = _gate_result(cur, business_date)
+        summary["published"] = _table_exists(cur, "audit", "publications") and _published(cur, business_date)
+        summary["held_batches"] = batches.held_batches(cur)
         if _table_exists(cur, "scoring", "vendor_credit_rating"):
             cur.execute(
                 "select distinct on (vendor_id) vendor_id, rating_month, credit_rating, total_score "
@@ -285,6 +287,11 @@ def night_summary(*, warehouse_url: str, business_date: date) -> dict:
                 for v, r, d, p in cur.fetchall()
             ]
     return summary
+
+
+def _published(cur, business_date: date) -> bool:  # type: ignore[no-untyped-def]
+    cur.execute("select exists (select 1 from audit.publications where business_date = %s)", (business_date,))
+    return bool(cur.fetchone()[0])
 
 
 def _table_exists(cur, schema: str, table: str) -> bool:  # type: ignore[no-untyped-def]
@@ -326,6 +333,11 @@ def format_summary(summary: dict, warehouse_url: str | None = None, *, detailed:
         verdict = "PASSED" if not gate["failures"] else "FAILED"
         lines.append(f"  quality gate: {verdict} ({gate['passed']}/{gate['expectations']} expectations)")
         lines += [f"    failed: {f}" for f in gate["failures"]]
+    if "published" in summary and not summary["published"]:
+        lines.append("  night FAILED before publishing: BI still shows the last published night")
+    if summary.get("held_batches"):
+        lines.append("  held out of publication until corrected or accepted (hospital-ops batches accept …):")
+        lines += [f"    {h['source']}.{h['entity']} batch {h['batch_date']}: {h['reasons']}" for h in summary["held_batches"]]
     if "vendor_ratings" in summary:
         colours = summary.get("open_warnings_by_colour", {})
         warnings = summary.get("warnings", [])

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import psycopg2
 
-from hospital_ops import limits
+from hospital_ops import batches, limits
 from hospital_ops.load import checks_sql
 from hospital_ops.load.files import (
     FileFacts,
@@ -131,6 +131,7 @@ def ensure_raw_schema(conn, source: Source) -> None:  # type: ignore[no-untyped-
     """Create the raw schema, the load bookkeeping tables and this source's raw tables."""
     with conn.cursor() as cur:
         cur.execute(f"create schema if not exists {RAW_SCHEMA}")
+        batches.ensure_verdict_objects(cur)  # staging reads raw through the held-batches view
         cur.execute(
             f"""
             create table if not exists {RAW_SCHEMA}._quarantine (

@@ -37,7 +37,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hospital_ops import limits
+from hospital_ops import batches, limits
 from hospital_ops.config import settings
 
 log = logging.getLogger(__name__)
@@ -241,6 +241,9 @@ def run_quality_gate(
             by_validation.update(gx_results)
         results = [r for v in spec.validations for r in by_validation.get(v, [])]
         _record(conn, results, run_id=run_id, business_date=business_date, checkpoint=spec.name)
+        # a verdict on tonight's batch of each raw table: a rejected batch is held out of publication
+        batches.record_gate_verdicts(conn, results, [v.table for v in present if v.row_filter],
+                                     run_id=run_id, business_date=business_date)
     finally:
         conn.close()
 
