@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import sys
 
+from hospital_ops.load.parsing import SHOWN_CHARS
 from hospital_ops.sources.spec import Column, Entity, Source
 
 RAW_SCHEMA = "raw"
@@ -71,16 +72,24 @@ language sql immutable strict as $fn$
     ) normalised
 $fn$;
 
+create or replace function pg_temp.hospital_ops_shown(value text) returns text
+language sql immutable strict as $fn$
+    -- a value in a message cut to parsing.SHOWN_CHARS characters, as parsing._shown cuts it
+    select case when char_length(value) > __SHOWN_CHARS__ then left(value, __SHOWN_CHARS__) || '…' else value end
+$fn$;
+
 create or replace function pg_temp.hospital_ops_repr(value text) returns text
 language sql immutable strict as $fn$
     -- Python's repr() of a str, as parsing's messages show values
     select case when strpos(value, '''') > 0 and strpos(value, '"') = 0
                 then '"' || escaped || '"'
                 else '''' || replace(escaped, '''', '\''') || '''' end
-    from (select replace(replace(replace(replace(value, '\', '\\'), E'\n', '\n'), E'\r', '\r'), E'\t', '\t')
-          as escaped) e
+    from (select replace(replace(replace(replace(pg_temp.hospital_ops_shown(value), '\', '\\'), E'\n', '\n'),
+                             E'\r', '\r'), E'\t', '\t') as escaped) e
 $fn$;
 """
+
+SESSION_SQL = SESSION_SQL.replace("__SHOWN_CHARS__", str(SHOWN_CHARS))
 
 
 def literal(value: object) -> str:
@@ -206,10 +215,10 @@ def _column_sql(column: Column, i: int) -> tuple[str, str, str]:
     if kind == "int":
         checks.append(f"when {x} <> trunc({x}) then {prefix} || {repr_t} || ' is not a whole number'")
     if column.min is not None:
-        checks.append(f"when {x} < {literal(_bound(column.min))}::numeric then {prefix} || {t} "
+        checks.append(f"when {x} < {literal(_bound(column.min))}::numeric then {prefix} || pg_temp.hospital_ops_shown({t}) "
                       f"|| {literal(' below plausible minimum ' + _bound(column.min))}")
     if column.max is not None:
-        checks.append(f"when {x} > {literal(_bound(column.max))}::numeric then {prefix} || {t} "
+        checks.append(f"when {x} > {literal(_bound(column.max))}::numeric then {prefix} || pg_temp.hospital_ops_shown({t}) "
                       f"|| {literal(f' outside plausible range [{column.min}, {column.max}]')}")
     in_range = "true"
     if kind == "int":
