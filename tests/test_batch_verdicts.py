@@ -41,10 +41,10 @@ def _write(path: Path, entity: str, rows: list[list[str]]) -> None:
         writer.writerows(rows)
 
 
-def _night(url: str, tmp_path: Path, night: date) -> None:
+def _night(url: str, tmp_path: Path, night: date, *, first: bool = False) -> None:
     folder = tmp_path / "vendor" / night.isoformat()
     entries = []
-    if night == NIGHT1:
+    if night == NIGHT1 or first:  # the vendor register comes with the first night
         _write(folder / "vendor_registry.csv", "registry", REGISTRY)
         entries.append(ManifestEntry("registry", folder / "vendor_registry.csv", f"vendor/{night}/vendor_registry.csv",
                                      night))
@@ -111,19 +111,33 @@ def test_a_rejected_batch_is_held_until_accepted_while_later_nights_go_through(d
 
 
 def test_a_rerun_whose_batch_passes_releases_it(db_url: str, tmp_path: Path) -> None:
-    _night(db_url, tmp_path, NIGHT1)
-    _night(db_url, tmp_path, NIGHT2)
-    INSPECTIONS_CORRECTED = [row for row in INSPECTIONS[NIGHT2] if row[-1] != "3"]
-    folder = tmp_path / "vendor" / NIGHT2.isoformat()
-    _write(folder / "inspections.csv", "inspections", INSPECTIONS_CORRECTED)
-    with closing(psycopg2.connect(db_url)) as conn:
-        load_night(conn, SOURCE, [ManifestEntry("inspections", folder / "inspections.csv",
-                                                f"vendor/{NIGHT2}/inspections.csv", NIGHT2)],
-                   run_id=f"rerun-{NIGHT2}", batch_date=NIGHT2, key=KEY)
-    run_quality_gate(db_url, run_id=f"rerun-{NIGHT2}", business_date=NIGHT2, data_docs_dir=tmp_path / "docs",
-                     raise_on_failure=False)
+    _night(db_url, tmp_path, NIGHT2, first=True)
+    original = INSPECTIONS[NIGHT2]
+    INSPECTIONS[NIGHT2] = corrected = [row for row in original if row[-1] != "3"]  # the vendor's corrected file
+    try:
+        _night(db_url, tmp_path, NIGHT2, first=True)  # the night run again
+    finally:
+        INSPECTIONS[NIGHT2] = original
+    with closing(psycopg2.connect(db_url)) as conn, conn.cursor() as cur:
+        cur.execute("select count(*) from raw.vendor__inspections where _batch_date = %s", (NIGHT2,))
+        assert cur.fetchone()[0] == len(corrected)
     with closing(psycopg2.connect(db_url)) as conn, conn.cursor() as cur:
         assert batches.held_batches(cur) == []
         cur.execute("select verdict from raw._batch_verdicts where entity = 'inspections' and batch_date = %s "
                     "order by decided_at", (NIGHT2,))
         assert [row[0] for row in cur.fetchall()] == ["rejected", "passed"]
+
+
+def test_a_later_delivery_of_every_row_supersedes_it(db_url: str, tmp_path: Path) -> None:
+    _night(db_url, tmp_path, NIGHT2, first=True)
+    corrected = [row for row in INSPECTIONS[NIGHT2] if row[-1] != "3"]  # one version of I2, and I3 again
+    INSPECTIONS[NIGHT3 + timedelta(days=1)] = corrected
+    try:
+        _night(db_url, tmp_path, NIGHT3 + timedelta(days=1))
+    finally:
+        del INSPECTIONS[NIGHT3 + timedelta(days=1)]
+    with closing(psycopg2.connect(db_url)) as conn, conn.cursor() as cur:
+        assert batches.held_batches(cur) == []
+        cur.execute("select verdict from raw._batch_verdicts where entity = 'inspections' and batch_date = %s "
+                    "order by decided_at", (NIGHT2,))
+        assert [row[0] for row in cur.fetchall()] == ["rejected", "superseded"]

@@ -6,7 +6,9 @@ everything published until it is corrected or explicitly accepted, while later g
 - `raw._batch_verdicts` is append-only (a trigger refuses UPDATE and DELETE); the latest verdict of a
   (source, entity, batch date) decides. A batch is held while that verdict is `rejected`
   (`raw._held_batches`). It is released by a rerun of that night whose batch passes the gate (the
-  source corrected its delivery and the night was run again) or by a person
+  source corrected its delivery and the night was run again), by a later batch that passes and
+  re-delivers every business key of the held one (verdict `superseded`: nothing of the held batch
+  would reach staging anyway), or by a person
   (`hospital-ops batches accept <source> <date> --by WHO --note WHY`, verdict `accepted`).
 - Every staging model reads raw through the dbt macro `latest_version`, which leaves held batches out
   (one place). Incremental staging tables had already merged the batch the night the gate rejected it
@@ -32,7 +34,7 @@ _DDL = f"""
 create schema if not exists raw;
 create table if not exists {VERDICTS} (
     source text not null, entity text not null, batch_date date not null,
-    verdict text not null check (verdict in ('passed', 'rejected', 'accepted')),
+    verdict text not null check (verdict in ('passed', 'rejected', 'accepted', 'superseded')),
     reasons text, note text, decided_by text not null, run_id text,
     decided_at timestamptz not null default clock_timestamp());
 create or replace function raw._batch_verdicts_append_only() returns trigger language plpgsql as $fn$
@@ -95,6 +97,9 @@ def record_gate_verdicts(conn, results: Iterable[dict], raw_tables: Iterable[str
                     f"  select verdict from {VERDICTS} where source = %s and entity = %s and batch_date = %s "
                     "  order by decided_at desc limit 1)",
                     (*row, row[3], row[0], row[1], row[2]))
+            for source, entity, batch_date, verdict, *_ in rows:
+                if verdict == "passed":
+                    _release_superseded(cur, source, entity, business_date, run_id)
         conn.commit()
     except Exception:
         conn.rollback()
@@ -103,6 +108,29 @@ def record_gate_verdicts(conn, results: Iterable[dict], raw_tables: Iterable[str
         log.error("held out of publication until corrected or accepted: %s",
                   ", ".join(f"{s}.{e} batch {business_date}" for s, e, _ in rejected))
     return rejected
+
+
+def _release_superseded(cur, source: str, entity: str, business_date: date, run_id: str) -> None:  # type: ignore[no-untyped-def]
+    """Release the earlier held batches of this entity whose every business key tonight's passed batch
+    re-delivers (a corrected delivery replaces it)."""
+    from hospital_ops.sources import SOURCES
+
+    try:
+        spec = SOURCES[source].entity(entity)
+    except KeyError:
+        return
+    keys = ", ".join(spec.column(name).raw_name for name in spec.business_key)
+    table = f"raw.{spec.raw_table}"
+    cur.execute(
+        f"select batch_date from {HELD} h where source = %s and entity = %s and batch_date < %s "
+        f"and not exists (select {keys} from {table} where _batch_date = h.batch_date "
+        f"                except select {keys} from {table} where _batch_date = %s)",
+        (source, entity, business_date, business_date))
+    for (held_date,) in cur.fetchall():
+        cur.execute(f"insert into {VERDICTS} (source, entity, batch_date, verdict, reasons, decided_by, run_id) "
+                    "values (%s, %s, %s, 'superseded', %s, 'quality gate', %s)",
+                    (source, entity, held_date, f"every row re-delivered by batch {business_date}", run_id))
+        log.info("%s.%s batch %s released: superseded by batch %s", source, entity, held_date, business_date)
 
 
 def accept(conn, source: str, batch_date: date, *, by: str, note: str) -> list[str]:  # type: ignore[no-untyped-def]
