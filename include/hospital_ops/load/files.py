@@ -387,11 +387,6 @@ def _one_by_one(taken: list[tuple[int, str]]) -> Iterator[_Record]:
             yield _Record(number, [str(c)[:_SHOWN_CELL_CHARS] for c in lenient], problem)
 
 
-def _csv_rows(path: Path, encoding: str | None = None) -> Iterator[list[object]]:
-    for record in _csv_records(path, encoding):
-        yield record.cells
-
-
 def _xlsx_rows(path: Path, entity: Entity) -> Iterator[tuple[int, list[object]]]:
     """(sheet row, cells) of each non-blank row. A workbook that cannot be opened or read (truncated,
     not a zip, broken XML) is a SourceFileError naming the file (and the last row read), never a bare
