@@ -45,12 +45,13 @@ def cmd_warehouse(args: argparse.Namespace) -> int:
     elif args.action == "roles":
         import psycopg2
 
-        from hospital_ops import security
+        from hospital_ops import limits, security
 
         conn = psycopg2.connect(warehouse.admin_url(warehouse.DATABASE))
         conn.autocommit = True
         with conn.cursor() as cur:
             security.ensure_roles(cur)
+            limits.apply_role_limits(cur, security.WRITER)
         conn.close()
         print(f"roles ready: {security.WRITER}, {security.BI_READER}, {security.AUDITOR} (set their passwords as DBA)")
     else:
