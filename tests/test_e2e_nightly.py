@@ -351,13 +351,16 @@ def test_a_gate_breaking_night_leaves_bi_as_it_was(env, nights, generated) -> No
     bad = generated.inbox_dir / "vendor" / night.isoformat() / "service_report_V001_2026-11.xlsx"
     bad.parent.mkdir(parents=True)
     columns = [c.name for c in SOURCE.entity("service_reports").columns]
+    # the same report (vendor, period, revision) twice in one workbook with different figures: each row is
+    # fine on its own (the loader takes both), the batch is not (the gate's key check)
     values = {"vendor_id": "V001", "period": "2026-11", "revision": 1, "submitted_on": night.isoformat(),
-              "service_volume": 100, "complaints_received": 0, "patients_surveyed": 10, "patients_satisfied": 12}
+              "service_volume": 100, "complaints_received": 0, "patients_surveyed": 10, "patients_satisfied": 9}
     book = Workbook()
     sheet = book.active
     sheet.title = SOURCE.entity("service_reports").sheet
     sheet.append(columns)
     sheet.append([values[c] for c in columns])
+    sheet.append([{**values, "service_volume": 180}[c] for c in columns])
     book.save(bad)
 
     run = run_night(night, env["url"])
@@ -366,7 +369,10 @@ def test_a_gate_breaking_night_leaves_bi_as_it_was(env, nights, generated) -> No
     assert {r: table_digest(env['url'], r) for r in published} == before
     failed = q(env, "select suite, expectation_type from dq.validation_results "
                     "where business_date = %s and not success", (night,))
-    assert ("raw.vendor__service_reports", "expect_column_pair_values_a_to_be_greater_than_b") in failed
+    assert ("raw.vendor__service_reports", "expect_compound_columns_to_be_unique") in failed
+    assert q(env, "select source, entity from raw._held_batches where batch_date = %s", (night,)) == [
+        ("vendor", "service_reports")]
 
     bad.unlink()  # the vendor re-sends a correct report: the rerun of the night goes through
     assert run_night(night, env["url"]).succeeded
+    assert q(env, "select count(*) from raw._held_batches") == [(0,)]

@@ -1,11 +1,12 @@
 {#- The current version of each business key in a raw table: the latest night's batch wins, and
     within a night the latest file and row (full exports and corrections are re-sent whole).
     Staging views use it so everything downstream sees one row per business key; `where` narrows the
-    raw rows considered (incremental staging: the rows landed since its last build). -#}
+    raw rows considered (incremental staging: the rows landed since its last build). Batches the quality
+    gate rejected are left out until corrected or accepted (macro not_held). -#}
 {% macro latest_version(relation, key_columns, tiebreak=none, where=none) -%}
     select distinct on ({{ key_columns | join(', ') }}) *
     from {{ relation }}
-    {% if where %}where {{ where }}{% endif %}
+    where {{ not_held(relation) }}{% if where %} and ({{ where }}){% endif %}
     order by {{ key_columns | join(', ') }},
         {% if tiebreak %}{{ tiebreak }}, {% endif %}_batch_date desc, _source_file desc, _row_number desc
 {%- endmacro %}

@@ -5,6 +5,7 @@
     hospital-ops run-night DATE          run the nightly DAG for one business date (airflow dags test)
     hospital-ops summary DATE            print what a night loaded, quarantined, gated and published
     hospital-ops warnings list|acknowledge|resolve   a supervisor's actions on vendor warnings
+    hospital-ops batches list|accept SOURCE DATE     batches the quality gate held out of publication
     hospital-ops audit verify            recompute the run ledger's hash chain, name the first altered row
     hospital-ops scores appeal DEPT MONTH --score S --reason … --requested-by … --decided-by …
     hospital-ops metabase setup          provision Metabase: admin, warehouse as bi_reader, dbt descriptions, dashboards
@@ -44,13 +45,14 @@ def cmd_warehouse(args: argparse.Namespace) -> int:
     elif args.action == "roles":
         import psycopg2
 
-        from hospital_ops import security
+        from hospital_ops import limits, security
 
         conn = psycopg2.connect(warehouse.admin_url(warehouse.DATABASE))
         conn.autocommit = True
         with conn.cursor() as cur:
             security.ensure_roles(cur)
             security.harden_roles(cur)
+            limits.apply_role_limits(cur, security.WRITER)
         conn.close()
         warehouse.install_ledger(warehouse.DATABASE)
         print(f"roles ready: {security.WRITER}, {security.BI_READER}, {security.AUDITOR}, and the run ledger owned by "
@@ -175,6 +177,12 @@ def _print_scenario_check(url: str) -> None:
 
 
 def cmd_run_night(args: argparse.Namespace) -> int:
+    if getattr(args, "force_publish", False):
+        from hospital_ops.config import environment
+        from hospital_ops.pipeline import FORCE_PUBLISH_ENV
+
+        with environment({FORCE_PUBLISH_ENV: "1"}):
+            return 0 if _run_nights([args.date]) else 1
     return 0 if _run_nights([args.date]) else 1
 
 
@@ -245,6 +253,33 @@ def cmd_warnings(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"recorded: {args.action} {args.warning_id} by {args.by}; the published status changes with the next night")
+    return 0
+
+
+def cmd_batches(args: argparse.Namespace) -> int:
+    from contextlib import closing
+
+    import psycopg2
+
+    from hospital_ops.batches import BatchError, accept, held_batches
+
+    with closing(psycopg2.connect(warehouse.url())) as conn:
+        if args.action == "list":
+            with conn.cursor() as cur:
+                held = held_batches(cur)
+            for h in held:
+                print(f"{h['source']}.{h['entity']} batch {h['batch_date']} held since {h['held_since'][:19]}: "
+                      f"{h['reasons']}")
+            if not held:
+                print("no batch is held")
+            return 0
+        try:
+            released = accept(conn, args.source, args.date, by=args.by, note=args.note)
+        except BatchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    print(f"accepted by {args.by}: {args.source} batch {args.date} ({', '.join(released)}); "
+          "the next night publishes it")
     return 0
 
 
@@ -325,6 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     night = sub.add_parser("run-night", help="run the nightly DAG for one business date")
     night.add_argument("date", type=_date)
+    night.add_argument("--force-publish", action="store_true",
+                       help="publish the night even if a newer one is published (recorded in audit.publications)")
     night.set_defaults(func=cmd_run_night)
 
     summ = sub.add_parser("summary", help="print a night's summary")
@@ -341,6 +378,16 @@ def build_parser() -> argparse.ArgumentParser:
         act.add_argument("--by", required=True, help="who takes the action")
         act.add_argument("--note", required=True, help="why (e.g. rectification report received)")
     warn.set_defaults(func=cmd_warnings)
+
+    batch = sub.add_parser("batches", help="batches the quality gate held out of publication")
+    batch_sub = batch.add_subparsers(dest="action", required=True)
+    batch_sub.add_parser("list", help="the held batches and why")
+    accepting = batch_sub.add_parser("accept", help="accept a held batch as it is (recorded with who and why)")
+    accepting.add_argument("source")
+    accepting.add_argument("date", type=_date)
+    accepting.add_argument("--by", required=True, help="who accepts it")
+    accepting.add_argument("--note", required=True, help="why (e.g. values confirmed with the vendor)")
+    batch.set_defaults(func=cmd_batches)
 
     audit_parser = sub.add_parser("audit", help="auditors' checks")
     audit_parser.add_argument("action", choices=["verify"], help="recompute the run ledger's hash chain")

@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -89,6 +90,32 @@ def pseudonym_key() -> bytes:
         key_file.write_text(secrets.token_hex(32))
         key_file.chmod(0o600)
     return key_file.read_text().strip().encode("utf-8")
+
+
+@dataclass(frozen=True)
+class DateBounds:
+    """The plausible dates of every source (see DateRange in hospital_ops.sources.spec)."""
+
+    history_start: date
+    future_tolerance_days: int
+    register_start: date
+    term_horizon_years: int
+
+
+def date_bounds() -> DateBounds:
+    """The date limits, read from the dbt project's vars, so the loader and dbt's month spines share one
+    configuration (`history_start_date`, `future_date_tolerance_days`, `register_start_date`,
+    `term_horizon_years` in dbt_project/dbt_project.yml)."""
+    import yaml
+
+    with (settings().dbt_project_dir / "dbt_project.yml").open(encoding="utf-8") as handle:
+        values = yaml.safe_load(handle)["vars"]
+    return DateBounds(
+        history_start=date.fromisoformat(str(values["history_start_date"])),
+        future_tolerance_days=int(values["future_date_tolerance_days"]),
+        register_start=date.fromisoformat(str(values["register_start_date"])),
+        term_horizon_years=int(values["term_horizon_years"]),
+    )
 
 
 @contextmanager

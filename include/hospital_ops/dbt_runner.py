@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from hospital_ops import limits
 from hospital_ops.config import environment, settings
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,10 @@ class DbtStageFailed(RuntimeError):
     pass
 
 
+# stages that write what later nights build on or auditors read (incremental marts and scoring, snapshots)
+_SHARED_STAGES = ("marts", "scoring", "snapshots")
+
+
 @dataclass
 class NodeResult:
     name: str
@@ -64,12 +69,24 @@ def warehouse_env(warehouse_url: str) -> dict[str, str]:
         "WAREHOUSE_USER": unquote(parsed.username or "postgres"),
         "WAREHOUSE_PASSWORD": unquote(parsed.password or ""),
         "WAREHOUSE_DB": (parsed.path or "/hospital_ops").lstrip("/") or "hospital_ops",
+        "PGOPTIONS": limits.session_options(),  # libpq reads it: dbt's sessions get the nightly limits
     }
 
 
 def run_stage(stage: str, *, warehouse_url: str, business_date: date) -> list[NodeResult]:
     """Run one nightly dbt stage; return per-node results or raise DbtStageFailed naming what failed."""
     command = STAGES[stage]
+    if stage in _SHARED_STAGES:  # never build or snapshot a night older than the one published (unless forced)
+        from hospital_ops.pipeline import PublicationOutOfOrder, check_publication_order
+
+        try:
+            check_publication_order(warehouse_url=warehouse_url, business_date=business_date)
+        except PublicationOutOfOrder as exc:
+            raise DbtStageFailed(str(exc)) from exc
+    held_set = _held_set_changed(warehouse_url) if stage == "marts" else None
+    if held_set:  # incremental staging merged a batch since held (or must take one since released)
+        log.info("the held batches changed since the last marts build: rebuilding with --full-refresh")
+        command = [*command, "--full-refresh"]
     if stage == "freshness":
         # only sources that have delivered at least once: one not yet onboarded is not "stale"
         delivered = _delivered_sources(warehouse_url)
@@ -77,7 +94,30 @@ def run_stage(stage: str, *, warehouse_url: str, business_date: date) -> list[No
             log.info("source freshness: no source has delivered yet")
             return []
         command = [*command, "--select", *(f"source:{name}" for name in delivered)]
-    return run_dbt(command, warehouse_url=warehouse_url, business_date=business_date, label=stage)
+    results = run_dbt(command, warehouse_url=warehouse_url, business_date=business_date, label=stage)
+    if held_set:
+        _record_held_set(warehouse_url, held_set)
+    return results
+
+
+def _held_set_changed(warehouse_url: str) -> str | None:
+    from contextlib import closing
+
+    from hospital_ops.batches import marts_full_refresh_needed
+    from hospital_ops.pipeline import connect
+
+    with closing(connect(warehouse_url)) as conn:
+        return marts_full_refresh_needed(conn)
+
+
+def _record_held_set(warehouse_url: str, held_set: str) -> None:
+    from contextlib import closing
+
+    from hospital_ops.batches import record_held_set_applied
+    from hospital_ops.pipeline import connect
+
+    with closing(connect(warehouse_url)) as conn:
+        record_held_set_applied(conn, held_set)
 
 
 def docs_dir() -> Path:

@@ -13,13 +13,14 @@ last good night left it.
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import closing
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import psycopg2
 
-from hospital_ops import security
+from hospital_ops import batches, limits, security
 from hospital_ops.config import pseudonym_key, settings
 from hospital_ops.load.loader import (
     ManifestEntry,
@@ -30,7 +31,14 @@ from hospital_ops.load.loader import (
     watermark,
 )
 from hospital_ops.extract.api import extract_api_source
-from hospital_ops.extract.sql import extract_sql_source, load_watermarks, save_watermarks
+from hospital_ops.extract.sql import (
+    extract_sql_source,
+    landed_versions,
+    load_watermarks,
+    read_from,
+    save_watermarks,
+    watermark_overlap,
+)
 from hospital_ops.sources import SOURCES
 
 log = logging.getLogger(__name__)
@@ -39,7 +47,7 @@ PUBLISHED_SCHEMAS = {"marts_build": "marts", "scoring_build": "scoring"}
 
 
 def connect(warehouse_url: str):  # type: ignore[no-untyped-def]
-    return psycopg2.connect(warehouse_url, application_name="hospital_ops")
+    return psycopg2.connect(warehouse_url, application_name="hospital_ops", options=limits.session_options())
 
 
 # ------------------------------------------------------------------------------ extract / load
@@ -65,16 +73,19 @@ def extract(source_name: str, *, warehouse_url: str, business_date: date, inbox:
                 raise SourceNotConfigured(f"{source_name}: no {what} configured (set {source.connection.upper()}_URL "
                                           f"or the Airflow connection {source.connection!r})")
             watermarks = load_watermarks(conn, source.name, business_date)
+            overlap = watermark_overlap()  # the look-back, and what it must not load twice
+            landed = landed_versions(conn, source, business_date,
+                                     {name: read_from(mark, overlap) for name, mark in watermarks.items()})
         else:
             after = watermark(conn, source.name, business_date)
     extracted: dict[str, str] = {}
     if incremental:
         if source.extract == "sql":
             extraction = extract_sql_source(source, source_url, settings().landing_dir, business_date,
-                                            watermarks=watermarks)
+                                            watermarks=watermarks, landed=landed, overlap=overlap)
         else:
             extraction = extract_api_source(source, source_url, source_token, settings().landing_dir,
-                                            business_date, watermarks=watermarks)
+                                            business_date, watermarks=watermarks, landed=landed, overlap=overlap)
         extracted = {entity: stamp.isoformat() for entity, stamp in extraction.max_updated_at.items()}
         # exactly this night's folder (the rows of a failed earlier night were read again from the source)
         entries = plan_extract(settings().landing_dir, source, business_date, business_date - timedelta(days=1))
@@ -110,8 +121,44 @@ def load(source_name: str, extracted: dict, *, warehouse_url: str, business_date
 # ------------------------------------------------------------------------------------- publish
 
 
+FORCE_PUBLISH_ENV = "HOSPITAL_OPS_FORCE_PUBLISH"
+
+
+class PublicationOutOfOrder(RuntimeError):
+    """A night older than the newest published one would put older figures over newer ones."""
+
+
+def publication_forced() -> bool:
+    """Whether this run may publish an older business date (`hospital-ops run-night D --force-publish`)."""
+    return os.environ.get(FORCE_PUBLISH_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def check_publication_order(*, warehouse_url: str, business_date: date, force: bool | None = None) -> bool:
+    """Refuse a business date older than the newest one published, unless forced; return whether this
+    publication goes backwards (forced). Called before anything a night shares with later nights is
+    written: the dbt builds of marts and scoring (incremental), the snapshots, and publish itself, so a
+    refused night leaves BI, the build schemas' history and the snapshots as the newer night left them."""
+    force = publication_forced() if force is None else force
+    with closing(connect(warehouse_url)) as conn, conn.cursor() as cur:
+        if not _table_exists(cur, "audit", "publications"):
+            return False
+        cur.execute("select max(business_date) from audit.publications")
+        newest = cur.fetchone()[0]
+    if newest is None or business_date >= newest:
+        return False
+    if not force:
+        raise PublicationOutOfOrder(
+            f"refusing night {business_date}: {newest} is already published, and publishing an older night would "
+            f"put its figures over newer ones and write backwards versions into the snapshots; its raw data is "
+            f"loaded and the next night builds on it. To publish it anyway: hospital-ops run-night {business_date} "
+            f"--force-publish ({FORCE_PUBLISH_ENV}=1), recorded in audit.publications.forced")
+    log.warning("publishing %s over the newer %s: forced", business_date, newest)
+    return True
+
+
 def publish(*, warehouse_url: str, business_date: date, run_id: str) -> list[dict]:
     """Copy every table dbt built in the *_build schemas into the BI schemas, atomically."""
+    backwards = check_publication_order(warehouse_url=warehouse_url, business_date=business_date)
     published: list[dict] = []
     with closing(connect(warehouse_url)) as conn:
         with conn.cursor() as cur:
@@ -139,10 +186,18 @@ def publish(*, warehouse_url: str, business_date: date, run_id: str) -> list[dic
                     "insert into audit.publications (run_id, business_date, relation, row_count) values (%s, %s, %s, %s)",
                     (run_id, business_date, item["relation"], item["rows"]),
                 )
+            _record_forced(cur, run_id, backwards)
             security.apply_grants(cur)
         conn.commit()
     log.info("published %d relations for %s", len(published), business_date)
     return published
+
+
+def _record_forced(cur, run_id: str, forced: bool) -> None:  # type: ignore[no-untyped-def]
+    """audit.publications.forced: this publication went backwards on purpose (--force-publish)."""
+    cur.execute("alter table audit.publications add column if not exists forced boolean not null default false")
+    if forced:
+        cur.execute("update audit.publications set forced = true where run_id = %s", (run_id,))
 
 
 def _columns(cur, schema: str, table: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
@@ -194,6 +249,8 @@ def night_summary(*, warehouse_url: str, business_date: date) -> dict:
             reasons[key] = reasons.get(key, 0) + 1
         summary["quarantine_top_reasons"] = sorted(reasons.items(), key=lambda kv: -kv[1])[:8]
         summary["quality_gate"] = _gate_result(cur, business_date)
+        summary["published"] = _table_exists(cur, "audit", "publications") and _published(cur, business_date)
+        summary["held_batches"] = batches.held_batches(cur)
         if _table_exists(cur, "scoring", "vendor_credit_rating"):
             cur.execute(
                 "select distinct on (vendor_id) vendor_id, rating_month, credit_rating, total_score "
@@ -230,6 +287,11 @@ def night_summary(*, warehouse_url: str, business_date: date) -> dict:
                 for v, r, d, p in cur.fetchall()
             ]
     return summary
+
+
+def _published(cur, business_date: date) -> bool:  # type: ignore[no-untyped-def]
+    cur.execute("select exists (select 1 from audit.publications where business_date = %s)", (business_date,))
+    return bool(cur.fetchone()[0])
 
 
 def _table_exists(cur, schema: str, table: str) -> bool:  # type: ignore[no-untyped-def]
@@ -271,6 +333,11 @@ def format_summary(summary: dict, warehouse_url: str | None = None, *, detailed:
         verdict = "PASSED" if not gate["failures"] else "FAILED"
         lines.append(f"  quality gate: {verdict} ({gate['passed']}/{gate['expectations']} expectations)")
         lines += [f"    failed: {f}" for f in gate["failures"]]
+    if "published" in summary and not summary["published"]:
+        lines.append("  night FAILED before publishing: BI still shows the last published night")
+    if summary.get("held_batches"):
+        lines.append("  held out of publication until corrected or accepted (hospital-ops batches accept …):")
+        lines += [f"    {h['source']}.{h['entity']} batch {h['batch_date']}: {h['reasons']}" for h in summary["held_batches"]]
     if "vendor_ratings" in summary:
         colours = summary.get("open_warnings_by_colour", {})
         warnings = summary.get("warnings", [])

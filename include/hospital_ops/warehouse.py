@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from hospital_ops import security
+from hospital_ops import limits, security
 from hospital_ops.config import settings
 
 log = logging.getLogger(__name__)
@@ -213,6 +213,7 @@ def create_database(name: str, *, replace: bool = False) -> str:
     conn.autocommit = True
     with conn.cursor() as cur:
         security.ensure_roles(cur)
+        limits.apply_role_limits(cur, WRITER)
         if replace:
             cur.execute(f'drop database if exists "{name}" with (force)')
             audit.forget_anchor(name)

@@ -9,10 +9,15 @@ the lower bound is the largest `updated_at` extracted by a night *before* N (`ra
 shared by every incremental source, keyed by source and entity), the upper bound the end of the
 business date, so a rerun of night N asks for the same records. Watermarks are saved only after the
 load committed (`run_api_night`, or `pipeline.load` in the DAG), so a failed night is simply read again.
+As for SQL sources, `updated_since` is the watermark less the overlap (`watermark_overlap`), so a record
+that reached the platform late with an `updated_at` at or just before the watermark is still read; a
+version (business key, `updated_at`) an earlier night landed is skipped (`landed_versions`).
 
 Transport is `requests` with urllib3's `Retry` mounted on the session: 5xx answers, connection errors
 and read timeouts are retried with exponential backoff, and a 429 waits for its `Retry-After` (the
-platform's own rate limit) before retrying; every request has a (connect, read) timeout. The token is
+platform's own rate limit, capped at `RETRY_AFTER_CAP` seconds: a platform asking for an hour does not
+hold the night) before retrying; every request has a (connect, read) timeout, and each entity has an
+overall deadline (`ENTITY_DEADLINE`), after which the extract fails with a clear error. The token is
 sent as `Authorization: Bearer …`. A 401/403/404/400, or retries exhausted, is an `ApiExtractError`.
 
 Records are written as they arrive, in the entity's column order (missing fields blank, unknown fields
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -42,7 +48,15 @@ from urllib3.util import Retry
 
 from hospital_ops.extract import LandingFolder, landing_text
 from hospital_ops.extract.scrub import scrub
-from hospital_ops.extract.sql import load_watermarks, night_cutoff, save_watermarks
+from hospital_ops.extract.sql import (
+    landed_versions,
+    load_watermarks,
+    night_cutoff,
+    read_from,
+    save_watermarks,
+    version_key,
+    watermark_overlap,
+)
 from hospital_ops.load.loader import NightLoad, ensure_raw_schema, load_night, plan_extract
 from hospital_ops.sources.spec import Column, Entity, Source
 
@@ -55,17 +69,37 @@ PAGE_SIZE = 500
 TIMEOUT = (5.0, 60.0)  # seconds: connect, read
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 MAX_SAME_CURSOR = 3  # an API that keeps answering with the same cursor is broken, not slow
+RETRY_AFTER_CAP = 60.0  # seconds: the longest a 429's Retry-After is honoured
+ENTITY_DEADLINE = 30 * 60.0  # seconds: the longest one entity's pages may take, retries included
 
 
 class ApiExtractError(RuntimeError):
     """The API refused the extract (auth, bad request, unknown entity) or kept failing after retries."""
 
 
-def default_retry(total: int = 5, backoff_factor: float = 0.5) -> Retry:
-    """Retries on 5xx/429 (honouring Retry-After), connection errors and read timeouts, for GET only."""
-    return Retry(total=total, connect=total, read=total, status=total, backoff_factor=backoff_factor,
-                 backoff_max=60, status_forcelist=RETRY_STATUSES, allowed_methods=frozenset({"GET"}),
-                 respect_retry_after_header=True, raise_on_status=True)
+class CappedRetry(Retry):
+    """urllib3's Retry with the wait a Retry-After header asks for capped (urllib3 honours any value)."""
+
+    def __init__(self, *args, retry_after_cap: float = RETRY_AFTER_CAP, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.retry_after_cap = retry_after_cap
+
+    def new(self, **kwargs) -> CappedRetry:  # type: ignore[no-untyped-def, override]
+        retry = super().new(**kwargs)
+        retry.retry_after_cap = self.retry_after_cap  # type: ignore[attr-defined]
+        return retry  # type: ignore[return-value]
+
+    def get_retry_after(self, response) -> float | None:  # type: ignore[no-untyped-def]
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, self.retry_after_cap)
+
+
+def default_retry(total: int = 5, backoff_factor: float = 0.5, retry_after_cap: float = RETRY_AFTER_CAP) -> Retry:
+    """Retries on 5xx/429 (honouring Retry-After up to `retry_after_cap` seconds), connection errors and
+    read timeouts, for GET only."""
+    return CappedRetry(total=total, connect=total, read=total, status=total, backoff_factor=backoff_factor,
+                       backoff_max=60, status_forcelist=RETRY_STATUSES, allowed_methods=frozenset({"GET"}),
+                       respect_retry_after_header=True, raise_on_status=True, retry_after_cap=retry_after_cap)
 
 
 def api_session(token: str | None, retry: Retry | None = None) -> requests.Session:
@@ -106,6 +140,7 @@ class ApiExtraction:
     watermarks: dict[str, datetime | None] = field(default_factory=dict)  # entity -> lower bound used
     pages: dict[str, int] = field(default_factory=dict)  # entity -> pages fetched
     duplicates_skipped: dict[str, int] = field(default_factory=dict)  # entity -> records served twice
+    already_landed: dict[str, int] = field(default_factory=dict)  # entity -> overlap records landed before
 
 
 @dataclass
@@ -167,8 +202,10 @@ def _get_page(session: requests.Session, url: str, params: dict[str, str | int],
 
 def _extract_entity(session: requests.Session, base_url: str, folder: LandingFolder, entity: Entity,
                     lower: datetime | None, cutoff: datetime, page_size: int, timeout: tuple[float, float],
-                    extraction: ApiExtraction) -> None:
+                    extraction: ApiExtraction, landed: set[tuple[str, ...]], deadline: float) -> None:
     url = f"{base_url.rstrip('/')}{API_PATH}{entity.name}"
+    started = time.monotonic()
+    already = 0
     id_field = entity.business_key[0]
     params: dict[str, str | int] = {"updated_before": _api_instant(cutoff), "limit": page_size}
     if lower is not None:
@@ -179,6 +216,9 @@ def _extract_entity(session: requests.Session, base_url: str, folder: LandingFol
     pages = duplicates = 0
     cursor: str | None = None
     while True:
+        if time.monotonic() - started > deadline:
+            raise ApiExtractError(f"GET {url}: not finished within the {deadline:g} s deadline "
+                                  f"({pages} pages read); the night's folder is not replaced")
         if cursor is not None:
             cursors[cursor] = cursors.get(cursor, 0) + 1
             if cursors[cursor] > MAX_SAME_CURSOR:
@@ -194,14 +234,20 @@ def _extract_entity(session: requests.Session, base_url: str, folder: LandingFol
                 duplicates += 1
                 continue
             seen.add(identity)
-            folder.write(entity, [_cell(column, record.get(column.name)) for column in entity.columns])
             stamp = _updated_at(record)
             if stamp is not None and stamp < cutoff and (highest is None or stamp > highest):
                 highest = stamp
+            if landed and stamp is not None and version_key(
+                    [record.get(name) for name in entity.business_key], stamp) in landed:
+                already += 1  # read again by the overlap, landed by an earlier night
+                continue
+            folder.write(entity, [_cell(column, record.get(column.name)) for column in entity.columns])
         cursor = body.get("next_cursor")
         if not cursor:
             break
     extraction.pages[entity.name] = pages
+    if already:
+        extraction.already_landed[entity.name] = already
     if duplicates:
         extraction.duplicates_skipped[entity.name] = duplicates
         log.warning("%s: skipped %d records the API served twice", entity.raw_table, duplicates)
@@ -220,15 +266,21 @@ def extract_api_source(
     page_size: int = PAGE_SIZE,
     timeout: tuple[float, float] = TIMEOUT,
     retry: Retry | None = None,
+    landed: Mapping[str, set[tuple[str, ...]]] | None = None,
+    overlap: timedelta | None = None,
+    deadline: float = ENTITY_DEADLINE,
 ) -> ApiExtraction:
     """Write every entity's records changed in the night's window as landing CSVs (see the module doc)."""
     cutoff = night_cutoff(business_date)
+    overlap = watermark_overlap() if overlap is None else overlap
+    landed = landed or {}
     extraction = ApiExtraction(source.name, business_date, cutoff, Path())
     with api_session(token, retry) as session, LandingFolder(landing_dir, source, business_date) as folder:
         for entity in sorted(source.entities, key=lambda e: (e.load_order, e.name)):
             lower = watermarks.get(entity.name)
             extraction.watermarks[entity.name] = lower
-            _extract_entity(session, base_url, folder, entity, lower, cutoff, page_size, timeout, extraction)
+            _extract_entity(session, base_url, folder, entity, read_from(lower, overlap), cutoff, page_size, timeout,
+                            extraction, landed.get(entity.name, set()), deadline)
         extraction.paths = folder.commit()
         extraction.rows = dict(folder.rows)
         extraction.folder = folder.final
@@ -242,8 +294,12 @@ def run_api_night(source: Source, base_url: str, token: str | None, warehouse_co
     """Extract a night of an API source and land it with the file loader, then record its watermarks."""
     ensure_raw_schema(warehouse_conn, source)
     watermarks = load_watermarks(warehouse_conn, source.name, business_date)
+    overlap = extract_options.pop("overlap", None)
+    overlap = watermark_overlap() if overlap is None else overlap
+    landed = landed_versions(warehouse_conn, source, business_date,
+                             {name: read_from(mark, overlap) for name, mark in watermarks.items()})
     extraction = extract_api_source(source, base_url, token, landing_dir, business_date, watermarks=watermarks,
-                                    **extract_options)
+                                    landed=landed, overlap=overlap, **extract_options)
     # exactly this night's folder, as for SQL sources
     manifest = plan_extract(Path(landing_dir), source, business_date, business_date - timedelta(days=1))
     night = load_night(warehouse_conn, source, manifest, run_id=run_id, batch_date=business_date, key=key)

@@ -5,7 +5,13 @@ For business date N the window of a table is
     watermark(table, N) < updated_at < start of N + 1          (local time, like the source's values)
 
 where watermark(table, N) is the largest `updated_at` extracted by any night *before* N, kept in
-`raw._sql_watermarks(source, entity, batch_date, max_updated_at)`. Because the upper bound is the end
+`raw._sql_watermarks(source, entity, batch_date, max_updated_at)`.
+
+The read itself looks back: it takes `updated_at >= watermark - overlap` (`watermark_overlap`, set by
+HOSPITAL_OPS_WATERMARK_OVERLAP_MINUTES), so a row that reaches the source late with an `updated_at`
+equal to or just before the watermark (a long transaction committed after the last extract, a clock a
+little behind) is still taken. A version already landed by an earlier night (same business key and
+`updated_at`, read from raw: `landed_versions`) is skipped, so the overlap loads nothing twice. Because the upper bound is the end
 of the business date and the lower bound only looks at earlier nights, rerunning night N takes the
 same rows even if the source has received new rows since. (A row *updated* since has a new
 `updated_at` and moves to the night that covers it; its old version is no longer in the source.)
@@ -22,7 +28,8 @@ simply extracted again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -56,6 +63,7 @@ class SqlExtraction:
     rows: dict[str, int] = field(default_factory=dict)  # entity -> rows written (entities with rows only)
     max_updated_at: dict[str, datetime] = field(default_factory=dict)  # entity -> new watermark candidate
     watermarks: dict[str, datetime | None] = field(default_factory=dict)  # entity -> lower bound used
+    already_landed: dict[str, int] = field(default_factory=dict)  # entity -> rows of the overlap skipped
 
 
 @dataclass
@@ -66,6 +74,46 @@ class SqlNight:
 
 def night_cutoff(business_date: date) -> datetime:
     return datetime.combine(business_date + timedelta(days=1), time())
+
+
+DEFAULT_OVERLAP_MINUTES = 120
+
+
+def watermark_overlap() -> timedelta:
+    """How far before its watermark an incremental extract reads again (HOSPITAL_OPS_WATERMARK_OVERLAP_MINUTES)."""
+    text = os.environ.get("HOSPITAL_OPS_WATERMARK_OVERLAP_MINUTES", "").strip()
+    minutes = int(text) if text else DEFAULT_OVERLAP_MINUTES
+    if minutes < 0:
+        raise ValueError(f"HOSPITAL_OPS_WATERMARK_OVERLAP_MINUTES={text} must not be negative")
+    return timedelta(minutes=minutes)
+
+
+def read_from(watermark: datetime | None, overlap: timedelta) -> datetime | None:
+    """The lower bound (inclusive) an extract reads from: the watermark less the overlap."""
+    return None if watermark is None else watermark - overlap
+
+
+def version_key(key_values: Sequence[object], updated_at: object) -> tuple[str, ...]:
+    """A record's version as the landing files write it: business key and updated_at (to the second)."""
+    return (*(landing_text(value) for value in key_values), landing_text(updated_at))
+
+
+def landed_versions(conn, source: Source, business_date: date,  # type: ignore[no-untyped-def]
+                    since: Mapping[str, datetime | None]) -> dict[str, set[tuple[str, ...]]]:
+    """Per entity, the versions (business key, updated_at) earlier nights landed in raw from `since[entity]`
+    on: what an extract's overlap reads again and must not load twice."""
+    versions: dict[str, set[tuple[str, ...]]] = {}
+    with conn.cursor() as cur:
+        for entity in source.entities:
+            lower = since.get(entity.name)
+            if lower is None:
+                continue
+            keys = ", ".join(entity.column(name).raw_name for name in entity.business_key)
+            cur.execute(f"select {keys}, {WATERMARK_COLUMN} from {RAW_SCHEMA}.{entity.raw_table} "
+                        f"where {WATERMARK_COLUMN} >= %s and _batch_date < %s", (lower, business_date))
+            versions[entity.name] = {version_key(row[:-1], row[-1]) for row in cur.fetchall()}
+    conn.commit()
+    return versions
 
 
 def _safe_url(url: str) -> str:
@@ -82,6 +130,8 @@ def extract_sql_source(
     business_date: date,
     *,
     watermarks: Mapping[str, datetime | None],
+    landed: Mapping[str, set[tuple[str, ...]]] | None = None,
+    overlap: timedelta | None = None,
     schema: str = DEFAULT_SCHEMA,
     chunk_rows: int = _CHUNK_ROWS,
 ) -> SqlExtraction:
@@ -89,9 +139,12 @@ def extract_sql_source(
 
     Table `<schema>.<entity name>` must have every spec column (extra columns are ignored) and
     `updated_at`. A table without rows in the window writes no file. The night's folder is replaced
-    as a whole, so a rerun never leaves files of an earlier attempt behind.
+    as a whole, so a rerun never leaves files of an earlier attempt behind. The window starts `overlap`
+    before the watermark; a row whose version is in `landed` (see `landed_versions`) is skipped.
     """
     cutoff = night_cutoff(business_date)
+    overlap = watermark_overlap() if overlap is None else overlap
+    landed = landed or {}
     extraction = SqlExtraction(source.name, business_date, cutoff, Path())
     engine = sa.create_engine(source_url)
     try:
@@ -101,7 +154,8 @@ def extract_sql_source(
                 for entity in sorted(source.entities, key=lambda e: (e.load_order, e.name)):
                     lower = watermarks.get(entity.name)
                     extraction.watermarks[entity.name] = lower
-                    highest = _extract_table(conn, folder, entity, schema, lower, cutoff, chunk_rows)
+                    highest = _extract_table(conn, folder, entity, schema, read_from(lower, overlap), cutoff,
+                                             chunk_rows, landed.get(entity.name, set()), extraction)
                     if highest is not None:
                         extraction.max_updated_at[entity.name] = highest
             extraction.paths = folder.commit()
@@ -129,11 +183,15 @@ def _source_table(conn: sa.Connection, schema: str, entity: Entity) -> sa.Table:
 
 
 def _extract_table(conn: sa.Connection, folder: LandingFolder, entity: Entity, schema: str,
-                   lower: datetime | None, cutoff: datetime, chunk_rows: int) -> datetime | None:
-    """Stream one table's window into the folder; return the largest updated_at seen (None if no rows)."""
+                   lower: datetime | None, cutoff: datetime, chunk_rows: int, landed: set[tuple[str, ...]],
+                   extraction: SqlExtraction) -> datetime | None:
+    """Stream one table's window (from `lower` inclusive) into the folder, less the versions already
+    landed; return the largest updated_at seen (None if no rows)."""
     table = _source_table(conn, schema, entity)
     stamp = table.c[WATERMARK_COLUMN]
-    condition = stamp < cutoff if lower is None else sa.and_(stamp > lower, stamp < cutoff)
+    condition = stamp < cutoff if lower is None else sa.and_(stamp >= lower, stamp < cutoff)
+    key_positions = [[column.name for column in entity.columns].index(name) for name in entity.business_key]
+    skipped = 0
     query = (sa.select(*(table.c[column.name] for column in entity.columns), stamp.label("_watermark"))
              .where(condition)
              .order_by(*(table.c[name] for name in entity.business_key)))
@@ -143,11 +201,16 @@ def _extract_table(conn: sa.Connection, folder: LandingFolder, entity: Entity, s
         result = conn.execution_options(yield_per=chunk_rows).execute(query)
         for partition in result.partitions():
             for row in partition:
-                folder.write(entity, [landing_text(value) for value in row[:width]])
                 if highest is None or row[width] > highest:
                     highest = row[width]
+                if landed and version_key([row[i] for i in key_positions], row[width]) in landed:
+                    skipped += 1  # read again by the overlap, landed by an earlier night
+                    continue
+                folder.write(entity, [landing_text(value) for value in row[:width]])
     except sa.exc.DBAPIError as exc:
         raise SqlExtractError(f"{schema}.{entity.name}: extraction failed: {exc.orig}") from exc
+    if skipped:
+        extraction.already_landed[entity.name] = skipped
     return highest
 
 
@@ -213,8 +276,11 @@ def run_sql_night(source: Source, source_url: str, warehouse_conn, landing_dir: 
     """Extract a night of a SQL source and land it with the file loader, then record its watermarks."""
     ensure_raw_schema(warehouse_conn, source)
     watermarks = load_watermarks(warehouse_conn, source.name, business_date)
+    overlap = watermark_overlap()
+    landed = landed_versions(warehouse_conn, source, business_date,
+                             {name: read_from(mark, overlap) for name, mark in watermarks.items()})
     extraction = extract_sql_source(source, source_url, landing_dir, business_date, watermarks=watermarks,
-                                    schema=schema)
+                                    landed=landed, overlap=overlap, schema=schema)
     # Exactly this night's folder: `after` = the day before. (The drop-folder watermark of
     # raw._extract_log would also take folders of earlier nights whose load failed, whose rows this
     # extraction already re-read from the database.)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import sys
 
+from hospital_ops.load.parsing import SHOWN_CHARS
 from hospital_ops.sources.spec import Column, Entity, Source
 
 RAW_SCHEMA = "raw"
@@ -72,16 +73,24 @@ language sql immutable strict as $fn$
     ) normalised
 $fn$;
 
+create or replace function pg_temp.hospital_ops_shown(value text) returns text
+language sql immutable strict as $fn$
+    -- a value in a message cut to parsing.SHOWN_CHARS characters, as parsing._shown cuts it
+    select case when char_length(value) > __SHOWN_CHARS__ then left(value, __SHOWN_CHARS__) || '…' else value end
+$fn$;
+
 create or replace function pg_temp.hospital_ops_repr(value text) returns text
 language sql immutable strict as $fn$
     -- Python's repr() of a str, as parsing's messages show values
     select case when strpos(value, '''') > 0 and strpos(value, '"') = 0
                 then '"' || escaped || '"'
                 else '''' || replace(escaped, '''', '\''') || '''' end
-    from (select replace(replace(replace(replace(value, '\', '\\'), E'\n', '\n'), E'\r', '\r'), E'\t', '\t')
-          as escaped) e
+    from (select replace(replace(replace(replace(pg_temp.hospital_ops_shown(value), '\', '\\'), E'\n', '\n'),
+                             E'\r', '\r'), E'\t', '\t') as escaped) e
 $fn$;
 """
+
+SESSION_SQL = SESSION_SQL.replace("__SHOWN_CHARS__", str(SHOWN_CHARS))
 
 
 def literal(value: object) -> str:
@@ -227,10 +236,10 @@ def _column_sql(column: Column, i: int) -> tuple[str, str, str]:
     if kind == "int":
         checks.append(f"when {x} <> trunc({x}) then {prefix} || {repr_t} || ' is not a whole number'")
     if column.min is not None:
-        checks.append(f"when {x} < {literal(_bound(column.min))}::numeric then {prefix} || {t} "
+        checks.append(f"when {x} < {literal(_bound(column.min))}::numeric then {prefix} || pg_temp.hospital_ops_shown({t}) "
                       f"|| {literal(' below plausible minimum ' + _bound(column.min))}")
     if column.max is not None:
-        checks.append(f"when {x} > {literal(_bound(column.max))}::numeric then {prefix} || {t} "
+        checks.append(f"when {x} > {literal(_bound(column.max))}::numeric then {prefix} || pg_temp.hospital_ops_shown({t}) "
                       f"|| {literal(f' outside plausible range [{column.min}, {column.max}]')}")
     in_range = "true"
     if kind == "int":
@@ -248,6 +257,42 @@ def _column_sql(column: Column, i: int) -> tuple[str, str, str]:
     error = f"case when {x} is not null and {' and '.join(within)} then null " + " ".join(checks) + " end"
     value = f"case when {x} = trunc({x}) and {in_range} then {x}::bigint end" if kind == "int" else x
     return first, value, error
+
+
+def _bound_checks(entity: Entity) -> list[str]:
+    """A date outside its plausible range (`Column.dates`, limits from `config.date_bounds`) is an error
+    of the row, after conversion. The message names the limit, never the value (a birth date is personal)."""
+    from hospital_ops.config import date_bounds
+
+    bounds = date_bounds()
+    business = "$4::date"
+    near_future = f"{business} + {int(bounds.future_tolerance_days)}"
+    limits = {
+        "event": (bounds.history_start, near_future,
+                  f"the history start {bounds.history_start} (history_start_date)",
+                  f"{bounds.future_tolerance_days} days after the business date (future_date_tolerance_days)"),
+        "register": (bounds.register_start, near_future, f"{bounds.register_start} (register_start_date)",
+                     f"{bounds.future_tolerance_days} days after the business date (future_date_tolerance_days)"),
+        "term": (bounds.register_start, f"({business} + interval '{int(bounds.term_horizon_years)} years')::date",
+                 f"{bounds.register_start} (register_start_date)",
+                 f"{bounds.term_horizon_years} years after the business date (term_horizon_years)"),
+    }
+    checks = []
+    for i, column in enumerate(entity.columns):
+        if column.type not in ("date", "timestamp", "month"):
+            continue
+        lower, upper, lower_text, upper_text = limits[column.dates]
+        checks.append(f"case when v{i}::date < date {literal(lower.isoformat())} "
+                      f"then {literal(f'{column.name}: before {lower_text}')} "
+                      f"when v{i}::date > {upper} then {literal(f'{column.name}: more than {upper_text}')} end")
+    return checks
+
+
+def _rule_checks(entity: Entity) -> list[str]:
+    """Each row rule between two columns (`Entity.row_rules`), when both have a value."""
+    index = {column.name: i for i, column in enumerate(entity.columns)}
+    return [f"case when not (v{index[rule.left]} {rule.op} v{index[rule.right]}) then {literal(rule.message)} end"
+            for rule in entity.row_rules]
 
 
 FILE_LOAD_PARAMETERS = ("run_id text", "source text", "entity text", "batch_date date", "source_file text",
@@ -284,6 +329,8 @@ def file_load_sql(source: Source, entity: Entity) -> str:
                 f"where {ref_raw} is not null) then {literal(f'{column.name}: unknown {ref_column} ')} "
                 f"|| pg_temp.hospital_ops_repr(v{i}) || {message} end")
     reference_errors = f"nullif(concat_ws('; ', {', '.join(reference_checks)}), '')" if reference_checks else "null"
+    row_checks = _bound_checks(entity) + _rule_checks(entity)
+    row_errors = f"nullif(concat_ws('; ', {', '.join(row_checks)}), '')" if row_checks else "null"
     as_text = [f"v{i}::text" for i in n]
     row_hash = ("left(encode(sha256(" + " || '\\x1f'::bytea || ".join(
         f"coalesce(convert_to({v}, 'UTF8'), '\\x00'::bytea)" for v in as_text) + "), 'hex'), 32)")
@@ -307,7 +354,8 @@ with checked as materialized (
            case when _errors is null then {row_hash} end as _row_hash
     from (
         select *, coalesce(_conversion_errors,
-                           case when _conversion_errors is null then {reference_errors} end) as _errors,
+                           case when _conversion_errors is null then coalesce({row_errors}, {reference_errors}) end)
+                  as _errors,
                case when _conversion_errors is not null then {record(failed=True)} end as _failed_record
         from (
             select *, {conversion_errors} as _conversion_errors

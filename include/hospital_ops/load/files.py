@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from hospital_ops.redaction import shown_cells
@@ -46,17 +47,47 @@ def detect_encoding(path: Path) -> str:
     return "utf-8-sig"
 
 
-def digest_and_encoding(path: Path) -> tuple[str, str]:
-    """sha256_of and detect_encoding in one pass over the file, read in chunks."""
+MAX_LINE_BYTES = 1 << 20  # a physical line longer than this is quarantined unread (no CSV field is that long)
+_CHUNK_BYTES = 1 << 20  # = MAX_LINE_BYTES: a line inside one chunk can never be over-long
+_SHOWN_CELL_CHARS = 200  # a quarantined line's cells are cut to this length in its record
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What one pass over a file's bytes tells the loader before it reads a row."""
+
+    sha256: str
+    encoding: str
+    lines: int  # physical lines (a last line without its newline counts)
+    has_long_line: bool  # some line is longer than MAX_LINE_BYTES
+
+
+def file_facts(path: Path) -> FileFacts:
+    """sha256, encoding (as detect_encoding), physical lines and over-long lines in one pass, in chunks.
+
+    The loader compares the lines with the records COPY framed: a quoted field that runs over a line
+    end (an unclosed quote that swallowed the next records, or a legitimate multi-line comment) makes
+    them differ, and the file is then read by the strict reader below, which tells the two apart."""
     if not path.is_file():
         raise SourceFileError(f"{path}: file not found")
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     utf8 = True
+    newlines = 0
+    run = 0  # bytes of the line in progress
+    long_line = False
     try:
         with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
+            for chunk in iter(lambda: handle.read(_CHUNK_BYTES), b""):
                 digest.update(chunk)
+                count = chunk.count(b"\n")
+                if count:
+                    newlines += count
+                    long_line = long_line or run + chunk.find(b"\n") + 1 > MAX_LINE_BYTES
+                    run = len(chunk) - chunk.rfind(b"\n") - 1
+                else:
+                    run += len(chunk)
+                    long_line = long_line or run > MAX_LINE_BYTES
                 if utf8:
                     try:
                         decoder.decode(chunk)
@@ -69,57 +100,108 @@ def digest_and_encoding(path: Path) -> tuple[str, str]:
                 utf8 = False
     except OSError as exc:
         raise SourceFileError(f"{path}: cannot be read: {exc}") from exc
-    return digest.hexdigest(), "utf-8-sig" if utf8 else "gb18030"
+    return FileFacts(digest.hexdigest(), "utf-8-sig" if utf8 else "gb18030", newlines + (1 if run else 0), long_line)
+
+
+def digest_and_encoding(path: Path) -> tuple[str, str]:
+    """sha256_of and detect_encoding in one pass over the file, read in chunks."""
+    facts = file_facts(path)
+    return facts.sha256, facts.encoding
 
 
 def header_positions(path: Path, entity: Entity, header: list[object] | None) -> tuple[list[str], list[int]]:
     """The header's names and, for each spec column in spec order, its position in the header.
 
-    A header that lacks a spec column or has an unknown one is a SourceFileError naming the file
-    and the columns: the vendor changed its export and a person must look.
-    """
+    A header that lacks a spec column, has an unknown, blank or repeated one is a SourceFileError
+    naming the file and the columns: the vendor changed its export and a person must look. The message
+    never shows a data row: a first row that names none of the spec's columns is reported as a missing
+    header, not listed (it is most likely data: names, ID numbers)."""
     if header is None:
         raise SourceFileError(f"{path}: file is empty (no header row)")
     names = [str(cell).strip().lstrip("\ufeff") if cell is not None else "" for cell in header]
     expected = [column.name for column in entity.columns]
     missing = [name for name in expected if name not in names]
+    if len(missing) == len(expected):
+        raise SourceFileError(f"{path}: line 1 is not a header: it names none of the {entity.raw_table} spec's "
+                              f"{len(expected)} columns (expected {', '.join(expected[:8])}"
+                              f"{', …' if len(expected) > 8 else ''})")
+    blank = [i + 1 for i, name in enumerate(names) if name == ""]
+    repeated = sorted({name for name in names if name and names.count(name) > 1})
     unexpected = [name for name in names if name and name not in expected]
-    if missing or unexpected:
-        raise SourceFileError(
-            f"{path}: header does not match the {entity.raw_table} spec: "
-            f"missing {missing or 'none'}, unexpected {shown_cells(unexpected) if unexpected else 'none'}"
-        )
+    if missing or unexpected or blank or repeated:
+        problems = [f"missing {missing or 'none'}",
+                    f"unexpected {shown_cells(unexpected)}" if unexpected else "unexpected none"]
+        if blank:
+            problems.append(f"blank column name at position {', '.join(map(str, blank[:10]))}")
+        if repeated:
+            problems.append(f"repeated column name {shown_cells(repeated)}")
+        raise SourceFileError(f"{path}: header does not match the {entity.raw_table} spec: " + "; ".join(problems))
     return names, [names.index(name) for name in expected]
 
 
 def csv_header(path: Path, encoding: str) -> list[object] | None:
     """The header (first non-blank row) of a CSV file, or None when the file is empty."""
     try:
-        return next(_csv_rows(path, encoding), None)
-    except (OSError, UnicodeDecodeError, csv.Error, ValueError) as exc:
-        raise SourceFileError(f"{path}: cannot be read as csv: {exc}") from exc
+        for record in _csv_records(path, encoding):
+            if record.problem is not None:
+                raise SourceFileError(f"{path}: line {record.line}: header row cannot be read: {record.problem}")
+            return record.cells
+        return None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SourceFileError(f"{path}: cannot be read as csv: {_bounded(exc)}") from exc
 
 
-def read_rows(path: Path, entity: Entity, encoding: str | None = None) -> Iterator[list[object]]:
-    """Yield data rows (header checked and removed) as lists ordered like the spec's columns."""
+def read_rows(path: Path, entity: Entity, encoding: str | None = None) -> Iterator[tuple[int, list[object]]]:
+    """Yield (line, row) for each data row (header checked and removed), the row ordered like the spec's
+    columns. `line` is the physical line where the record starts (the sheet row for a workbook).
+
+    A row the reader cannot take as it is comes whole as a misshapen row (wrong number of cells) or a
+    broken line (`broken_reason`: unclosed or malformed quoting, a NUL byte, an over-long line), for
+    the loader to quarantine with its line number."""
     if not path.is_file():
         raise SourceFileError(f"{path}: file not found")
+    if entity.file_format == "xlsx":
+        yield from _xlsx_read_rows(path, entity)
+        return
+    records = _csv_records(path, encoding or detect_encoding(path), entity)
     try:
-        rows = _xlsx_rows(path, entity) if entity.file_format == "xlsx" else _csv_rows(path, encoding)
-        header = next(rows, None)
-    except (OSError, UnicodeDecodeError, csv.Error, ValueError, KeyError) as exc:
-        raise SourceFileError(f"{path}: cannot be read as {entity.file_format}: {exc}") from exc
-    names, positions = header_positions(path, entity, header)
+        header = next(records, None)
+        if header is not None and header.problem is not None:
+            raise SourceFileError(f"{path}: line {header.line}: header row cannot be read: {header.problem}")
+        names, positions = header_positions(path, entity, None if header is None else header.cells)
+        width = len(names)
+        for record in records:
+            if record.problem is not None:
+                yield record.line, _BrokenLine(record.cells, record.problem)
+            elif len(record.cells) != width:
+                yield record.line, _MisshapenRow(record.cells, width)
+            else:
+                yield record.line, [record.cells[position] for position in positions]
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SourceFileError(f"{path}: cannot be read as csv: {_bounded(exc)}") from exc
+
+
+def _xlsx_read_rows(path: Path, entity: Entity) -> Iterator[tuple[int, list[object]]]:
+    rows = _xlsx_rows(path, entity)
+    header = next(rows, None)
+    header_cells = None if header is None else header[1]
+    if header_cells is not None:  # spreadsheets pad the header with empty trailing cells freely
+        while header_cells and header_cells[-1] in (None, ""):
+            header_cells = header_cells[:-1]
+    names, positions = header_positions(path, entity, header_cells)
     width = len(names)
-    for row in rows:
-        if entity.file_format == "xlsx":  # spreadsheets pad or trim empty trailing cells freely
-            row = (list(row) + [None] * width)[:width] if all(
-                cell in (None, "") for cell in row[width:]) else row
+    for line, row in rows:
+        row = (list(row) + [None] * width)[:width] if all(cell in (None, "") for cell in row[width:]) else row
         if len(row) != width:
-            # keep the misshapen row whole so the quarantine shows what arrived
-            yield _MisshapenRow(row, width)
+            yield line, _MisshapenRow(row, width)  # kept whole so the quarantine shows what arrived
             continue
-        yield [row[position] for position in positions]
+        yield line, [row[position] for position in positions]
+
+
+def _bounded(exc: BaseException, limit: int = 300) -> str:
+    """A library's error message cut to `limit` characters (some echo the input they choked on)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class Utf8Stream:
@@ -159,23 +241,173 @@ def is_misshapen(row: list[object]) -> bool:
     return isinstance(row, _MisshapenRow)
 
 
-def _csv_rows(path: Path, encoding: str | None = None) -> Iterator[list[object]]:
+class _BrokenLine(list):
+    def __init__(self, cells: list[object], reason: str) -> None:
+        super().__init__(cells)
+        self.reason = reason
+
+
+def broken_reason(row: list[object]) -> str | None:
+    """Why the reader could not frame this line as a row (None for a row it framed)."""
+    return row.reason if isinstance(row, _BrokenLine) else None
+
+
+@dataclass
+class _Record:
+    line: int  # the physical line it starts on
+    cells: list[object]
+    problem: str | None = None
+
+
+class _BadLine(Exception):
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason
+
+
+class _Lines:
+    """A text file's physical lines for csv.reader, remembering which lines each record consumed.
+
+    A line with a NUL byte or longer than MAX_LINE_BYTES is not handed to csv: it raises _BadLine (the
+    reader resumes at the next line), and an over-long line is skipped unread, never held whole."""
+
+    def __init__(self, handle) -> None:  # type: ignore[no-untyped-def]
+        self._handle = handle
+        self.number = 0
+        self._taken: list[tuple[int, str]] = []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._handle.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            raise StopIteration
+        self.number += 1
+        if len(line) > MAX_LINE_BYTES and not line.endswith("\n"):
+            length = len(line)
+            while True:  # skip the rest of the line unread
+                more = self._handle.readline(MAX_LINE_BYTES + 1)
+                length += len(more)
+                if not more or more.endswith("\n"):
+                    break
+            raise _BadLine(self.number, f"line is longer than {MAX_LINE_BYTES} characters ({length})")
+        if "\x00" in line:
+            raise _BadLine(self.number, "line contains a NUL byte")
+        self._taken.append((self.number, line))
+        return line
+
+    def take(self) -> list[tuple[int, str]]:
+        taken, self._taken = self._taken, []
+        return taken
+
+
+def _csv_records(path: Path, encoding: str | None = None, entity: Entity | None = None) -> Iterator[_Record]:
+    """The file's records, read strictly (csv strict mode) and checked against its physical lines.
+
+    A record may run over several lines only inside a quoted free-text cell (a comment with a line
+    break). Anything else that spans lines (an unclosed quote that swallowed the following records, a
+    quote that closes in the wrong place) is undone: each of its physical lines is read again on its
+    own, so the swallowed records come back as rows and only the line with the broken quote is a
+    problem, with its own line number. Blank lines are not records."""
     encoding = encoding or detect_encoding(path)
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))
     with path.open("r", encoding=encoding, newline="") as handle:
-        for row in csv.reader(handle):
-            if row:  # blank lines are not rows
-                yield row
+        lines = _Lines(handle)
+        reader = csv.reader(lines, strict=True)
+        width: int | None = None
+        free_text: set[int] = set()
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                taken = lines.take()
+                if taken:  # a quoted field still open at the end of the file
+                    yield from _one_by_one(taken)
+                return
+            except _BadLine as bad:
+                yield from _one_by_one(lines.take())
+                yield _Record(bad.line, [], bad.reason)
+                continue
+            except csv.Error:
+                yield from _one_by_one(lines.take())
+                continue
+            taken = lines.take()
+            if not cells:
+                continue
+            if len(taken) > 1 and width is not None and not _legitimate_multiline(cells, taken, width, free_text):
+                yield from _one_by_one(taken)
+                continue
+            if width is None:  # the header
+                if len(taken) > 1:
+                    yield _Record(taken[0][0], [], "the header row runs over several lines (a quote is not closed)")
+                    return
+                width = len(cells)
+                if entity is not None:
+                    names = [c.strip().lstrip("\ufeff") for c in cells]
+                    free_text = {names.index(c.name) for c in entity.columns if c.free_text and c.name in names}
+            yield _Record(taken[0][0], cells)
 
 
-def _xlsx_rows(path: Path, entity: Entity) -> Iterator[list[object]]:
+def _legitimate_multiline(cells: list[str], taken: list[tuple[int, str]], width: int, free_text: set[int]) -> bool:
+    """A record over several lines is a free-text cell with a line break, not swallowed records: the
+    right number of cells, line breaks only in free-text cells, and no continuation line that reads on
+    its own as a whole row."""
+    if len(cells) != width:
+        return False
+    if any(("\n" in cell or "\r" in cell) for i, cell in enumerate(cells) if i not in free_text):
+        return False
+    for _, text in taken[1:]:
+        try:
+            alone = next(csv.reader([text]), [])
+        except csv.Error:
+            continue
+        if len(alone) == width:
+            return False
+    return True
+
+
+def _one_by_one(taken: list[tuple[int, str]]) -> Iterator[_Record]:
+    """Each physical line read on its own, strictly: a good line is a record again, a line whose quoting
+    is broken is a problem with its number (its cells as a lenient reader sees them, for the record)."""
+    for number, text in taken:
+        if not text.strip("\r\n"):
+            continue
+        try:
+            yield _Record(number, next(csv.reader([text], strict=True)))
+        except csv.Error as exc:
+            lenient = next(csv.reader([text]), [])
+            problem = ("unclosed quote: a quoted field opened on this line is not closed on it"
+                       if "unexpected end of data" in str(exc) else f"malformed CSV quoting ({exc})")
+            yield _Record(number, [str(c)[:_SHOWN_CELL_CHARS] for c in lenient], problem)
+
+
+def _xlsx_rows(path: Path, entity: Entity) -> Iterator[tuple[int, list[object]]]:
+    """(sheet row, cells) of each non-blank row. A workbook that cannot be opened or read (truncated,
+    not a zip, broken XML) is a SourceFileError naming the file (and the last row read), never a bare
+    library error."""
     from openpyxl import load_workbook
 
-    workbook = load_workbook(path, read_only=True, data_only=True)
     try:
-        sheet = workbook[entity.sheet] if entity.sheet else workbook.worksheets[0]
-        for row in sheet.iter_rows(values_only=True):
-            if any(cell not in (None, "") for cell in row):
-                yield list(row)
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # zipfile.BadZipFile, KeyError, lxml/expat errors, ValueError, …
+        raise SourceFileError(f"{path}: damaged workbook, cannot be opened as xlsx ({_bounded(exc)})") from exc
+    number = 0
+    try:
+        try:
+            sheet = workbook[entity.sheet] if entity.sheet else workbook.worksheets[0]
+        except KeyError:
+            raise SourceFileError(f"{path}: workbook has no sheet {entity.sheet!r}") from None
+        try:
+            for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
+                if any(cell not in (None, "") for cell in row):
+                    yield number, list(row)
+        except SourceFileError:
+            raise
+        except Exception as exc:
+            raise SourceFileError(f"{path}: damaged workbook, cannot be read after sheet row {number} "
+                                  f"({_bounded(exc)})") from exc
     finally:
         workbook.close()
 

@@ -30,13 +30,16 @@ from pathlib import Path
 
 import psycopg2
 
+from hospital_ops import batches, limits
 from hospital_ops.load import checks_sql
 from hospital_ops.load.files import (
+    FileFacts,
     SourceFileError,
     Utf8Stream,
+    broken_reason,
     csv_buffer_writer,
     csv_header,
-    digest_and_encoding,
+    file_facts,
     header_positions,
     is_misshapen,
     read_rows,
@@ -129,6 +132,7 @@ def ensure_raw_schema(conn, source: Source) -> None:  # type: ignore[no-untyped-
     """Create the raw schema, the load bookkeeping tables and this source's raw tables."""
     with conn.cursor() as cur:
         cur.execute(f"create schema if not exists {RAW_SCHEMA}")
+        batches.ensure_verdict_objects(cur)  # staging reads raw through the held-batches view
         cur.execute(
             f"""
             create table if not exists {RAW_SCHEMA}._quarantine (
@@ -243,6 +247,7 @@ def load_night(
     try:
         with conn.cursor() as cur:
             cur.execute(f"set local work_mem = '{_WORK_MEM}'")
+            cur.execute("set local statement_timeout = %s", (limits.statement_timeout(),))
             cur.execute("set local datestyle = 'ISO, YMD'")  # the row hash reads dates as text
             cur.execute(checks_sql.SESSION_SQL)
             # the key's pads reach the server by COPY only, never in SQL text (checks_sql.KEY_TABLE)
@@ -320,14 +325,15 @@ def _load_file(cur, source: Source, entity: Entity, entry: ManifestEntry, night_
     within the file is quarantined; the same row in another file is kept (registers are re-sent
     whole; staging keeps the latest)."""
     started = time.perf_counter()
-    sha256, encoding = digest_and_encoding(entry.path)
-    file_load = FileLoad(entity.name, entry.relative_path, sha256)
+    facts = file_facts(entry.path)
+    encoding = facts.encoding
+    file_load = FileLoad(entity.name, entry.relative_path, facts.sha256)
     landing = checks_sql.landing_table(entity)
     cur.execute(f"delete from {landing}")  # small after small files; TRUNCATE after a big one (below)
     # the line the file's first row will take (the header is row 1): COPY numbers rows in arrival order
     cur.execute("select nextval(pg_get_serial_sequence(%s, '_line'))", (f"pg_temp.{landing}",))
     line_offset = cur.fetchone()[0] - 1
-    if not (entity.file_format == "csv" and _copy_csv(cur, entity, entry, encoding)):
+    if not (entity.file_format == "csv" and _copy_csv(cur, entity, entry, facts)):
         _frame_rows(cur, source, entity, entry, night_params, key, encoding, file_load)
         line_offset = 0  # the Python reader numbers its rows itself
     params = night_params | {"entity": entity.name, "source_file": entry.relative_path, "line_offset": line_offset}
@@ -360,12 +366,17 @@ def _record_files(cur, source: Source, run_id: str, batch_date: date, files: lis
     )
 
 
-def _copy_csv(cur, entity: Entity, entry: ManifestEntry, encoding: str) -> bool:  # type: ignore[no-untyped-def]
+def _copy_csv(cur, entity: Entity, entry: ManifestEntry, facts: FileFacts) -> bool:  # type: ignore[no-untyped-def]
     """Stream the file into the landing table with COPY; False when COPY cannot take it as it is
-    (the caller then frames its rows in Python). Every cell lands as text, '' for an empty one."""
-    names, _ = header_positions(entry.path, entity, csv_header(entry.path, encoding))
-    if sorted(names) != sorted(c.name for c in entity.columns):
-        return False  # blank or repeated header cells: only the Python reader knows which cells count
+    (the caller then frames its rows in Python). Every cell lands as text, '' for an empty one.
+
+    COPY frames a quoted field over several lines as one record, whether it is a comment with a line
+    break or an unclosed quote that swallowed the records after it. So the records COPY landed are
+    counted against the file's physical lines: when they differ, the strict Python reader decides."""
+    encoding = facts.encoding
+    names, _ = header_positions(entry.path, entity, csv_header(entry.path, encoding))  # refuses a bad header
+    if facts.has_long_line:
+        return False
     index = {column.name: i for i, column in enumerate(entity.columns)}
     columns = ", ".join(f"s{index[name]}" for name in names)
     cur.execute("savepoint landing_copy")
@@ -375,7 +386,13 @@ def _copy_csv(cur, entity: Entity, entry: ManifestEntry, encoding: str) -> bool:
                             "with (format csv, header true, encoding 'UTF8', force_not_null *)", stream)
     except (psycopg2.DataError, UnicodeDecodeError) as exc:  # BadCopyFileFormat and bad bytes are DataErrors
         log.info("%s: COPY cannot read it as it is (%s); reading it row by row", entry.relative_path,
-                 str(exc).splitlines()[0])
+                 (str(exc).splitlines() or [""])[0][:200])
+        cur.execute("rollback to savepoint landing_copy")
+        return False
+    cur.execute(f"select count(*) from {checks_sql.landing_table(entity)}")
+    if cur.fetchone()[0] != facts.lines - 1:  # a record over several lines: let the strict reader judge it
+        log.info("%s: %d physical lines but COPY framed a different number of records; reading it row by row",
+                 entry.relative_path, facts.lines)
         cur.execute("rollback to savepoint landing_copy")
         return False
     cur.execute("release savepoint landing_copy")
@@ -398,7 +415,10 @@ def _cell_text(cell: object) -> str:
 def _frame_rows(cur, source: Source, entity: Entity, entry: ManifestEntry, night_params: dict,  # type: ignore[no-untyped-def]
                 key: bytes, encoding: str, file_load: FileLoad) -> None:
     """Read the file with Python's csv module or openpyxl (row by row: COPY cannot frame these rows)
-    into the landing table; quarantine the rows whose number of cells does not match the header."""
+    into the landing table; quarantine the rows whose number of cells does not match the header and the
+    lines the strict reader could not frame (broken quoting, a NUL byte, an over-long line), each with
+    its physical line number. A quarantined line's cells are cut short and pseudonymized when the
+    entity has personal columns (which cell is which is unknown on such a line)."""
     landing = checks_sql.landing_table(entity)
     cells = ", ".join(f"s{i}" for i in range(len(entity.columns)))
     copy_landing = f"copy {landing} ({cells}, _line) from stdin with (format csv, force_not_null *)"
@@ -408,13 +428,15 @@ def _frame_rows(cur, source: Source, entity: Entity, entry: ManifestEntry, night
     good, good_writer = csv_buffer_writer()
     bad, bad_writer = csv_buffer_writer()
     pending = 0
-    for row_number, row in enumerate(read_rows(entry.path, entity, encoding), start=2):  # row 1 is the header
-        if is_misshapen(row):
+    for row_number, row in read_rows(entry.path, entity, encoding):  # physical line numbers (header = 1)
+        broken = broken_reason(row)
+        if broken is not None or is_misshapen(row):
             file_load.rows_read += 1
             file_load.rows_quarantined += 1
-            reason = f"row has {len(row)} cells, header has {row.expected_width}"
+            reason = broken if broken is not None else f"row has {len(row)} cells, header has {row.expected_width}"
             file_load.reasons[reason_category(entity.name, reason)] += 1
-            shown = [pseudonymize(str(c), key) if has_pii and c not in (None, "") else c for c in row]
+            shown = [pseudonymize(str(c), key) if has_pii and c not in (None, "") else
+                     (c[:200] if isinstance(c, str) else c) for c in row]
             bad_writer.writerow([night_params["run_id"], source.name, entity.name, night_params["batch_date"],
                                  entry.relative_path, row_number, reason,
                                  json.dumps({"cells": shown}, ensure_ascii=False, default=str)])

@@ -30,6 +30,13 @@ _TRUE = {"y", "yes", "true", "t", "1", "是"}
 _FALSE = {"n", "no", "false", "f", "0", "否"}
 
 
+SHOWN_CHARS = 80  # a value in a message is cut to this many characters (a 10 MB cell makes no 10 MB reason)
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"
+
+
 def parse_date(text: str) -> date:
     match = _CHINESE_DATE.match(text)
     if match:
@@ -57,7 +64,7 @@ def parse_timestamp(text: str) -> datetime:
     match = _CHINESE_DATE.match(text)
     if match:
         return datetime(*(int(part) for part in match.groups()))
-    raise ValueError(f"unrecognised date/time {text!r}")
+    raise ValueError(f"unrecognised date/time {_shown(text)!r}")
 
 
 def parse_month(text: str) -> date:
@@ -66,7 +73,7 @@ def parse_month(text: str) -> date:
         year, month = int(match.group(1)), int(match.group(2))
         if 1 <= month <= 12:
             return date(year, month, 1)
-        raise ValueError(f"month out of range in {text!r}")
+        raise ValueError(f"month out of range in {_shown(text)!r}")
     return parse_date(text).replace(day=1)
 
 
@@ -96,7 +103,7 @@ def convert(column: Column, raw: object, key: bytes) -> str | None:
     kind = column.type
     if kind == "text":
         if column.allowed is not None and text not in column.allowed:
-            raise ValueError(f"{column.name}: {text!r} is not one of {', '.join(column.allowed)}")
+            raise ValueError(f"{column.name}: {_shown(text)!r} is not one of {', '.join(column.allowed)}")
         return text
     if kind == "bool":
         lowered = text.lower()
@@ -104,7 +111,7 @@ def convert(column: Column, raw: object, key: bytes) -> str | None:
             return "true"
         if lowered in _FALSE:
             return "false"
-        raise ValueError(f"{column.name}: {text!r} is not a yes/no value")
+        raise ValueError(f"{column.name}: {_shown(text)!r} is not a yes/no value")
     if kind == "date":
         return _checked(column, text, parse_date).isoformat()
     if kind == "timestamp":
@@ -113,9 +120,9 @@ def convert(column: Column, raw: object, key: bytes) -> str | None:
         return _checked(column, text, parse_month).isoformat()
     number = _number(column, text)
     if column.min is not None and number < Decimal(str(column.min)):
-        raise ValueError(f"{column.name}: {text} below plausible minimum {column.min}")
+        raise ValueError(f"{column.name}: {_shown(text)} below plausible minimum {column.min}")
     if column.max is not None and number > Decimal(str(column.max)):
-        raise ValueError(f"{column.name}: {text} outside plausible range [{column.min}, {column.max}]")
+        raise ValueError(f"{column.name}: {_shown(text)} outside plausible range [{column.min}, {column.max}]")
     return str(number)
 
 
@@ -124,12 +131,12 @@ def _number(column: Column, text: str) -> Decimal:
     try:
         number = Decimal(cleaned)
     except InvalidOperation:
-        raise ValueError(f"{column.name}: {text!r} is not a number") from None
+        raise ValueError(f"{column.name}: {_shown(text)!r} is not a number") from None
     if not number.is_finite():
-        raise ValueError(f"{column.name}: {text!r} is not a finite number")
+        raise ValueError(f"{column.name}: {_shown(text)!r} is not a finite number")
     if column.type == "int":
         if number != number.to_integral_value():
-            raise ValueError(f"{column.name}: {text!r} is not a whole number")
+            raise ValueError(f"{column.name}: {_shown(text)!r} is not a whole number")
         number = number.quantize(Decimal(1))
     return number
 

@@ -37,6 +37,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from hospital_ops import batches, limits
 from hospital_ops.config import settings
 
 log = logging.getLogger(__name__)
@@ -240,6 +241,9 @@ def run_quality_gate(
             by_validation.update(gx_results)
         results = [r for v in spec.validations for r in by_validation.get(v, [])]
         _record(conn, results, run_id=run_id, business_date=business_date, checkpoint=spec.name)
+        # a verdict on tonight's batch of each raw table: a rejected batch is held out of publication
+        batches.record_gate_verdicts(conn, results, [v.table for v in present if v.row_filter],
+                                     run_id=run_id, business_date=business_date)
     finally:
         conn.close()
 
@@ -301,7 +305,7 @@ def _run_gx_checkpoint(warehouse_url: str, spec: CheckpointSpec, validations: Se
             # a large table is a value the planner's statistics have not seen yet, so it estimates a
             # row or two and picks a nested loop: quadratic in the batch (7 s for 10,000 charges).
             # Hash joins cost little at any size.
-            "options": "-c enable_nestloop=off",
+            "options": f"-c enable_nestloop=off {limits.session_options()}",
         }},
     )
     try:

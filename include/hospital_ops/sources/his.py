@@ -28,7 +28,7 @@ Conventions
 from __future__ import annotations
 
 from hospital_ops.sources.spec import Column as C
-from hospital_ops.sources.spec import Entity, Source
+from hospital_ops.sources.spec import Entity, RowRule, Source
 
 SOURCE_NAME = "his"
 WATERMARK_COLUMN = "updated_at"
@@ -51,13 +51,14 @@ _MONEY_MAX = 1e9  # a plausibility bound, not a business rule
 
 
 def _updated_at() -> C:
-    return C(WATERMARK_COLUMN, "timestamp", required=True)
+    return C(WATERMARK_COLUMN, "timestamp", required=True, dates="register")
 
 
 def _entity(name: str, *, load_order: int, description: str, business_key: tuple[str, ...],
-            columns: tuple[C, ...]) -> Entity:
+            columns: tuple[C, ...], row_rules: tuple[RowRule, ...] = ()) -> Entity:
     return Entity(source=SOURCE_NAME, name=name, file_pattern=f"his_{name}.csv", load_order=load_order,
-                  description=description, business_key=business_key, columns=(*columns, _updated_at()))
+                  description=description, business_key=business_key, columns=(*columns, _updated_at()),
+                  row_rules=row_rules)
 
 
 SOURCE = Source(
@@ -97,9 +98,10 @@ SOURCE = Source(
                 C("role", required=True, allowed=STAFF_ROLES),
                 C("title"),  # e.g. 主任医师, 主管护师
                 C("title_grade", required=True, allowed=TITLE_GRADES),
-                C("hired_on", "date", required=True),
-                C("left_on", "date"),
+                C("hired_on", "date", required=True, dates="register"),
+                C("left_on", "date", dates="register"),
             ),
+            row_rules=(RowRule("left_on", ">=", "hired_on", "a leaver leaves after being hired"),),
         ),
         _entity(
             "beds", load_order=2, business_key=("bed_id",),
@@ -109,9 +111,10 @@ SOURCE = Source(
                 C("department_id", required=True, references=DEPARTMENT_REF),
                 C("ward", required=True),
                 C("bed_no", required=True),
-                C("open_from", "date", required=True),
-                C("open_to", "date"),  # last day open; blank = still open
+                C("open_from", "date", required=True, dates="register"),
+                C("open_to", "date", dates="term"),  # last day open; blank = still open
             ),
+            row_rules=(RowRule("open_to", ">=", "open_from", "a bed's last open day is not before its first"),),
         ),
         _entity(
             "equipment", load_order=2, business_key=("equipment_id",),
@@ -122,9 +125,10 @@ SOURCE = Source(
                 C("equipment_name", required=True),
                 C("category", required=True),
                 C("purchase_value_cny", "decimal", required=True, min=0, max=_MONEY_MAX),
-                C("acquired_on", "date", required=True),
-                C("retired_on", "date"),
+                C("acquired_on", "date", required=True, dates="register"),
+                C("retired_on", "date", dates="register"),
             ),
+            row_rules=(RowRule("retired_on", ">=", "acquired_on", "equipment is retired after it was acquired"),),
         ),
         _entity(
             "patients", load_order=2, business_key=("patient_id",),
@@ -136,7 +140,7 @@ SOURCE = Source(
                 C("phone", pii=True),
                 C("mrn", required=True, pii=True),  # medical-record number 病案号
                 C("gender", required=True, allowed=GENDERS),
-                C("birth_date", "date"),
+                C("birth_date", "date", dates="register"),
             ),
         ),
         _entity(
@@ -165,6 +169,7 @@ SOURCE = Source(
                 # 是否有出院31天内再住院计划: this discharge plans a readmission within 31 days
                 C("planned_readmission", "bool"),
             ),
+            row_rules=(RowRule("discharged_at", ">=", "admitted_at", "a patient is discharged after admission"),),
         ),
         _entity(
             "diagnoses", load_order=4, business_key=("stay_id", "seq_no"),

@@ -48,7 +48,7 @@ a night that delivers both); the version-exact check is the join above, tested d
 from __future__ import annotations
 
 from hospital_ops.sources.spec import Column as C
-from hospital_ops.sources.spec import Entity, Source
+from hospital_ops.sources.spec import Entity, RowRule, Source
 
 SOURCE_NAME = "insurance"
 
@@ -100,6 +100,7 @@ SOURCE = Source(
                 C("case_cost_cny", "decimal", required=True, min=0, max=_MONEY_MAX),
                 C("los_days", "int", required=True, min=1, max=_LOS_MAX),
             ),
+            row_rules=(RowRule("settled_on", ">=", "discharge_date", "a case is settled after discharge"),),
         ),
     ),
 )

@@ -21,7 +21,7 @@ pseudonym key) within `referral_visit_window_days` (dbt var) after `referred_at`
 from __future__ import annotations
 
 from hospital_ops.sources.spec import Column as C
-from hospital_ops.sources.spec import Entity, Source
+from hospital_ops.sources.spec import Entity, RowRule, Source
 
 SOURCE_NAME = "referral"
 
@@ -48,7 +48,7 @@ SOURCE = Source(
                 C("channel_name", required=True),
                 C("channel_type", required=True, allowed=CHANNEL_TYPES),
                 C("tier", required=True, allowed=CHANNEL_TIERS),
-                C("cooperation_start_date", "date", required=True),
+                C("cooperation_start_date", "date", required=True, dates="register"),
                 C("partner_hospital_id", required=True),  # the consortium hospital the channel refers to
                 C("contact_person", pii=True),
                 C("contact_phone", pii=True),
@@ -69,6 +69,7 @@ SOURCE = Source(
                 C("first_contact_at", "timestamp"),  # blank: not contacted yet, or only minutes exported
                 C("response_minutes", "int", min=0, max=RESPONSE_MINUTES_MAX),
             ),
+            row_rules=(RowRule("first_contact_at", ">=", "referred_at", "a referred patient is contacted after the referral"),),
         ),
     ),
 )

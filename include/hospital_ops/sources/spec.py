@@ -11,6 +11,15 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 ColumnType = Literal["text", "int", "decimal", "date", "timestamp", "bool", "month"]
+# The plausible range of a date, timestamp or month column (the limits themselves are dbt vars in
+# dbt_project.yml, read by hospital_ops.config.date_bounds; a value outside is quarantined at landing):
+# - "event": something that happened in the history the platform covers: from `history_start_date` to
+#   the business date plus `future_date_tolerance_days` (a visit, a charge, a reading, a report);
+# - "register": a register's date, which may predate that history: from `register_start_date` (a hire,
+#   a birth, an acquisition, a record's updated_at) to the business date plus the same tolerance;
+# - "term": a date that is planned or ends a term: from `register_start_date` to `term_horizon_years`
+#   after the business date (a contract's end, a certificate's expiry, a scheduled follow-up).
+DateRange = Literal["event", "register", "term"]
 
 PG_TYPES: dict[str, str] = {
     "text": "text",
@@ -37,10 +46,28 @@ class Column:
     # scrubbed by an extractor (API sources, hospital_ops.extract.api) before anything is written to
     # disk (hospital_ops.extract.scrub); a file source's files arrive on disk as the source wrote them
     free_text: bool = False
+    dates: DateRange = "event"  # the plausible range of a date, timestamp or month column (above)
 
     @property
     def raw_name(self) -> str:
         return f"{self.name}_pseudo" if self.pii else self.name
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """A rule between two columns of the same row, checked at landing: `left op right` must hold when
+    both have a value, or the row is quarantined with the rule's reason (passed items never exceed the
+    items checked, a report is issued after its specimen is received, …)."""
+
+    left: str
+    op: Literal["<=", ">="]
+    right: str
+    reason: str  # what the rule means, in a few words
+
+    @property
+    def message(self) -> str:
+        broken = ">" if self.op == "<=" else "<"
+        return f"{self.left} {broken} {self.right}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -56,6 +83,7 @@ class Entity:
     file_format: Literal["csv", "xlsx"] = "csv"
     sheet: str | None = None
     load_order: int = 10  # reference data (registries) loads before what refers to it
+    row_rules: tuple[RowRule, ...] = ()
 
     @property
     def raw_table(self) -> str:

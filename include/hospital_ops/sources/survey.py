@@ -63,7 +63,7 @@ def _entity(name: str, *, load_order: int, description: str, business_key: tuple
             columns: tuple[C, ...]) -> Entity:
     return Entity(source=SOURCE_NAME, name=name, file_pattern=f"survey_{name}.csv", load_order=load_order,
                   description=description, business_key=business_key,
-                  columns=(*columns, C(WATERMARK_COLUMN, "timestamp", required=True)))
+                  columns=(*columns, C(WATERMARK_COLUMN, "timestamp", required=True, dates="register")))
 
 
 def _score() -> C:
@@ -137,7 +137,7 @@ SOURCE = Source(
                 C("hospital_id", required=True),
                 C("department_id", required=True),
                 C("patient_national_id", pii=True),
-                C("scheduled_on", "date", required=True),
+                C("scheduled_on", "date", required=True, dates="term"),
                 C("completed_at", "timestamp"),
                 C("outcome", allowed=FOLLOW_UP_OUTCOMES),
                 C("satisfied", "bool"),

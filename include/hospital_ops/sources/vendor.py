@@ -10,7 +10,13 @@ re-sent with a correction (a higher `revision`) a night later.
 from __future__ import annotations
 
 from hospital_ops.sources.spec import Column as C
-from hospital_ops.sources.spec import Entity, Source
+from hospital_ops.sources.spec import Entity, RowRule, Source
+
+# plausibility bounds, not business rules: a value beyond them is a broken file, not a big month
+_COUNT_MAX = 10_000_000  # items, reports, patients or complaints in one row
+_MONEY_MAX = 1e10  # CNY in one contract
+_PRICE_MAX = 1e8  # CNY for one priced item
+_MEASURE_MAX = 1e9  # a lab QC value in its unit
 
 SERVICE_TYPES = (
     "pathology_diagnosis",
@@ -46,7 +52,7 @@ SOURCE = Source(
                 C("unified_credit_code", required=True),
                 C("contact_person", pii=True),
                 C("contact_phone", pii=True),
-                C("admitted_on", "date", required=True),
+                C("admitted_on", "date", required=True, dates="register"),
                 C("related_party_declared", "bool"),
             ),
         ),
@@ -59,13 +65,14 @@ SOURCE = Source(
                 C("vendor_id", required=True, references=VENDOR_REF),
                 C("hospital_id", required=True),
                 C("service_type", required=True, allowed=SERVICE_TYPES),
-                C("start_date", "date", required=True),
-                C("end_date", "date", required=True),
+                C("start_date", "date", required=True, dates="register"),
+                C("end_date", "date", required=True, dates="term"),
                 C("sla_lab_accuracy_min", "decimal", min=0, max=1),
                 C("sla_report_on_time_min", "decimal", min=0, max=1),
                 C("sla_delivery_on_time_min", "decimal", min=0, max=1),
-                C("annual_value_cny", "decimal", min=0),
+                C("annual_value_cny", "decimal", min=0, max=_MONEY_MAX),
             ),
+            row_rules=(RowRule("end_date", ">=", "start_date", "a contract ends after it starts"),),
         ),
         Entity(
             source="vendor", name="qualifications", file_pattern="qualifications*.csv", load_order=1,
@@ -75,9 +82,10 @@ SOURCE = Source(
                 C("certificate_no", required=True),
                 C("vendor_id", required=True, references=VENDOR_REF),
                 C("certificate_type", required=True, allowed=CERTIFICATE_TYPES),
-                C("issued_on", "date", required=True),
-                C("expires_on", "date", required=True),
+                C("issued_on", "date", required=True, dates="register"),
+                C("expires_on", "date", required=True, dates="term"),
             ),
+            row_rules=(RowRule("expires_on", ">=", "issued_on", "a certificate expires after it is issued"),),
         ),
         Entity(
             source="vendor", name="price_list", file_pattern="price_list*.csv", load_order=1,
@@ -87,9 +95,9 @@ SOURCE = Source(
                 C("vendor_id", required=True, references=VENDOR_REF),
                 C("item_code", required=True),
                 C("item_name", required=True),
-                C("unit_price_cny", "decimal", required=True, min=0),
-                C("reference_price_cny", "decimal", required=True, min=0),
-                C("effective_from", "date", required=True),
+                C("unit_price_cny", "decimal", required=True, min=0, max=_PRICE_MAX),
+                C("reference_price_cny", "decimal", required=True, min=0, max=_PRICE_MAX),
+                C("effective_from", "date", required=True, dates="register"),
             ),
         ),
         Entity(
@@ -100,13 +108,15 @@ SOURCE = Source(
             columns=(
                 C("vendor_id", required=True, references=VENDOR_REF),
                 C("period", "month", required=True),
-                C("revision", "int", required=True, min=1),
+                C("revision", "int", required=True, min=1, max=99),
                 C("submitted_on", "date", required=True),
-                C("service_volume", "int", required=True, min=0),
-                C("complaints_received", "int", required=True, min=0),
-                C("patients_surveyed", "int", min=0),
-                C("patients_satisfied", "int", min=0),
+                C("service_volume", "int", required=True, min=0, max=_COUNT_MAX),
+                C("complaints_received", "int", required=True, min=0, max=_COUNT_MAX),
+                C("patients_surveyed", "int", min=0, max=_COUNT_MAX),
+                C("patients_satisfied", "int", min=0, max=_COUNT_MAX),
             ),
+            row_rules=(RowRule("patients_satisfied", "<=", "patients_surveyed",
+                               "satisfied patients are among those surveyed"),),
         ),
         Entity(
             source="vendor", name="lab_qc_results", file_pattern="lab_qc_results*.csv", load_order=2,
@@ -117,8 +127,8 @@ SOURCE = Source(
                 C("vendor_id", required=True, references=VENDOR_REF),
                 C("run_at", "timestamp", required=True),
                 C("analyte", required=True),
-                C("expected_value", "decimal", required=True),
-                C("measured_value", "decimal", required=True),
+                C("expected_value", "decimal", required=True, min=-_MEASURE_MAX, max=_MEASURE_MAX),
+                C("measured_value", "decimal", required=True, min=-_MEASURE_MAX, max=_MEASURE_MAX),
                 C("allowed_deviation_pct", "decimal", required=True, min=0, max=100),
             ),
         ),
@@ -131,8 +141,9 @@ SOURCE = Source(
                 C("vendor_id", required=True, references=VENDOR_REF),
                 C("received_at", "timestamp", required=True),
                 C("issued_at", "timestamp"),
-                C("promised_hours", "decimal", required=True, min=0),
+                C("promised_hours", "decimal", required=True, min=0, max=24 * 366),
             ),
+            row_rules=(RowRule("issued_at", ">=", "received_at", "a report is issued after its specimen is received"),),
         ),
         Entity(
             source="vendor", name="deliveries", file_pattern="deliveries*.csv", load_order=2,
@@ -172,9 +183,10 @@ SOURCE = Source(
                 C("role", required=True),
                 C("certified", "bool", required=True),
                 C("training_hours_ytd", "decimal", required=True, min=0, max=2000),
-                C("joined_on", "date", required=True),
-                C("left_on", "date"),
+                C("joined_on", "date", required=True, dates="register"),
+                C("left_on", "date", dates="register"),
             ),
+            row_rules=(RowRule("left_on", ">=", "joined_on", "a leaver leaves after joining"),),
         ),
         Entity(
             source="vendor", name="inspections", file_pattern="inspections*.csv", load_order=2,
@@ -185,9 +197,10 @@ SOURCE = Source(
                 C("vendor_id", required=True, references=VENDOR_REF),
                 C("inspected_on", "date", required=True),
                 C("inspection_type", required=True, allowed=INSPECTION_TYPES),
-                C("items_checked", "int", required=True, min=0),
-                C("items_passed", "int", required=True, min=0),
+                C("items_checked", "int", required=True, min=0, max=_COUNT_MAX),
+                C("items_passed", "int", required=True, min=0, max=_COUNT_MAX),
             ),
+            row_rules=(RowRule("items_passed", "<=", "items_checked", "passed items are among the items checked"),),
         ),
         Entity(
             source="vendor", name="incidents", file_pattern="incidents*.csv", load_order=2,

@@ -20,7 +20,7 @@ activity as (
 
 months as (
     select generate_series(
-        date_trunc('month', (select min(first_day) from activity)),
+        {{ month_spine_start('(select min(first_day) from activity)') }},
         date_trunc('month', {{ business_date() }}),
         interval '1 month'
     )::date as month

@@ -76,7 +76,7 @@ spine as (
         extract(day from months.month + interval '1 month' - interval '1 day')::int as days_in_month
     from departments
     cross join generate_series(
-        date_trunc('month', (select min(first_day) from activity)),
+        {{ month_spine_start('(select min(first_day) from activity)') }},
         date_trunc('month', {{ business_date() }}),
         interval '1 month'
     ) as months (month)

@@ -6,4 +6,5 @@ select distinct on (vendor_id, split_part(_source_file, '/', 2)::date)
     split_part(_source_file, '/', 2)::date as delivered_on,
     _source_file as source_file
 from {{ source('vendor', 'registry') }}
+where {{ not_held(source('vendor', 'registry')) }}
 order by vendor_id, split_part(_source_file, '/', 2)::date, _batch_date desc, _row_number desc

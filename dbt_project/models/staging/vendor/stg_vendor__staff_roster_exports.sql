@@ -6,6 +6,7 @@ with exports as (
         *,
         split_part(_source_file, '/', 2)::date as delivered_on
     from {{ source('vendor', 'staff_roster') }}
+    where {{ not_held(source('vendor', 'staff_roster')) }}
 ),
 
 one_row_per_staff_and_export as (
