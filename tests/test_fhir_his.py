@@ -49,9 +49,8 @@ def write_bundles(drop: Path) -> list[Path]:
     return paths
 
 
-def write_ndjson(bundles: list[Path], drop: Path) -> None:
-    """The same records as a Bulk Data export: NDJSON per type, relative references, half gzip."""
-    drop.mkdir(parents=True)
+def bulk_resources(bundles: list[Path]) -> dict[str, list[dict]]:
+    """The Bundles' resources by type, with references made relative as a Bulk Data export has them."""
     by_type: dict[str, list[dict]] = defaultdict(list)
     for path in bundles:
         bundle = json.loads(path.read_text(encoding="utf-8"))
@@ -67,6 +66,13 @@ def write_ndjson(bundles: list[Path], drop: Path) -> None:
 
         for entry in bundle["entry"]:
             by_type[entry["resource"]["resourceType"]].append(relative(entry["resource"]))
+    return by_type
+
+
+def write_ndjson(bundles: list[Path], drop: Path) -> None:
+    """The same records as a Bulk Data export: NDJSON per type, relative references, half gzip."""
+    drop.mkdir(parents=True)
+    by_type = bulk_resources(bundles)
     for position, (rtype, resources) in enumerate(sorted(by_type.items())):
         text = "".join(json.dumps(r) + "\n" for r in resources)
         if position % 2:
@@ -151,7 +157,7 @@ def personal_needles(bundles: list[Path]) -> set[str]:
 # ------------------------------------------------------------------------------- a night run
 
 
-def run_fhir_night(export: Path, var_dir: Path, url: str) -> dict:
+def run_fhir_night(export: Path | None, var_dir: Path, url: str, server_url: str | None = None) -> dict:
     from hospital_ops.dbt_runner import run_dbt
     from hospital_ops.pipeline import extract, load
 
@@ -160,7 +166,13 @@ def run_fhir_night(export: Path, var_dir: Path, url: str) -> dict:
         patch.setenv("HOSPITAL_OPS_PSEUDONYM_KEY", KEY)
         patch.setenv("WAREHOUSE_URL", url)
         patch.setenv("HIS_KIND", "fhir")
-        patch.setenv("HIS_FHIR_DIR", str(export))
+        if server_url:  # a FHIR server's Bulk Data $export
+            patch.setenv("HIS_FHIR_URL", server_url)
+            patch.setenv("HIS_FHIR_TOKEN", "bulk-token")
+            patch.delenv("HIS_FHIR_DIR", raising=False)
+        else:  # a drop folder
+            patch.setenv("HIS_FHIR_DIR", str(export))
+            patch.delenv("HIS_FHIR_URL", raising=False)
         patch.delenv("HOSPITAL_OPS_TIMEZONE", raising=False)
         extracted = extract("his", warehouse_url=url, business_date=NIGHT)
         loaded = load("his", extracted, warehouse_url=url, business_date=NIGHT, run_id="fhir-night-1")
@@ -194,8 +206,10 @@ def figures_from_warehouse(url: str) -> dict:
     }
 
 
-@pytest.fixture(scope="module", params=["bundles", "bulk_ndjson"])
+@pytest.fixture(scope="module", params=["bundles", "bulk_ndjson", "bulk_server"])
 def night(request, tmp_path_factory, fresh_database) -> SimpleNamespace:
+    from hospital_ops.generate.fhir_bulk_server import FhirBulkServer
+
     root = tmp_path_factory.mktemp(request.param)
     bundles = write_bundles(root / "bundles")
     export = root / "bundles"
@@ -204,7 +218,16 @@ def night(request, tmp_path_factory, fresh_database) -> SimpleNamespace:
         write_ndjson(bundles, export)
     url = fresh_database("fhir")
     var_dir = root / "var"
-    result = run_fhir_night(export, var_dir, url)
+    if request.param == "bulk_server":  # served by the Bulk Data simulator, with faults on the way
+        resources = [r for items in bulk_resources(bundles).values() for r in items]
+        with FhirBulkServer(resources, token="bulk-token", file_lines=2000, errors_for={"no-such-id"}) as server:
+            server.inject("rate_limit", "/$export", retry_after=1)
+            server.inject("expired", "Encounter")
+            server.inject("cut", "Claim")
+            result = run_fhir_night(None, var_dir, url, server_url=server.url)
+            assert any(method == "DELETE" for method, _, _ in server.requests)
+    else:
+        result = run_fhir_night(export, var_dir, url)
     return SimpleNamespace(url=url, var_dir=var_dir, bundles=bundles, result=result,
                            expected=expected_figures(bundles))
 

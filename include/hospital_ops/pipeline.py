@@ -13,6 +13,7 @@ last good night left it.
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import closing
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -59,8 +60,9 @@ def extract(source_name: str, *, warehouse_url: str, business_date: date, inbox:
     source = SOURCES[source_name]
     incremental = source.extract in ("sql", "api")
     if source_name == "his" and his_kind() == "fhir":  # the HIS over HL7 FHIR R4 (extract/fhir_night.py)
-        if fhir_export_dir() is None:
-            raise SourceNotConfigured("his: HIS_KIND=fhir but no FHIR export configured (set HIS_FHIR_DIR)")
+        if fhir_export_dir() is None and not os.environ.get("HIS_FHIR_URL"):
+            raise SourceNotConfigured("his: HIS_KIND=fhir but no FHIR export configured (set HIS_FHIR_URL or "
+                                      "HIS_FHIR_DIR)")
         with closing(connect(warehouse_url)) as conn:
             ensure_raw_schema(conn, source)
             return extract_his_fhir(conn, business_date=business_date, export_dir=fhir_export_dir())
