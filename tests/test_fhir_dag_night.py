@@ -1,10 +1,16 @@
 """The nightly DAG itself (`airflow dags test`) on a fresh warehouse with only the HIS configured, over
-FHIR (the 30 public Synthea patients as a drop folder of Bundles): it builds, gates and publishes, and the
-published figures equal the ones the staging tests compute from the files. A business date before the
-DAG's start date is refused with a clear message, never "succeeded" with nothing done."""
+FHIR (the public Synthea patients as a drop folder of Bundles): it builds, gates and publishes, and the
+published figures equal the ones computed from the files. A business date before the DAG's start date is
+refused with a clear message, never "succeeded" with nothing done.
+
+One of the 30 patients has a 15-year inpatient stay (5,539 bed-days): its department-month's ALOS is far
+beyond the gate's bound for a general hospital (`average_length_of_stay` in
+expectations/suites/marts.fct_department_month_ledger.json), and the gate rightly refuses that night.
+The publishing night here leaves out the patients with a stay longer than that bound (read from the suite)."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
@@ -12,6 +18,22 @@ from nightly_runs import query
 from test_fhir_his import NIGHT, REFERENCE, expected_figures, write_bundles
 
 from hospital_ops.airflow_local import run_night
+from hospital_ops.config import PROJECT_ROOT
+from test_fhir_his import local
+
+
+def alos_bound() -> float:
+    suite = json.loads((PROJECT_ROOT / "expectations" / "suites" / "marts.fct_department_month_ledger.json")
+                       .read_text(encoding="utf-8"))
+    return next(e["kwargs"]["max_value"] for e in suite["expectations"]
+                if e["kwargs"].get("column") == "average_length_of_stay")
+
+
+def longest_stay(bundle) -> int:  # type: ignore[no-untyped-def]
+    days = [(local(r["period"]["end"]).date() - local(r["period"]["start"]).date()).days
+            for r in (e["resource"] for e in json.loads(bundle.read_text(encoding="utf-8"))["entry"])
+            if r["resourceType"] == "Encounter" and r["class"]["code"] == "IMP" and r["period"].get("end")]
+    return max(days, default=0)
 
 pytestmark = pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"public reference data not found at {REFERENCE}")
 
@@ -19,7 +41,13 @@ pytestmark = pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"public referenc
 @pytest.fixture(scope="module")
 def dag_night(tmp_path_factory, fresh_database):
     root = tmp_path_factory.mktemp("fhir_dag")
-    bundles = write_bundles(root / "bundles")
+    bundles = []
+    for bundle in write_bundles(root / "bundles"):
+        if longest_stay(bundle) > alos_bound():
+            bundle.unlink()
+        else:
+            bundles.append(bundle)
+    assert 0 < len(bundles) < 30
     url = fresh_database("fhirdag")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HOSPITAL_OPS_VAR_DIR", str(root / "var"))
