@@ -229,3 +229,15 @@ def test_nothing_personal_is_written(landed) -> None:
     for needle in ("张三", "Zhang", "13800138000", "zs@example.com", "建国路", "MRN-778899", "110101199003071234",
                    "E12345678", ",p1,"):
         assert needle not in text, needle
+
+
+def test_the_his_interface_is_configuration(monkeypatch) -> None:
+    from hospital_ops.extract.fhir_night import HisConfigurationError, his_kind
+
+    monkeypatch.delenv("HIS_KIND", raising=False)
+    assert his_kind() == "sql"  # the default
+    monkeypatch.setenv("HIS_KIND", "FHIR")
+    assert his_kind() == "fhir"
+    monkeypatch.setenv("HIS_KIND", "hl7v2")
+    with pytest.raises(HisConfigurationError, match="HIS_KIND='hl7v2': must be one of sql, fhir"):
+        his_kind()
