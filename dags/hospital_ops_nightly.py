@@ -119,10 +119,12 @@ def hospital_ops_nightly() -> None:
 
     @task(**NO_RETRY)
     def quality_gate() -> dict:
-        from hospital_ops.quality.gate import QualityGateFailed, run_quality_gate
+        from hospital_ops.quality.gate import QualityGateFailed, check_quarantine_share, run_quality_gate
 
         try:
             result = run_quality_gate(_warehouse_url(), run_id=_run_id(), business_date=_business_date())
+            # a source whose night was mostly quarantined fails too (seed quality_quarantine_thresholds)
+            check_quarantine_share(_warehouse_url(), run_id=_run_id(), business_date=_business_date())
         except QualityGateFailed as exc:
             _fail_without_retry(exc)
         return {"success": result.success, "expectations": len(result.results)}

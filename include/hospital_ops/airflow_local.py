@@ -62,6 +62,7 @@ class NightRun:
     succeeded: bool
     failed_tasks: list[str]
     log_file: Path
+    message: str = ""  # why a night did not succeed when no task says it (e.g. a date before the DAG's start)
 
 
 _RUN_STATE = re.compile(r"DagRun Finished: .*?state=(\w+)")
@@ -82,4 +83,14 @@ def run_night(business_date: date, warehouse_url: str) -> NightRun:
     task_of = {ti_id: task_id for task_id, ti_id in _TASK_STARTED.findall(text)}
     failed_tasks = sorted({task_of.get(ti_id, ti_id) for ti_id in _TASK_FAILED.findall(text)})
     succeeded = result.returncode == 0 and states[-1:] == ["success"]
-    return NightRun(business_date, succeeded, failed_tasks, log_file)
+    message = ""
+    if succeeded and not task_of:
+        # Airflow marks a run before the DAG's start_date "success" without scheduling one task: refuse it
+        # rather than report a night that did nothing (the first night on or after the start date catches
+        # up the whole history through the extract watermarks).
+        succeeded = False
+        message = (f"business date {business_date} was not run: no task of {DAG_ID} was scheduled for it "
+                   f"(a date before the DAG's start_date); run a night on or after the start date, whose "
+                   f"extract catches up on the history")
+        log.error("%s (log: %s)", message, log_file)
+    return NightRun(business_date, succeeded, failed_tasks, log_file, message)

@@ -131,7 +131,8 @@ def _run_nights_with_sources(nights: list[date], url: str) -> bool:
         started = time.monotonic()
         _progress(f"night {night}: running DAG hospital_ops_nightly …")
         run = run_night(night, url)
-        verdict = "succeeded" if run.succeeded else f"FAILED (tasks: {', '.join(run.failed_tasks) or 'see log'})"
+        reason = run.message or "tasks: " + (", ".join(run.failed_tasks) or "see log")
+        verdict = "succeeded" if run.succeeded else f"FAILED ({reason})"
         _progress(f"night {night}: {verdict} in {time.monotonic() - started:.0f} s (log: {run.log_file})")
         last = position == len(nights) or not run.succeeded
         print(format_summary(night_summary(warehouse_url=url, business_date=night),

@@ -135,3 +135,11 @@ def _set_environment(values: Mapping[str, str | None]) -> None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+def hospital_timezone():  # type: ignore[no-untyped-def]
+    """The hospital's time zone, one setting for the extractors (FHIR instants with any offset are
+    converted to it) and the marts: HOSPITAL_OPS_TIMEZONE, default Asia/Shanghai (no daylight saving)."""
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(os.environ.get("HOSPITAL_OPS_TIMEZONE") or "Asia/Shanghai")

@@ -31,6 +31,7 @@ from hospital_ops.load.loader import (
     watermark,
 )
 from hospital_ops.extract.api import extract_api_source
+from hospital_ops.extract.fhir_night import extract_his_fhir, fhir_export_dir, his_kind, load_his_fhir_detail
 from hospital_ops.extract.sql import (
     extract_sql_source,
     landed_versions,
@@ -65,8 +66,19 @@ def extract(source_name: str, *, warehouse_url: str, business_date: date, inbox:
     source's API (API sources: `source_url` is the base URL, `source_token` the bearer token)."""
     source = SOURCES[source_name]
     incremental = source.extract in ("sql", "api")
+    if source_name == "his" and his_kind() == "fhir":  # the HIS over HL7 FHIR R4 (extract/fhir_night.py)
+        if fhir_export_dir() is None and not os.environ.get("HIS_FHIR_URL"):
+            raise SourceNotConfigured("his: HIS_KIND=fhir but no FHIR export configured (set HIS_FHIR_URL or "
+                                      "HIS_FHIR_DIR)")
+        with closing(connect(warehouse_url)) as conn:
+            ensure_raw_schema(conn, source)
+            return extract_his_fhir(conn, business_date=business_date, export_dir=fhir_export_dir())
     with closing(connect(warehouse_url)) as conn:
         ensure_raw_schema(conn, source)  # staging can build on an empty source
+        if source_name == "his":  # the FHIR detail tables exist, empty, on a SQL HIS too
+            from hospital_ops.sources.his_fhir import SOURCE as HIS_FHIR_SOURCE
+
+            ensure_raw_schema(conn, HIS_FHIR_SOURCE)
         if incremental:
             if not source_url:
                 what = "database" if source.extract == "sql" else "API URL"
@@ -115,6 +127,9 @@ def load(source_name: str, extracted: dict, *, warehouse_url: str, business_date
             save_watermarks(conn, source.name, business_date,
                             {k: datetime.fromisoformat(v) for k, v in extracted["watermarks"].items()},
                             run_id=run_id)
+        fhir_detail = load_his_fhir_detail(conn, extracted, business_date=business_date, run_id=run_id)
+    if fhir_detail is not None:
+        return night.as_dict() | {"fhir_detail": fhir_detail}
     return night.as_dict()
 
 

@@ -663,3 +663,103 @@ def _record(conn, results: list[dict], *, run_id: str, business_date: date, chec
 def _safe_run_name(run_id: str) -> str:
     """Data Docs put the run name into file paths: keep it to safe characters."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", run_id) or "run"
+
+
+# ------------------------------------------------------------------------- quarantine share
+
+QUARANTINE_CHECKPOINT = "quarantine_share"
+QUARANTINE_THRESHOLDS_SEED = "quality_quarantine_thresholds"
+_TOP_REASONS = 3
+
+
+def quarantine_thresholds(seeds_dir: Path | None = None) -> dict[tuple[str, str], float]:
+    """(source, entity) → the largest share of a night's rows that may be quarantined (seed
+    `quality_quarantine_thresholds`; `*` matches any source or the source as a whole)."""
+    import csv
+
+    path = (seeds_dir or settings().dbt_project_dir / "seeds") / f"{QUARANTINE_THRESHOLDS_SEED}.csv"
+    with path.open(encoding="utf-8", newline="") as handle:
+        return {(row["source"].strip(), row["entity"].strip()): float(row["max_quarantined_share"])
+                for row in csv.DictReader(handle)}
+
+
+def _threshold(thresholds: dict[tuple[str, str], float], source: str, entity: str) -> float:
+    for key in ((source, entity), (source, "*"), ("*", entity), ("*", "*")):
+        if key in thresholds:
+            return thresholds[key]
+    return 1.0
+
+
+def check_quarantine_share(
+    warehouse_url: str,
+    *,
+    run_id: str,
+    business_date: date,
+    thresholds: dict[tuple[str, str], float] | None = None,
+    raise_on_failure: bool = True,
+) -> GateResult:
+    """Fail a source (and name the entity) whose quarantined share of tonight's rows exceeds its threshold.
+
+    A night that landed nothing of a source's rows (every one quarantined) would otherwise pass every
+    expectation on empty tables and publish nothing. Each source's night as a whole (entity `*`) and each
+    entity is checked; a failure names the top quarantine reasons. Results are recorded in
+    dq.validation_results under the checkpoint `quarantine_share`.
+    """
+    import psycopg2
+
+    from hospital_ops.load.loader import reason_category
+
+    thresholds = thresholds if thresholds is not None else quarantine_thresholds()
+    if isinstance(business_date, str):
+        business_date = date.fromisoformat(business_date)
+    results: list[dict] = []
+    conn = psycopg2.connect(_libpq_url(warehouse_url))
+    try:
+        if not _missing_tables(conn, ["raw._load_files"]):
+            with conn.cursor() as cur:
+                cur.execute("select source, entity, sum(rows_read), sum(rows_quarantined) from raw._load_files "
+                            "where batch_date = %s group by source, entity order by source, entity", (business_date,))
+                counts = [(s, e, int(r), int(q)) for s, e, r, q in cur.fetchall()]
+                cur.execute("select source, entity, reason from raw._quarantine where batch_date = %s",
+                            (business_date,))
+                reasons: dict[tuple[str, str], dict[str, int]] = {}
+                for source, entity, reason in cur.fetchall():
+                    category = reason_category(entity, reason)
+                    for key in ((source, entity), (source, "*")):
+                        bucket = reasons.setdefault(key, {})
+                        bucket[category] = bucket.get(category, 0) + 1
+            totals: dict[str, list[int]] = {}
+            for source, entity, read, quarantined in counts:
+                totals.setdefault(source, [0, 0])
+                totals[source][0] += read
+                totals[source][1] += quarantined
+            checks = [(s, "*", r, q) for s, (r, q) in sorted(totals.items())] + counts
+            for source, entity, read, quarantined in checks:
+                if read == 0:
+                    continue
+                limit = _threshold(thresholds, source, entity)
+                share = quarantined / read
+                top = sorted(reasons.get((source, entity), {}).items(), key=lambda kv: -kv[1])[:_TOP_REASONS]
+                results.append({
+                    "checkpoint": QUARANTINE_CHECKPOINT, "suite": QUARANTINE_CHECKPOINT,
+                    "target_table": f"raw.{source}__{entity}" if entity != "*" else f"raw.{source}__*",
+                    "row_filter": f"_batch_date = '{business_date}'",
+                    "expectation_type": "quarantined_share_at_most", "column_name": None,
+                    "kwargs": {"source": source, "entity": entity, "max_quarantined_share": limit},
+                    "success": share <= limit,
+                    "observed_value": {"quarantined": quarantined, "rows_read": read, "share": round(share, 4),
+                                       "top_reasons": [f"{n}× {reason}" for reason, n in top]},
+                    "unexpected_count": quarantined, "element_count": read, "exception": None,
+                })
+        _record(conn, results, run_id=run_id, business_date=business_date, checkpoint=QUARANTINE_CHECKPOINT)
+    finally:
+        conn.close()
+    outcome = GateResult(success=all(r["success"] for r in results), run_id=run_id, business_date=business_date,
+                         results=results, checkpoint=QUARANTINE_CHECKPOINT)
+    if not outcome.success:
+        log.error("%s", outcome.failure_report())
+        if raise_on_failure:
+            raise QualityGateFailed(outcome.failure_report(), outcome)
+    else:
+        log.info("%s", outcome.summary())
+    return outcome

@@ -192,7 +192,7 @@ SOURCE = Source(
                 C("surgeon_id"),
                 C("procedure_code", required=True),
                 C("procedure_name"),
-                C("grade", "int", required=True, min=1, max=4),
+                C("grade", "int", min=1, max=4),  # blank = ungraded 未分级 (a FHIR procedure the grade seed leaves blank)
                 C("minimally_invasive", "bool", required=True),
                 C("performed_at", "timestamp", required=True),
             ),

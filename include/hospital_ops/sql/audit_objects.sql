@@ -146,6 +146,7 @@ create trigger score_adjustments_append_only before update or delete on ops.scor
     for each row execute function audit.refuse_change();
 
 -- @requires ops.score_adjustments
+-- @requires scoring.department_performance_score
 -- Every appeal decision on a department's score: old (computed) and new value, who, when, why.
 create or replace view audit.score_adjustments as
 select

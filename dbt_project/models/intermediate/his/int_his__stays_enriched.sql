@@ -32,7 +32,12 @@ surgeries as (
 next_admission as (
     select
         stay_id,
-        lead(admitted_at) over (partition by patient_id order by admitted_at, stay_id) as next_admitted_at
+        -- the first admission strictly after this one (a second stay opened at the same instant, as a FHIR
+        -- export can hold, is not a readmission)
+        min(admitted_at) over (
+            partition by patient_id order by admitted_at
+            range between interval '1 microsecond' following and unbounded following
+        ) as next_admitted_at
     from stays
 )
 

@@ -19,7 +19,7 @@
     'open_beds', 'open_bed_days', 'equipment_count', 'equipment_value_cny',
     'admissions', 'discharges', 'discharge_patient_days', 'patient_days', 'surgical_discharges',
     'pre_op_wait_days_total', 'surgeries', 'surgeries_grade_1', 'surgeries_grade_2', 'surgeries_grade_3',
-    'surgeries_grade_4', 'minimally_invasive_surgeries'] %}
+    'surgeries_grade_4', 'surgeries_ungraded', 'minimally_invasive_surgeries'] %}
 {{ config(
     materialized='incremental',
     unique_key='month',
@@ -172,6 +172,7 @@ surgeries as (
         count(*) filter (where surgeries.grade = 2) as surgeries_grade_2,
         count(*) filter (where surgeries.grade = 3) as surgeries_grade_3,
         count(*) filter (where surgeries.grade = 4) as surgeries_grade_4,
+        count(*) filter (where surgeries.grade is null) as surgeries_ungraded,
         count(*) filter (where surgeries.minimally_invasive) as minimally_invasive_surgeries
     from operations as surgeries
     inner join stays on stays.stay_id = surgeries.stay_id
@@ -207,6 +208,7 @@ registers_and_inpatient as (
         coalesce(surgeries.surgeries_grade_2, 0) as surgeries_grade_2,
         coalesce(surgeries.surgeries_grade_3, 0) as surgeries_grade_3,
         coalesce(surgeries.surgeries_grade_4, 0) as surgeries_grade_4,
+        coalesce(surgeries.surgeries_ungraded, 0) as surgeries_ungraded,
         coalesce(surgeries.minimally_invasive_surgeries, 0) as minimally_invasive_surgeries
     from spine
     left join staff on staff.department_id = spine.department_id and staff.month = spine.month
@@ -320,6 +322,7 @@ joined as (
         registers_and_inpatient.surgeries_grade_2,
         registers_and_inpatient.surgeries_grade_3,
         registers_and_inpatient.surgeries_grade_4,
+        registers_and_inpatient.surgeries_ungraded,
         registers_and_inpatient.minimally_invasive_surgeries,
         coalesce(revenue.revenue_total_cny, 0) as revenue_total_cny,
         coalesce(revenue.revenue_drug_cny, 0) as revenue_drug_cny,

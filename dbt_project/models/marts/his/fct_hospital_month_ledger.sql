@@ -7,7 +7,7 @@
     'open_beds', 'open_bed_days', 'equipment_count', 'equipment_value_cny',
     'outpatient_visits', 'admissions', 'discharges', 'discharge_patient_days', 'patient_days',
     'surgical_discharges', 'pre_op_wait_days_total', 'surgeries', 'surgeries_grade_1', 'surgeries_grade_2',
-    'surgeries_grade_3', 'surgeries_grade_4', 'minimally_invasive_surgeries',
+    'surgeries_grade_3', 'surgeries_grade_4', 'surgeries_ungraded', 'minimally_invasive_surgeries',
     'revenue_total_cny', 'revenue_drug_cny', 'revenue_consumables_cny', 'revenue_medical_service_cny',
     'revenue_exam_lab_cny', 'revenue_outpatient_cny', 'revenue_inpatient_cny'] %}
 

@@ -8,7 +8,7 @@ with current_version as (
 select
     patient_id,
     gender,
-    birth_date,
+    extract(year from birth_date)::int as birth_year,  -- 出生年份: the birth date stops here, ages use the year
     updated_at,
     _batch_date as landed_batch_date,
     _source_file as source_file

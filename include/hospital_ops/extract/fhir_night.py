@@ -1,0 +1,137 @@
+"""The HIS over FHIR as a source of the nightly DAG: configuration, extract and load of a night.
+
+Which interface the HIS speaks is configuration (README, "Configuration"):
+
+    HIS_KIND=sql    (default) the HIS database, HIS_URL or the Airflow connection `his`
+    HIS_KIND=fhir   an HL7 FHIR R4 export, either
+                    HIS_FHIR_URL: a FHIR server's Bulk Data `$export` (`hospital_ops.extract.fhir_bulk`),
+                      system level (or HIS_FHIR_GROUP → that Group), `_since` = the previous night's
+                      export transactionTime (kept in raw._sql_watermarks, entity `bulk_export`), with
+                      HIS_FHIR_TOKEN (bearer) or SMART Backend Services (HIS_FHIR_CLIENT_ID,
+                      HIS_FHIR_TOKEN_URL, HIS_FHIR_PRIVATE_KEY_FILE);
+                    or HIS_FHIR_DIR: a drop folder of Bundles and/or Bulk NDJSON read whole each night
+                      (a full export; staging keeps the latest version of each key)
+
+`extract_his_fhir` writes the night's landing folders of `his` and `his_fhir` (see
+`hospital_ops.extract.fhir_r4`); `load_his_fhir_detail` lands the `his_fhir` one after the HIS
+tables. Landing files are removed once their night has loaded (the loader keeps their checksums in
+`raw._load_files`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from datetime import date, timedelta
+from pathlib import Path
+
+from hospital_ops.config import hospital_timezone, pseudonym_key, settings
+from hospital_ops.extract.fhir_bulk import BulkDataClient, SmartBackend
+from hospital_ops.extract.fhir_r4 import MAPPED_TYPES, REFERENCE_TYPES, fhir_export_to_landing
+from hospital_ops.load.loader import ManifestEntry, ensure_raw_schema, load_night, plan_extract
+from hospital_ops.sources.his import SOURCE as HIS_SOURCE
+from hospital_ops.sources.his_fhir import SOURCE as FHIR_SOURCE
+
+log = logging.getLogger(__name__)
+
+HIS_KINDS = ("sql", "fhir")
+
+
+class HisConfigurationError(ValueError):
+    """HIS_KIND or its companion settings are wrong (the message says which and how to fix it)."""
+
+
+def his_kind() -> str:
+    kind = (os.environ.get("HIS_KIND") or "sql").strip().lower()
+    if kind not in HIS_KINDS:
+        raise HisConfigurationError(f"HIS_KIND={kind!r}: must be one of {', '.join(HIS_KINDS)}")
+    return kind
+
+
+def fhir_export_dir() -> Path | None:
+    value = os.environ.get("HIS_FHIR_DIR")
+    return Path(value) if value else None
+
+
+BULK_WATERMARK = "bulk_export"
+
+
+def fhir_server() -> tuple[str | None, BulkDataClient | None]:
+    """The FHIR server's base URL and a Bulk Data client for it, from the environment (None, None without)."""
+    url = os.environ.get("HIS_FHIR_URL")
+    if not url:
+        return None, None
+    smart = None
+    if os.environ.get("HIS_FHIR_CLIENT_ID"):
+        key_file = os.environ.get("HIS_FHIR_PRIVATE_KEY_FILE")
+        token_url = os.environ.get("HIS_FHIR_TOKEN_URL")
+        if not key_file or not token_url:
+            raise HisConfigurationError("HIS_FHIR_CLIENT_ID needs HIS_FHIR_TOKEN_URL and HIS_FHIR_PRIVATE_KEY_FILE "
+                                        "(SMART Backend Services)")
+        smart = SmartBackend(os.environ["HIS_FHIR_CLIENT_ID"], token_url, Path(key_file).read_bytes(),
+                             key_id=os.environ.get("HIS_FHIR_KEY_ID"))
+    return url, BulkDataClient(url, token=os.environ.get("HIS_FHIR_TOKEN"), smart=smart)
+
+
+def _entries(folder_root: Path, source, business_date: date) -> list[dict]:  # type: ignore[no-untyped-def]
+    entries = plan_extract(folder_root, source, business_date, business_date - timedelta(days=1))
+    return [{"entity": e.entity, "path": str(e.path), "relative_path": e.relative_path,
+             "folder_date": e.folder_date.isoformat()} for e in entries]
+
+
+def extract_his_fhir(conn, *, business_date: date, export_dir: Path | None) -> dict:  # type: ignore[no-untyped-def]
+    """Map the export in `export_dir` (or tonight's Bulk export of HIS_FHIR_URL) to this night's landing
+    folders; the pipeline's extract result."""
+    ensure_raw_schema(conn, FHIR_SOURCE)
+    landing_dir = settings().landing_dir
+    transaction_time = None
+    url, client = fhir_server()
+    if client is not None:
+        from hospital_ops.extract.sql import load_watermarks
+
+        previous = load_watermarks(conn, FHIR_SOURCE.name, business_date).get(BULK_WATERMARK)
+        since = previous.replace(microsecond=0).isoformat() + "Z" if previous else None
+        export_dir = settings().var_dir / "fhir_exports" / business_date.isoformat()
+        group = os.environ.get("HIS_FHIR_GROUP")
+        export = client.export(export_dir, level="group" if group else "system", group_id=group,
+                               types=[*MAPPED_TYPES, *REFERENCE_TYPES], since=since)
+        transaction_time = export.transaction_time
+        log.info("%s: Bulk export since %s: %d resources, %d error issues", url, since, export.resources,
+                 export.error_issues)
+    assert export_dir is not None
+    landing = fhir_export_to_landing(export_dir, landing_dir, business_date, key=pseudonym_key(),
+                                     tz=hospital_timezone())
+    return {
+        "files": _entries(landing_dir, HIS_SOURCE, business_date),
+        "fhir_files": _entries(landing_dir, FHIR_SOURCE, business_date),
+        "watermarks": {},
+        "fhir_transaction_time": transaction_time,
+        "fhir_export_dir": str(export_dir) if client is not None else None,
+        "fhir": {"resources": dict(landing.read.by_type), "skipped_types": dict(landing.read.skipped_types),
+                 "malformed": len(landing.read.malformed), "unmapped_department_encounters":
+                     landing.unmapped_encounters},
+    }
+
+
+def load_his_fhir_detail(conn, extracted: dict, *, business_date: date, run_id: str) -> dict | None:  # type: ignore[no-untyped-def]
+    """Land the `his_fhir` files of a FHIR night, then remove both landing folders."""
+    if "fhir_files" not in extracted:
+        return None
+    entries = [ManifestEntry(m["entity"], Path(m["path"]), m["relative_path"], date.fromisoformat(m["folder_date"]))
+               for m in extracted["fhir_files"]]
+    night = load_night(conn, FHIR_SOURCE, entries, run_id=run_id, batch_date=business_date, key=pseudonym_key())
+    if extracted.get("fhir_transaction_time"):  # the next night's _since, once this one has landed
+        from datetime import datetime, timezone
+
+        from hospital_ops.extract.sql import save_watermarks
+
+        stamp = datetime.fromisoformat(extracted["fhir_transaction_time"].replace("Z", "+00:00"))
+        stamp = stamp.astimezone(timezone.utc).replace(tzinfo=None) if stamp.tzinfo else stamp
+        save_watermarks(conn, FHIR_SOURCE.name, business_date, {BULK_WATERMARK: stamp}, run_id=run_id)
+    if extracted.get("fhir_export_dir"):  # the downloaded export holds personal data in clear
+        shutil.rmtree(extracted["fhir_export_dir"], ignore_errors=True)
+    for source in (HIS_SOURCE, FHIR_SOURCE):
+        folder = settings().landing_dir / source.name / business_date.isoformat()
+        shutil.rmtree(folder, ignore_errors=True)
+    return night.as_dict()
