@@ -13,6 +13,7 @@ select
     departments.hospital_id,
     departments.department_name,
     departments.kind as department_kind,
-    hospitals.hospital_name
+    hospitals.hospital_name,
+    hospitals.hospital_name || ' ' || departments.department_name as department_label
 from departments
 left join hospitals on hospitals.hospital_id = departments.hospital_id

@@ -29,6 +29,7 @@ select
     departments.hospital_name,
     kpis.department_id,
     departments.department_name,
+    departments.department_label,
     kpis.month,
     kpis.discharges,
     kpis.complication_rate,

@@ -20,6 +20,7 @@ select
     departments.hospital_name,
     satisfaction.department_id,
     departments.department_name,
+    departments.department_label,
     satisfaction.month,
     satisfaction.questionnaires,
     satisfaction.answers,
