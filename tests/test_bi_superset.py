@@ -235,13 +235,20 @@ def test_figures_on_screen_equal_the_marts(rendered, consortium) -> None:
     (latest_closed,) = query(url, "select max(month) from marts.fct_hospital_month_ledger where is_closed_month")[0]
     assert month == latest_closed.isoformat()
 
-    # every open vendor warning of the scoring model is listed (the table's record count)
+    # every open vendor warning of the scoring model is queried and listed, red first
     vendor = {c["title"]: c for c in rendered["vendor_supervision"]["charts"]}
     warnings = next(c for title, c in vendor.items() if title.startswith("未解除预警明细"))
-    ((open_warnings,),) = query(url, "select count(*) from scoring.vendor_risk_warnings where status <> 'resolved'")
-    assert open_warnings > 0
-    assert re.search(rf"\b{open_warnings} records\b", warnings["text"]) or \
-        len(_table_rows(warnings["text"])) - 1 == open_warnings, warnings["text"][:400]
+    open_warnings = query(url, "select colour, count(*) from scoring.vendor_risk_warnings where status <> 'resolved' "
+                               "group by colour")
+    assert open_warnings, "the run raised no vendor warning to show"
+    answer = next(a for a in rendered["vendor_supervision"]["answers"]
+                  if "rpt_vendor_open_warnings" in a["body"]["result"][0]["query"])
+    assert answer["body"]["result"][0]["rowcount"] == sum(n for _, n in open_warnings)
+    shown = [line.split("\t") for line in warnings["text"].splitlines() if re.match(r"(red|yellow|blue)\t", line)]
+    assert len(shown) == sum(n for _, n in open_warnings)
+    order = {"red": 1, "yellow": 2, "blue": 3}
+    assert [row[0] for row in shown] == sorted((row[0] for row in shown), key=order.get)
+    assert dict(open_warnings) == {colour: sum(row[0] == colour for row in shown) for colour in dict(open_warnings)}
 
 
 def test_names_not_codes_on_screen(rendered, consortium) -> None:
