@@ -272,3 +272,24 @@ def test_the_warehouse_is_connected_as_bi_reader(server) -> None:
     (database,) = api.get(f"{server['base']}/api/v1/database/?q=(page_size:10)", timeout=30).json()["result"]
     detail = api.get(f"{server['base']}/api/v1/database/{database['id']}/connection", timeout=30).json()["result"]
     assert f"//{security.BI_READER}" in detail["sqlalchemy_uri"] and security.WRITER not in detail["sqlalchemy_uri"]
+
+
+def test_data_docs_index_works_offline_and_lists_the_night(consortium) -> None:
+    """The night's Great Expectations Data Docs in Chromium with every request to the network refused:
+    the index's table (drawn by its scripts) lists the night's validations by business date."""
+    from playwright.sync_api import sync_playwright
+
+    index = consortium["var_dir"] / "data_docs" / "index.html"
+    assert index.is_file(), f"no Data Docs at {index}"
+    refused: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.route("http*://**", lambda route: (refused.append(route.request.url), route.abort()))
+        page.goto(index.as_uri())
+        page.wait_for_selector("table tbody tr", timeout=30_000)
+        rows = page.eval_on_selector_all("table tbody tr", "rows => rows.map(r => r.innerText)")
+        page.screenshot(path=str(SCREENSHOTS / "data_docs_index.png"), full_page=False)
+        browser.close()
+    assert not [url for url in refused if not url.startswith("https://greatexpectations.io")], refused
+    assert any(END.isoformat() in row for row in rows), rows[:5]
