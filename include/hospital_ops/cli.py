@@ -217,6 +217,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ok = _publish_dbt_docs(url, nights[-1])
     _progress(f"demo {'finished' if ok else 'FAILED'} in {time.monotonic() - started:.0f} s")
     _progress(f"explore the marts: psql {url}  (schemas marts, scoring, snapshots, dq, raw)")
+    if ok:
+        _progress("see the dashboards 看板: `make bi` or `hospital-ops bi` (installs Apache Superset on first use, "
+                  "about 5 min; then serves on http://127.0.0.1:8088)")
     return 0 if ok else 1
 
 
