@@ -135,7 +135,8 @@ def rendered(server):
     pages: dict[str, dict] = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1600, "height": 1200}, locale="zh-CN")
+        # tall enough for a whole dashboard, so the screenshot needs no resize (which redraws the charts)
+        context = browser.new_context(viewport={"width": 1600, "height": 2400}, locale="zh-CN")
         page = context.new_page()
         page.goto(f"{server['base']}/login/")
         page.fill("#username", superset.ADMIN_USER)
@@ -172,7 +173,7 @@ def rendered(server):
                     loading: h.querySelectorAll('[data-test="loading-indicator"], .loading').length,
                     text: h.innerText,
                 }))""")
-            page.screenshot(path=str(SCREENSHOTS / f"{dashboard.key}.png"), full_page=True)
+            page.screenshot(path=str(SCREENSHOTS / f"{dashboard.key}.png"))
             page.remove_listener("response", record)
             pages[dashboard.key] = {"answers": answers, "charts": charts, "seconds": time.monotonic() - started,
                                     "page_text": page.inner_text("body")}

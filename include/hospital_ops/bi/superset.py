@@ -164,7 +164,8 @@ def write_config(p: Paths) -> None:
         "CONTENT_SECURITY_POLICY_WARNING = False\n"
         "SESSION_COOKIE_SECURE = False\n"
         "THUMBNAILS = False\n"
-        "FEATURE_FLAGS = {'DASHBOARD_NATIVE_FILTERS': True}\n"
+        "# every chart of a dashboard is drawn, not only those scrolled into view (screenshots, printing)\n"
+        "FEATURE_FLAGS = {'DASHBOARD_NATIVE_FILTERS': True, 'DASHBOARD_VIRTUALIZATION': False}\n"
         "ROW_LIMIT = 5000\n"
         "BABEL_DEFAULT_LOCALE = 'en'\n",
         encoding="utf-8")
