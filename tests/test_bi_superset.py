@@ -8,9 +8,9 @@ Checked: every chart's query answers with rows and no error, every chart draws (
 chart canvas) with no error on screen, figures on screen equal the marts they come from, and a second
 provisioning duplicates nothing. Screenshots go to <project>/var/screenshots/bi/ for people to look at.
 
-Duration on the 2-core machine: about 5 min with Superset already installed (the pipeline run about
-1.5 min, Superset's initialisation about 1.5 min, the six dashboards about 1.5 min); CI installs Superset
-from scratch first (a few minutes more). Skipped, with the reason printed, only when Superset's
+Duration on the 2-core machine: 7 to 17 min with Superset already installed, depending on the load
+(the night 1.5 to 7 min, Superset's initialisation 1 to 3 min, the dashboards and Data Docs about 2 min);
+CI installs Superset from scratch first (about 3 min more). Skipped, with the reason printed, only when Superset's
 virtualenv cannot be installed.
 """
 
