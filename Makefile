@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench warehouse-start warehouse-stop clean
+.PHONY: install demo test bench bi warehouse-start warehouse-stop clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -26,6 +26,10 @@ test: install
 # BENCH_ARGS="--scales 1,4 --repetitions 3" or "--quick"; figures go to var/bench/<timestamp>.json
 bench: install
 	$(BIN)/hospital-ops bench $(BENCH_ARGS)
+
+# the dashboards on a local Apache Superset (installed into var/superset/venv on first use)
+bi: install
+	$(BIN)/hospital-ops bi
 
 warehouse-start: install
 	$(BIN)/hospital-ops warehouse start

@@ -1,12 +1,12 @@
-"""dbt exposures (dbt_project/models/exposures.yml) and the Metabase dashboards
-(hospital_ops.metabase.DASHBOARDS) stay in step, read from the manifest of a real `dbt parse`:
+"""The dashboard spec (include/hospital_ops/bi/dashboards.yml), dbt's exposures and the rpt_ models stay
+in step, read from the manifest of a real `dbt parse`:
 
-- every dashboard whose relations are all dbt models has one exposure of type dashboard, labelled with
-  the dashboard's name, whose depends_on are exactly the models its cards read;
-- a dashboard that reads a relation no dbt model builds yet has no exposure (its marts come later);
-- every exposure is a dashboard that exists, with an owner;
-- every model a dashboard reads, every rpt_ model and every mart or scoring model an rpt_ model reads
-  has an enforced contract.
+- models/exposures.yml is exactly what the spec generates (`hospital-ops bi exposures`);
+- every dashboard has one exposure, labelled with its title, whose depends_on are exactly the rpt_
+  models its charts read;
+- every chart reads an rpt_ model published into `marts`, and every column it reads is a column of that
+  model's enforced contract, typed and described;
+- every rpt_ model has an enforced contract.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import pytest
 
 from hospital_ops import metabase
+from hospital_ops.bi import spec as bi_spec
 from hospital_ops.config import settings
 
 
@@ -32,7 +33,7 @@ def manifest(tmp_path_factory) -> dict:
 
 
 def published_models(manifest: dict) -> dict[str, dict]:
-    """`schema.table` as Metabase reads it (the published copy) → the dbt model node."""
+    """`schema.table` as BI reads it (the published copy) → the dbt model node."""
     models = {}
     for node in manifest["nodes"].values():
         schema = metabase.PUBLISHED_SCHEMA.get(node.get("schema", ""))
@@ -41,58 +42,64 @@ def published_models(manifest: dict) -> dict[str, dict]:
     return models
 
 
-def dashboard_exposures(manifest: dict) -> dict[str, dict]:
-    exposures = {}
-    for exposure in manifest["exposures"].values():
-        assert exposure["type"] == "dashboard", f"{exposure['name']}: only dashboards are exposed so far"
-        assert exposure["label"] not in exposures, f"two exposures are labelled {exposure['label']!r}"
-        exposures[exposure["label"]] = exposure
-    return exposures
+def test_exposures_file_is_generated_from_the_spec() -> None:
+    path = settings().dbt_project_dir / "models" / "exposures.yml"
+    assert path.read_text(encoding="utf-8") == bi_spec.exposures_yaml(bi_spec.load()), (
+        "models/exposures.yml differs from the dashboard spec: run `hospital-ops bi exposures`")
 
 
-def test_every_buildable_dashboard_has_an_exposure_reading_exactly_its_relations(manifest: dict) -> None:
+def test_every_dashboard_has_an_exposure_reading_exactly_its_models(manifest: dict) -> None:
+    spec = bi_spec.load()
     models = published_models(manifest)
     by_id = {node["unique_id"]: relation for relation, node in models.items()}
-    exposures = dashboard_exposures(manifest)
-    exposed = 0
-    for spec in metabase.DASHBOARDS:
-        not_built = sorted(set(spec.relations) - set(models))
-        if not_built:
-            assert spec.name not in exposures, (
-                f"exposure {exposures[spec.name]['name']} names dashboard {spec.name!r}, which reads "
-                f"{', '.join(not_built)} that no dbt model builds")
-            continue
-        assert spec.name in exposures, (f"dashboard {spec.name!r} reads only dbt models "
-                                        f"({', '.join(spec.relations)}): add its exposure to models/exposures.yml")
-        exposure = exposures[spec.name]
-        depends_on = exposure["depends_on"]["nodes"]
-        assert all(node in by_id for node in depends_on), f"{exposure['name']}: depends on {depends_on}"
-        assert sorted(by_id[node] for node in depends_on) == spec.relations, exposure["name"]
-        exposed += 1
-    assert exposed >= 4, "the vendor, ledger, scorecard and DRG dashboards all read dbt models"
+    exposures = {e["label"]: e for e in manifest["exposures"].values()}
+    assert len(exposures) == len(manifest["exposures"]), "two exposures share a label"
+    assert set(exposures) == {dashboard.title for dashboard in spec.dashboards}
+    for dashboard in spec.dashboards:
+        exposure = exposures[dashboard.title]
+        assert exposure["type"] == "dashboard" and exposure["owner"]["name"] == dashboard.owner
+        read = sorted(by_id[node] for node in exposure["depends_on"]["nodes"])
+        assert read == sorted(f"marts.{model}" for model in dashboard.models), dashboard.title
 
 
-def test_every_exposure_is_a_dashboard_that_exists_and_has_an_owner(manifest: dict) -> None:
-    names = {spec.name for spec in metabase.DASHBOARDS}
-    exposures = dashboard_exposures(manifest)
-    assert exposures, "no exposure in the manifest"
-    for label, exposure in exposures.items():
-        assert label in names, f"exposure {exposure['name']} is labelled {label!r}, which is no dashboard in metabase.py"
-        assert exposure["owner"].get("name") or exposure["owner"].get("email"), exposure["name"]
-
-
-def test_every_model_a_dashboard_reads_has_an_enforced_contract(manifest: dict) -> None:
+def test_every_chart_reads_contracted_columns_of_a_published_rpt_model(manifest: dict) -> None:
+    spec = bi_spec.load()
     models = published_models(manifest)
-    read = {relation for spec in metabase.DASHBOARDS for relation in spec.relations if relation in models}
-    reports = {relation for relation, node in models.items() if node["path"].startswith("marts/reporting/")}
-    by_id = {node["unique_id"]: relation for relation, node in models.items()}
-    read |= reports | {by_id[parent] for relation in reports for parent in models[relation]["depends_on"]["nodes"]
-                       if parent in by_id}
-    assert len(reports) >= 4 and len(read) >= 14
-    for relation in sorted(read):
-        node = models[relation]
+    checked = 0
+    for dashboard in spec.dashboards:
+        for chart in dashboard.charts:
+            assert chart.relation in models, f"{chart.title}: {chart.relation} is no published dbt model"
+            node = models[chart.relation]
+            assert node["path"].startswith("marts/reporting/"), f"{chart.title}: {node['path']} is not an rpt_ model"
+            missing = [c for c in chart.read_columns if c not in node["columns"]]
+            assert not missing, f"{chart.title}: {chart.model} has no column {missing}"
+            checked += len(chart.read_columns)
+    assert checked >= 100
+
+
+def test_every_rpt_model_has_an_enforced_contract(manifest: dict) -> None:
+    models = published_models(manifest)
+    reports = {relation: node for relation, node in models.items() if node["name"].startswith("rpt_")
+               and node["path"].startswith("marts/reporting/")}
+    read = {f"marts.{model}" for model in bi_spec.load().models}
+    assert read <= set(reports)
+    for relation, node in sorted(reports.items()):
         assert node["config"]["contract"]["enforced"], f"{relation}: no enforced contract"
         untyped = [name for name, column in node["columns"].items() if not column.get("data_type")]
         assert not untyped, f"{relation}: columns without data_type {untyped}"
         undocumented = [name for name, column in node["columns"].items() if not column.get("description")]
         assert not undocumented, f"{relation}: columns without a description {undocumented}"
+
+
+def test_a_chart_reading_a_mart_or_naming_an_unlabelled_column_is_refused() -> None:
+    document = {"columns": {"month": {"zh": "月份", "en": "Month"}},
+                "dashboards": [{"key": "d", "title_zh": "看板", "title_en": "Board", "owner": "o", "description": "x",
+                                "charts": [{"key": "c", "title_zh": "图", "title_en": "Chart", "type": "table",
+                                            "model": "fct_department_month_ledger", "columns": ["month"]}]}]}
+    with pytest.raises(bi_spec.SpecError, match="rpt_ model only"):
+        bi_spec.parse(document)
+    document["dashboards"][0]["charts"][0].update(model="rpt_x", columns=["month", "drug_ratio"])
+    with pytest.raises(bi_spec.SpecError, match="drug_ratio"):
+        bi_spec.parse(document)
+    document["dashboards"][0]["charts"][0].update(columns=["month"])
+    assert bi_spec.parse(document).dashboards[0].charts[0].relation == "marts.rpt_x"

@@ -328,5 +328,5 @@ def test_dbt_docs_are_generated_from_the_warehouse(consortium) -> None:
     assert scorecard["columns"]["final_score"]["type"] == "numeric"
     manifest = json.loads((site / "manifest.json").read_text(encoding="utf-8"))
     labels = {exposure["label"] for exposure in manifest["exposures"].values()}
-    assert {"Department KPI scorecard 科室绩效", "DRG/DIP economics 医保病种"} <= labels <= {d.name for d in metabase.DASHBOARDS}
+    assert {"院领导驾驶舱 Leadership", "医保办看板 Insurance office"} <= labels <= {d.name for d in metabase.DASHBOARDS}
     assert "rpt_department_scorecard" in (site / "static_index.html").read_text(encoding="utf-8")

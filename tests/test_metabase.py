@@ -34,6 +34,9 @@ SYNCED_TABLES = {
     ("scoring", "vendor_risk_warnings"): ["warning_id", "vendor_id", "colour", "status"],
     ("marts", "rpt_vendor_supervision"): ["vendor_id", "credit_rating", "open_red_warnings"],
     ("scoring", "vendor_supervision_decisions"): ["decision_id", "vendor_id", "decision"],
+    ("marts", "rpt_vendor_open_warnings"): ["warning_id", "vendor_name", "colour"],
+    ("marts", "rpt_vendor_decisions"): ["decision_id", "vendor_name", "decision"],
+    ("marts", "rpt_vendor_kpis"): ["vendor_month_id", "vendor_name", "lab_accuracy"],
 }
 VENDOR_RELATIONS = {f"{schema}.{table}" for schema, table in SYNCED_TABLES}
 
@@ -329,20 +332,20 @@ def test_first_run_sets_up_metabase_end_to_end(fake_metabase: FakeMetabase, mani
 
     # the vendor dashboard with native-SQL cards; the other dashboards wait for their marts
     (dashboard_post,) = _calls(requests, "POST", "/api/dashboard")
-    assert dashboard_post["body"]["name"] == "Vendor supervision 第三方服务商监管"
+    assert dashboard_post["body"]["name"] == metabase.VENDOR_SUPERVISION.name == "第三方服务商监管 Vendor supervision"
     card_posts = _calls(requests, "POST", "/api/card")
     assert [c["body"]["name"] for c in card_posts] == [c.name for c in metabase.VENDOR_SUPERVISION.cards]
     for post in card_posts:
         query = post["body"]["dataset_query"]
         assert query["type"] == "native" and query["database"] == database_id
-        assert query["native"]["query"].lstrip().startswith("select")
-    names = [c["body"]["name"] for c in card_posts]
-    assert any("credit" in n.lower() and "marts.rpt_vendor_supervision" in c["body"]["dataset_query"]["native"]["query"]
-               for n, c in zip(names, card_posts))
-    assert any("scoring.vendor_risk_warnings" in c["body"]["dataset_query"]["native"]["query"]
-               and "group by colour" in c["body"]["dataset_query"]["native"]["query"] for c in card_posts)
-    assert any("marts.fct_vendor_month_kpis" in c["body"]["dataset_query"]["native"]["query"]
-               and c["body"]["display"] == "line" for c in card_posts)
+        sql = query["native"]["query"]
+        # an rpt_ model's columns as they are: no formula, month filter or join in a card
+        assert re.fullmatch(r"select [a-z_0-9,\s]+\nfrom marts\.rpt_[a-z_]+(\norder by [a-z_0-9, ]+)?", sql), sql
+        titles = [setting["column_title"] for setting in post["body"]["visualization_settings"]["column_settings"].values()]
+        assert titles and all(re.search(r"[\u4e00-\u9fff]", t) and re.search(r"[A-Za-z]", t) for t in titles)
+    assert {re.search(r"from (\S+)", c["body"]["dataset_query"]["native"]["query"]).group(1) for c in card_posts} == {
+        "marts.rpt_vendor_supervision", "marts.rpt_vendor_open_warnings", "marts.rpt_vendor_decisions",
+        "marts.rpt_vendor_kpis"}
     (dashboard_put,) = _calls(requests, "PUT", r"/api/dashboard/\d+")
     dashcards = dashboard_put["body"]["dashcards"]
     assert sorted(dc["card_id"] for dc in dashcards) == sorted(fake_metabase.cards)
@@ -352,13 +355,12 @@ def test_first_run_sets_up_metabase_end_to_end(fake_metabase: FakeMetabase, mani
     assert len(set(cells)) == len(cells), "no two cards on the same spot"
 
     skipped = {s["name"]: s for s in report["skipped_dashboards"]}
-    assert set(skipped) == {"Department ledger 科室工作台账", "Department KPI scorecard 科室绩效",
-                            "DRG/DIP economics 医保病种", "Satisfaction and complaints 满意度与投诉",
-                            "Referral channels 合作渠道"}
-    assert "marts.rpt_department_ledger_latest" in skipped["Department ledger 科室工作台账"]["reason"]
-    assert report["created"] == {"databases": 1, "collections": 1, "cards": 6, "dashboards": 1, "dashcards": 6}
+    assert set(skipped) == {d.name for d in metabase.DASHBOARDS} - {metabase.VENDOR_SUPERVISION.name}
+    assert "marts.rpt_department_ledger_latest" in skipped["科室主任看板 Department heads"]["reason"]
+    cards = len(metabase.VENDOR_SUPERVISION.cards)
+    assert report["created"] == {"databases": 1, "collections": 1, "cards": cards, "dashboards": 1, "dashcards": cards}
     text = metabase.format_report(report)
-    assert "Vendor supervision 第三方服务商监管" in text and "skipped" in text and BI_PASSWORD not in text
+    assert metabase.VENDOR_SUPERVISION.name in text and "skipped" in text and BI_PASSWORD not in text
 
 
 def test_second_run_creates_nothing(fake_metabase: FakeMetabase, manifest: Path) -> None:
@@ -399,18 +401,18 @@ def test_a_dashboard_appears_once_its_relations_exist(fake_metabase: FakeMetabas
 
     assert report["sync"]["not_synced_yet"] == []
 
-    assert [r["body"]["name"] for r in _calls(later, "POST", "/api/dashboard")] == ["Department ledger 科室工作台账"]
+    assert [r["body"]["name"] for r in _calls(later, "POST", "/api/dashboard")] == ["科室主任看板 Department heads"]
     (card,) = _calls(later, "POST", "/api/card")
     assert "marts.rpt_department_ledger_latest" in card["body"]["dataset_query"]["native"]["query"]
     assert report["created"] == {"cards": 1, "dashboards": 1, "dashcards": 1}
-    assert "Department ledger 科室工作台账" not in {s["name"] for s in report["skipped_dashboards"]}
-    vendor = next(d for d in fake_metabase.dashboards.values() if d["name"] == "Vendor supervision 第三方服务商监管")
-    assert vendor["dashcards"] == vendor_dashcards["Vendor supervision 第三方服务商监管"]
+    assert "科室主任看板 Department heads" not in {s["name"] for s in report["skipped_dashboards"]}
+    vendor = next(d for d in fake_metabase.dashboards.values() if d["name"] == metabase.VENDOR_SUPERVISION.name)
+    assert vendor["dashcards"] == vendor_dashcards[metabase.VENDOR_SUPERVISION.name]
 
 
 def test_a_card_whose_sql_changed_is_updated_in_place(fake_metabase: FakeMetabase, manifest: Path) -> None:
     _run(fake_metabase, manifest, set(VENDOR_RELATIONS))
-    card = next(c for c in fake_metabase.cards.values() if c["name"].startswith("Open warnings by colour"))
+    card = next(c for c in fake_metabase.cards.values() if c["name"].startswith("未解除预警明细"))
     card["dataset_query"]["native"]["query"] = "select 1 -- edited by hand"
     before = len(fake_metabase.requests)
 
@@ -418,7 +420,7 @@ def test_a_card_whose_sql_changed_is_updated_in_place(fake_metabase: FakeMetabas
 
     (put,) = _calls(fake_metabase.requests[before:], "PUT", r"/api/card/\d+")
     assert put["path"] == f"/api/card/{card['id']}"
-    assert "group by colour" in card["dataset_query"]["native"]["query"]
+    assert "from marts.rpt_vendor_open_warnings" in card["dataset_query"]["native"]["query"]
     assert report["updated"] == {"cards": 1} and report["created"] == {}
 
 
@@ -480,38 +482,21 @@ def _documented_columns() -> dict[str, set[str]]:
     return documented
 
 
-def test_the_real_dbt_yml_documents_every_column_the_vendor_cards_read() -> None:
-    """The vendor dashboard's SQL only names columns the marts' yml documents (a cheap guard against a
-    renamed column; the SQL itself runs in Metabase)."""
-    documented = _documented_columns()
-    aliased = 0
-    for card in metabase.VENDOR_SUPERVISION.cards:
-        for alias, column in re.findall(r"\b([a-z])\.([a-z_]+)\b", card.sql):
-            table = {"v": "dim_vendors", "k": "fct_vendor_month_kpis", "w": "vendor_risk_warnings",
-                     "d": "vendor_supervision_decisions"}[alias]
-            assert column in documented[table], f"{card.name}: {table}.{column} is not a documented column"
-            aliased += 1
-    assert aliased > 20, "the pattern found too few table.column references to check anything"
-    kpi_sql = next(c.sql for c in metabase.VENDOR_SUPERVISION.cards if c.display == "line")
-    for column in re.findall(r"sum\(([a-z_]+)\)", kpi_sql):
-        assert column in documented["fct_vendor_month_kpis"], column
-
-
-def test_cards_on_one_relation_order_by_documented_columns() -> None:
-    """A card that reads one mart as it is (`select * from marts.rpt_…`) orders by columns that mart's
-    yml documents (and, with its contract, guarantees)."""
+def test_every_card_reads_documented_columns_of_its_rpt_model() -> None:
+    """A card selects and orders by columns its rpt_ model's yml documents (and, with its contract,
+    guarantees); a renamed column fails here before it breaks a dashboard."""
     documented = _documented_columns()
     checked = 0
     for spec in metabase.DASHBOARDS:
         for card in spec.cards:
-            match = re.fullmatch(r"select \*\s+from (\w+)\.(\w+)\s+order by (.+)", card.sql.strip(), re.DOTALL)
-            if not match or match.group(2) not in documented:
-                continue  # a mart not built yet (survey, referral channels)
-            for term in match.group(3).split(","):
-                column = term.split()[0]
-                assert column in documented[match.group(2)], f"{card.name}: {match.group(2)}.{column}"
-                checked += 1
-    assert checked >= 8
+            match = re.fullmatch(r"select (.+)\nfrom marts\.(rpt_\w+)(?:\norder by (.+))?", card.sql, re.DOTALL)
+            assert match, card.sql
+            columns = [c.strip() for c in match.group(1).split(",")]
+            columns += [term.split()[0] for term in (match.group(3) or "").split(",") if term.strip()]
+            missing = [c for c in columns if c not in documented[match.group(2)]]
+            assert not missing, f"{card.name}: {match.group(2)} documents no {missing}"
+            checked += len(columns)
+    assert checked >= 100
 
 
 def test_cli_entry_point_needs_credentials_from_the_environment(monkeypatch, capsys) -> None:

@@ -235,6 +235,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _progress(f"demo {'finished' if ok else 'FAILED'} in {time.monotonic() - started:.0f} s")
     _progress(f"explore the marts: psql \"$(hospital-ops warehouse url --role bi_reader)\"  (marts, scoring); "
               "as the writer: hospital-ops warehouse url")
+    if ok:
+        _progress("see the dashboards 看板: `make bi` or `hospital-ops bi` (installs Apache Superset on first use, "
+                  "about 5 min; then serves on http://127.0.0.1:8088)")
     return 0 if ok else 1
 
 
@@ -320,6 +323,18 @@ def cmd_metabase(args: argparse.Namespace) -> int:
     from hospital_ops import metabase
 
     return metabase.run(args)
+
+
+def cmd_bi(args: argparse.Namespace) -> int:
+    from hospital_ops.bi import spec, superset
+
+    if args.action == "exposures":
+        path = settings().dbt_project_dir / "models" / "exposures.yml"
+        path.write_text(spec.exposures_yaml(spec.load()), encoding="utf-8")
+        print(f"wrote {path} from {spec.SPEC_FILE}")
+        return 0
+    args.no_serve = args.action == "setup"
+    return superset.run(args)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -418,6 +433,14 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("--date", type=_date, default=default_end,
                       help="business date the models are compiled for (default: yesterday)")
     docs.set_defaults(func=cmd_docs)
+
+    bi = sub.add_parser("bi", help="the dashboards on a local Apache Superset: installs it on first use, provisions "
+                                   "the dashboard spec, serves on 127.0.0.1")
+    bi.add_argument("action", nargs="?", choices=["serve", "setup", "exposures"], default="serve",
+                    help="serve (default): install, provision and serve; setup: everything but serving; "
+                         "exposures: regenerate dbt's exposures from the dashboard spec")
+    bi.add_argument("--port", type=int, default=8088, help="port on 127.0.0.1 (default 8088)")
+    bi.set_defaults(func=cmd_bi)
 
     from hospital_ops import bench
 

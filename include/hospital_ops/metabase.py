@@ -11,9 +11,9 @@ Idempotent — a second run creates nothing — so it runs at every `docker comp
 3. Trigger a schema sync and wait until the published tables appear.
 4. Copy dbt's table and column descriptions (English with the Chinese name, as in the dbt yml files)
    from dbt's manifest.json onto Metabase's tables and fields, only where they differ.
-5. Create the starter dashboards (DASHBOARDS) in the "Hospital operations 医院运营" collection. Cards
-   are native SQL against named relations; a card is created only when all of its relations exist in
-   the warehouse. A dashboard with no such card is not created, and the report says which relations
+5. Create the dashboards (DASHBOARDS, generated from include/hospital_ops/bi/dashboards.yml) in the
+   "Hospital operations 医院运营" collection. Cards are native SQL selecting an rpt_ model's columns;
+   a card is created only when all of its relations exist in the warehouse. A dashboard with no such card is not created, and the report says which relations
    it waits for. Later runs add the cards whose tables have appeared since.
 
 Nothing here runs at import time; the HTTP client is `requests` (installed with Airflow).
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from hospital_ops import security
+from hospital_ops.bi import spec as bi_spec
 
 log = logging.getLogger(__name__)
 
@@ -80,197 +81,58 @@ class DashboardSpec:
         return sorted({relation for card in self.cards for relation in card.relations})
 
 
-def _latest_month(relation: str, order_by: str) -> str:
-    return (f"select *\nfrom {relation}\nwhere month = (select max(month) from {relation})\n"
-            f"order by {order_by}")
+_DISPLAY = {"table": "table", "line": "line", "bar": "bar", "big_number": "scalar"}
 
 
-VENDOR_SUPERVISION = DashboardSpec(
-    name="Vendor supervision 第三方服务商监管",
-    description="Credit ratings, open warnings and monthly KPIs of third-party service vendors, as the "
-                "last good night published them (schemas marts and scoring).",
-    cards=(
-        CardSpec(
-            name="Vendors: credit rating and open warnings 服务商信用等级与未解除预警",
-            description="marts.rpt_vendor_supervision: each vendor's latest credit rating, its warnings not yet "
-                        "resolved by colour and the decisions in force, best rated first.",
-            relations=("marts.rpt_vendor_supervision",),
-            size_x=24,
-            sql="""select *
-from marts.rpt_vendor_supervision
-order by total_score desc nulls last, vendor_id""",
-        ),
-        CardSpec(
-            name="Open warnings by colour 未解除预警（按等级）",
-            description="Warnings open or acknowledged (not resolved), by colour: red 红, yellow 黄, blue 蓝.",
-            relations=("scoring.vendor_risk_warnings",),
-            display="bar",
-            visualization_settings={"graph.dimensions": ["colour"], "graph.metrics": ["open_warnings"]},
-            size_x=12,
-            sql="""select colour,
-       count(*) as open_warnings
-from scoring.vendor_risk_warnings
-where status <> 'resolved'
-group by colour
-order by case colour when 'red' then 1 when 'yellow' then 2 when 'blue' then 3 else 4 end""",
-        ),
-        CardSpec(
-            name="Vendor KPIs trend 服务商指标趋势",
-            description="Consortium-wide monthly KPIs from marts.fct_vendor_month_kpis, each a ratio of summed "
-                        "numerators to summed denominators.",
-            relations=("marts.fct_vendor_month_kpis",),
-            display="line",
-            visualization_settings={
-                "graph.dimensions": ["month"],
-                "graph.metrics": ["lab_accuracy", "report_timeliness", "delivery_delay_rate",
-                                  "cold_chain_compliance", "spot_check_pass_rate", "satisfaction_rate"],
-            },
-            size_x=24,
-            sql="""select month,
-       sum(lab_qc_runs_accurate)::numeric / nullif(sum(lab_qc_runs), 0) as lab_accuracy,
-       sum(reports_on_time)::numeric / nullif(sum(reports_due), 0) as report_timeliness,
-       sum(deliveries_late)::numeric / nullif(sum(deliveries), 0) as delivery_delay_rate,
-       sum(cold_chain_readings_in_range)::numeric / nullif(sum(cold_chain_readings), 0) as cold_chain_compliance,
-       sum(inspection_items_passed)::numeric / nullif(sum(inspection_items_checked), 0) as spot_check_pass_rate,
-       sum(patients_satisfied)::numeric / nullif(sum(patients_surveyed), 0) as satisfaction_rate
-from marts.fct_vendor_month_kpis
-group by month
-order by month""",
-        ),
-        CardSpec(
-            name="Vendor KPIs, last closed month 服务商月度指标（最近已结月份）",
-            relations=("marts.fct_vendor_month_kpis", "marts.dim_vendors"),
-            size_x=24,
-            sql="""select k.vendor_id,
-       v.vendor_name,
-       k.month,
-       k.lab_accuracy,
-       k.report_timeliness,
-       k.delivery_delay_rate,
-       k.cold_chain_compliance,
-       k.staff_turnover_rate,
-       k.spot_check_pass_rate,
-       k.incidents,
-       k.complaints,
-       k.satisfaction_rate
-from marts.fct_vendor_month_kpis k
-left join marts.dim_vendors v on v.vendor_id = k.vendor_id
-where k.month = (select max(month) from marts.fct_vendor_month_kpis where is_closed_month)
-order by k.vendor_id""",
-        ),
-        CardSpec(
-            name="Open warnings with evidence 未解除预警明细",
-            relations=("scoring.vendor_risk_warnings", "marts.dim_vendors"),
-            size_x=24,
-            sql="""select w.colour,
-       w.status,
-       w.vendor_id,
-       v.vendor_name,
-       w.rule_id,
-       w.period_month,
-       w.subject,
-       w.metric,
-       w.observed_value,
-       w.lower_bound,
-       w.upper_bound,
-       w.required_action,
-       w.first_seen_on,
-       w.last_seen_on,
-       w.warning_id
-from scoring.vendor_risk_warnings w
-left join marts.dim_vendors v on v.vendor_id = w.vendor_id
-where w.status <> 'resolved'
-order by case w.colour when 'red' then 1 when 'yellow' then 2 else 3 end, w.vendor_id, w.period_month""",
-        ),
-        CardSpec(
-            name="Suspension and exit decisions 暂停与退出",
-            relations=("scoring.vendor_supervision_decisions", "marts.dim_vendors"),
-            size_x=24,
-            sql="""select d.as_of_date,
-       d.vendor_id,
-       v.vendor_name,
-       d.decision,
-       d.rule_id,
-       d.period_month,
-       d.evidence
-from scoring.vendor_supervision_decisions d
-left join marts.dim_vendors v on v.vendor_id = d.vendor_id
-order by d.as_of_date desc, d.vendor_id""",
-        ),
-    ),
-)
+def card_sql(chart: bi_spec.Chart) -> str:
+    """A chart's native SQL: its rpt_ model's columns as they are, in the spec's order. No formula,
+    month filter or join lives here (they are the rpt_ model's)."""
+    columns = ",\n       ".join(chart.read_columns if chart.type == "table" else chart.shown_columns)
+    sql = f"select {columns}\nfrom {chart.relation}"
+    order = chart.order_by or (((chart.x, True),) if chart.x else ())
+    if order:
+        sql += "\norder by " + ", ".join(f"{column}{'' if ascending else ' desc'}" for column, ascending in order)
+    return sql
 
-# The HIS and insurance dashboards read the rpt_ marts shaped for them (models/marts/reporting). The
-# survey and referral-channel relation names are the planned ones: keep them in step with those sources'
-# marts when they land (every mart here has a `month` column). dbt's exposures (models/exposures.yml)
-# name each dashboard and the models it reads (tests/test_exposures.py).
-DASHBOARDS: tuple[DashboardSpec, ...] = (
-    VENDOR_SUPERVISION,
-    DashboardSpec(
-        name="Department ledger 科室工作台账",
-        description="The monthly operations ledger per department, latest closed month (HIS source).",
-        cards=(
-            CardSpec(name="Department ledger, latest closed month 科室工作台账（最近已结月份）", size_x=24,
-                     relations=("marts.rpt_department_ledger_latest",),
-                     sql="select *\nfrom marts.rpt_department_ledger_latest\norder by hospital_id, department_id"),
-        ),
-    ),
-    DashboardSpec(
-        name="Department KPI scorecard 科室绩效",
-        description="Department KPIs in five dimensions with month-on-month, year-on-year and ranks, beside the "
-                    "performance score, latest closed month (HIS source).",
-        cards=(
-            CardSpec(name="Department scorecard, latest closed month 科室绩效（最近已结月份）", size_x=24,
-                     relations=("marts.rpt_department_scorecard",),
-                     sql="select *\nfrom marts.rpt_department_scorecard\n"
-                         "order by score_rank nulls last, hospital_id, department_id"),
-        ),
-    ),
-    DashboardSpec(
-        name="DRG/DIP economics 医保病种",
-        description="DRG groups: cases, relative weights (CMI), revenue against case cost (insurance source).",
-        cards=(
-            CardSpec(name="DRG economics by month 医保病种月度盈亏", size_x=24, display="line",
-                     relations=("marts.fct_drg_group_month",),
-                     visualization_settings={"graph.dimensions": ["month"],
-                                             "graph.metrics": ["drg_revenue_cny", "case_cost_cny", "profit_cny"]},
-                     sql="""select month,
-       sum(cases) as cases,
-       sum(rw_total) / nullif(sum(cases), 0) as cmi,
-       sum(drg_revenue_cny) as drg_revenue_cny,
-       sum(case_cost_cny) as case_cost_cny,
-       sum(profit_cny) as profit_cny
-from marts.fct_drg_group_month
-group by month
-order by month"""),
-            CardSpec(name="DRG groups by department, latest closed month, losses first 科室病组盈亏（最近已结月份）",
-                     size_x=24, relations=("marts.rpt_drg_group_economics",),
-                     sql="select *\nfrom marts.rpt_drg_group_economics\n"
-                         "order by profit_cny, department_id, drg_code"),
-        ),
-    ),
-    DashboardSpec(
-        name="Satisfaction and complaints 满意度与投诉",
-        description="Patient satisfaction surveys and complaints (survey source).",
-        cards=(
-            CardSpec(name="Satisfaction by month 满意度（按月）", size_x=24,
-                     relations=("marts.fct_satisfaction_month",),
-                     sql="select *\nfrom marts.fct_satisfaction_month\norder by month desc"),
-            CardSpec(name="Complaints, latest month 投诉（最新月份）", size_x=24,
-                     relations=("marts.fct_complaints_month",),
-                     sql=_latest_month("marts.fct_complaints_month", "1")),
-        ),
-    ),
-    DashboardSpec(
-        name="Referral channels 合作渠道",
-        description="Referrals by partner channel (referral-channel source).",
-        cards=(
-            CardSpec(name="Referrals by channel, latest month 渠道转诊（最新月份）", size_x=24,
-                     relations=("marts.fct_channel_month_referrals",),
-                     sql=_latest_month("marts.fct_channel_month_referrals", "1")),
-        ),
-    ),
-)
+
+def _visualization_settings(chart: bi_spec.Chart, spec: bi_spec.Spec) -> dict[str, Any]:
+    """Column titles in Chinese and English with units; ratios shown as percentages."""
+    column_settings = {}
+    for column in chart.shown_columns:
+        label = spec.label(column)
+        setting: dict[str, Any] = {"column_title": label.text}
+        if label.is_percent:
+            setting["number_style"] = "percent"
+        column_settings[json.dumps(["name", column])] = setting
+    settings: dict[str, Any] = {"column_settings": column_settings}
+    if chart.type in ("line", "bar"):
+        settings["graph.dimensions"] = [c for c in (chart.x, chart.series) if c]
+        settings["graph.metrics"] = list(chart.metrics)
+    if chart.type == "table":
+        settings["table.columns"] = [{"name": c, "enabled": c in chart.columns} for c in chart.read_columns]
+    return settings
+
+
+def dashboards_from_spec(spec: bi_spec.Spec) -> tuple[DashboardSpec, ...]:
+    """The Metabase dashboards of the dashboard spec (include/hospital_ops/bi/dashboards.yml)."""
+    return tuple(
+        DashboardSpec(
+            name=dashboard.title,
+            description=dashboard.description,
+            cards=tuple(
+                CardSpec(name=chart.title, sql=card_sql(chart), relations=(chart.relation,),
+                         display=_DISPLAY[chart.type], visualization_settings=_visualization_settings(chart, spec),
+                         description=f"{chart.relation}: {chart.title_en}", size_x=2 * chart.width,
+                         size_y=8 if chart.type == "table" else 6)
+                for chart in dashboard.charts),
+        )
+        for dashboard in spec.dashboards)
+
+
+# Every dashboard, declared once in include/hospital_ops/bi/dashboards.yml; dbt's exposures
+# (models/exposures.yml) and the Superset dashboards are generated from the same spec.
+DASHBOARDS: tuple[DashboardSpec, ...] = dashboards_from_spec(bi_spec.load())
+VENDOR_SUPERVISION = next(d for d in DASHBOARDS if d.name.startswith("第三方服务商监管"))
 
 
 # ------------------------------------------------------------------------------ HTTP client

@@ -226,16 +226,50 @@ def _columns(cur, schema: str, table: str) -> list[tuple[str, str]]:  # type: ig
 
 def _publish_table(cur, build_schema: str, bi_schema: str, table: str) -> int:  # type: ignore[no-untyped-def]
     source_columns = _columns(cur, build_schema, table)
-    if _columns(cur, bi_schema, table) == source_columns:
+    if (_columns(cur, bi_schema, table) == source_columns
+            and _constraints(cur, bi_schema, table) == _constraints(cur, build_schema, table)):
         # same shape: keep the relation (and its grants), swap its content
         cur.execute(f"truncate {bi_schema}.{table}")
         cur.execute(f"insert into {bi_schema}.{table} select * from {build_schema}.{table}")
     else:
+        # the built table's definition as dbt's contract made it: not-null and check constraints, primary
+        # key and other indexes, defaults, column comments (LIKE … INCLUDING ALL)
         cur.execute(f"drop table if exists {bi_schema}.{table}")
-        cur.execute(f"create table {bi_schema}.{table} as table {build_schema}.{table}")
+        cur.execute(f"create table {bi_schema}.{table} (like {build_schema}.{table} including all)")
+        cur.execute(f"insert into {bi_schema}.{table} select * from {build_schema}.{table}")
+    _copy_comments(cur, build_schema, bi_schema, table)
     cur.execute(f"analyze {bi_schema}.{table}")  # dashboards' queries are planned on tonight's rows
     cur.execute(f"select count(*) from {bi_schema}.{table}")
     return cur.fetchone()[0]
+
+
+def _constraints(cur, schema: str, table: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    cur.execute(
+        "select c.contype::text, pg_get_constraintdef(c.oid) from pg_constraint c "
+        "join pg_class t on t.oid = c.conrelid join pg_namespace n on n.oid = t.relnamespace "
+        "where n.nspname = %s and t.relname = %s order by 1, 2",
+        (schema, table),
+    )
+    return cur.fetchall()
+
+
+def _copy_comments(cur, build_schema: str, bi_schema: str, table: str) -> None:  # type: ignore[no-untyped-def]
+    """The descriptions dbt wrote on the built table (persist_docs) onto the published one, table and
+    columns, so a person browsing the warehouse reads what each published column means."""
+    cur.execute(
+        """
+        select a.attname, col_description(a.attrelid, a.attnum), obj_description(a.attrelid, 'pg_class')
+        from pg_attribute a
+        where a.attrelid = format('%%I.%%I', %s::text, %s::text)::regclass and a.attnum > 0 and not a.attisdropped
+        """,
+        (build_schema, table),
+    )
+    rows = cur.fetchall()
+    if not rows:
+        return
+    cur.execute(f"comment on table {bi_schema}.{table} is %s", (rows[0][2],))
+    for column, comment in ((column, comment) for column, comment, _ in rows):
+        cur.execute(f'comment on column {bi_schema}.{table}."{column}" is %s', (comment,))
 
 
 # ------------------------------------------------------------------------------------- summary

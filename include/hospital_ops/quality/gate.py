@@ -46,6 +46,34 @@ DQ_SCHEMA = "dq"
 DQ_TABLE = "validation_results"
 DATASOURCE_NAME = "warehouse"
 DATA_DOCS_SITE = "hospital_ops"
+# the Data Docs' scripts, stylesheets and fonts, served from the site itself (data_docs_assets/ASSETS.md)
+DATA_DOCS_ASSETS = Path(__file__).with_name("data_docs_assets")
+_CDN_ASSETS = {
+    "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css": "bootstrap.min.css",
+    "https://stackpath.bootstrapcdn.com/bootstrap/4.3.1/js/bootstrap.min.js": "bootstrap.min.js",
+    "https://code.jquery.com/jquery-3.7.1.min.js": "jquery.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js": "popper.min.js",
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.js": "bootstrap-table.min.js",
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.css": "bootstrap-table.min.css",
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/bootstrap-table-filter-control.min.js":
+        "bootstrap-table-filter-control.min.js",
+    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.min.css":
+        "bootstrap-table-filter-control.min.css",
+    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.css":
+        "bootstrap-table-filter-control.min.css",
+    "https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css": "fontawesome/css/all.min.css",
+    "https://cdn.jsdelivr.net/npm/vega@5": "vega.min.js",
+    "https://cdn.jsdelivr.net/npm/vega-lite@5": "vega-lite.min.js",
+    "https://cdn.jsdelivr.net/npm/vega-embed@6": "vega-embed.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/js/bootstrap-datepicker.min.js":
+        "bootstrap-datepicker.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/bootstrap-datepicker.min.css":
+        "bootstrap-datepicker.min.css",
+    "https://cdn.jsdelivr.net/npm/@forevolve/bootstrap-dark@1.1.0/dist/css/bootstrap-prefers-dark.css":
+        "bootstrap-prefers-dark.css",
+}
+_GX_LOGO = re.compile(r'src="https://great-expectations-web-assets[^"]*"')
+_REMOTE_RESOURCE = re.compile(r'(?:src|href)="(https?://[^"]+\.(?:js|css|png|svg|woff2?)[^"]*|https?://cdn[^"]*)"')
 BATCH_VIEW_SCHEMA = "dq_gate"  # the night's batch views, while a gate runs; granted to no other role
 TABLE_EXISTS = "table_exists"  # expectation_type recorded for the gate's own existence pre-check
 
@@ -331,7 +359,9 @@ def _run_gx_checkpoint(warehouse_url: str, spec: CheckpointSpec, validations: Se
             validation_definitions=definitions,
             result_format=spec.result_format,
         ))
-        gx_run_id = RunIdentifier(run_name=_safe_run_name(run_id), run_time=datetime.now(timezone.utc))
+        # the business date leads the run's name: the Data Docs index lists every night by the date it validated
+        gx_run_id = RunIdentifier(run_name=_safe_run_name(f"{business_date.isoformat()}__{run_id}"),
+                                  run_time=datetime.now(timezone.utc))
         checkpoint_result = checkpoint.run(run_id=gx_run_id)
         _redact_sensitive_values(context, checkpoint_result)
         _build_data_docs(context, checkpoint_result)
@@ -356,6 +386,7 @@ def _run_gx_checkpoint(warehouse_url: str, spec: CheckpointSpec, validations: Se
 
     _prune_empty_dirs(docs_dir / "validations")
     _prune_empty_dirs(docs_dir / "expectations")
+    _serve_assets_locally(docs_dir)
     docs_index = docs_dir / "index.html"
     return results, docs_index if docs_index.exists() else None
 
@@ -403,6 +434,28 @@ def _redact_sensitive_values(context, checkpoint_result) -> None:  # type: ignor
             context.validation_results_store.set(identifier, validation_result)
 
 
+def _serve_assets_locally(docs_dir: Path) -> None:
+    """Point every Data Docs page at the scripts, stylesheets and fonts copied into the site
+    (static/vendor/), so the pages work on an intranet without the internet. GX has no setting for
+    where its page templates load their libraries from, hence the rewrite of the built pages."""
+    import shutil
+
+    vendor = docs_dir / "static" / "vendor"
+    shutil.copytree(DATA_DOCS_ASSETS, vendor, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.md"))
+    for page in docs_dir.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        rewritten = html
+        prefix = Path(*([".."] * (len(page.relative_to(docs_dir).parts) - 1)), "static", "vendor").as_posix()
+        for url, name in _CDN_ASSETS.items():
+            rewritten = rewritten.replace(f'"{url}"', f'"{prefix}/{name}"')
+        rewritten = _GX_LOGO.sub('src=""', rewritten)
+        if rewritten != html:
+            page.write_text(rewritten, encoding="utf-8")
+        remote = _REMOTE_RESOURCE.findall(rewritten)
+        if remote:  # a GX upgrade brought a library this list does not know: say so rather than serve it half
+            log.warning("Data Docs page %s still loads %s from the internet", page, ", ".join(sorted(set(remote))))
+
+
 def _build_data_docs(context, checkpoint_result) -> None:  # type: ignore[no-untyped-def]
     """The run's validation pages, its suites' pages and the index, in one site build.
 
@@ -437,8 +490,18 @@ def _ephemeral_context(docs_dir: Path):  # type: ignore[no-untyped-def]
         ProgressBarsConfig,
     )
 
+    # validation results are kept on disk beside the site, so every night's pages stay in the Data Docs and
+    # its index lists all of them (an in-memory store knows tonight's only, and GX then drops older pages)
+    defaults = InMemoryStoreBackendDefaults(init_temp_docs_sites=False)
+    stores = dict(defaults.stores)
+    stores[defaults.validation_results_store_name] = {
+        "class_name": "ValidationResultsStore",
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                          "base_directory": str(docs_dir.parent / f"{docs_dir.name}_results")},
+    }
     config = DataContextConfig(
-        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        store_backend_defaults=defaults,
+        stores=stores,
         data_docs_sites={
             DATA_DOCS_SITE: {
                 "class_name": "SiteBuilder",

@@ -6,7 +6,7 @@ with ledger as (
 ),
 
 departments as (
-    select * from {{ ref('stg_his__departments') }}
+    select * from {{ ref('dim_departments') }}
 ),
 
 latest_closed as (
@@ -19,8 +19,9 @@ select
     ledger.department_month_id,
     ledger.hospital_id,
     ledger.department_id,
+    departments.hospital_name,
     departments.department_name,
-    departments.kind as department_kind,
+    departments.department_kind,
     ledger.month,
     ledger.staff_total,
     ledger.doctors,

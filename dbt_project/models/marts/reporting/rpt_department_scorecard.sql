@@ -12,7 +12,7 @@ scores as (
 ),
 
 departments as (
-    select * from {{ ref('stg_his__departments') }}
+    select * from {{ ref('dim_departments') }}
 ),
 
 latest_closed as (
@@ -25,6 +25,7 @@ select
     kpis.department_month_id,
     kpis.hospital_id,
     kpis.department_id,
+    departments.hospital_name,
     departments.department_name,
     kpis.month,
     kpis.discharges,

@@ -16,7 +16,7 @@ alerts as (
 ),
 
 departments as (
-    select * from {{ ref('stg_his__departments') }}
+    select * from {{ ref('dim_departments') }}
 ),
 
 latest_closed as (
@@ -37,6 +37,7 @@ select
     drg_groups.drg_group_month_id,
     drg_groups.hospital_id,
     drg_groups.department_id,
+    departments.hospital_name,
     departments.department_name,
     drg_groups.drg_code,
     drg_groups.drg_name,

@@ -1,0 +1,27 @@
+-- Complaints by department and month 投诉趋势, every month including the open one, which is marked
+-- partial 未结 (bi_month_status) so a chart shows it as such: complaints received, closed, still
+-- open, per 10,000 visits and the time to close. Figures are fct_complaints_month's own.
+with complaints as (
+    select * from {{ ref('fct_complaints_month') }}
+),
+
+departments as (
+    select * from {{ ref('dim_departments') }}
+)
+
+select
+    complaints.department_month_id,
+    complaints.hospital_id,
+    departments.hospital_name,
+    complaints.department_id,
+    departments.department_name,
+    complaints.month,
+    {{ bi_month_status('complaints.month') }} as month_status,
+    complaints.complaints,
+    complaints.complaints_closed,
+    complaints.complaints_open,
+    complaints.complaints_per_10k_visits,
+    complaints.median_days_to_close,
+    complaints.mean_days_to_close
+from complaints
+left join departments on departments.department_id = complaints.department_id
