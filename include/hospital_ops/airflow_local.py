@@ -320,8 +320,11 @@ def up(warehouse_url: str, admin_url: str, *, meta_database: str = META_DATABASE
                                        stdin=subprocess.DEVNULL, start_new_session=True)
         pids[component] = process.pid
     url = f"http://127.0.0.1:{ports['api']}"
-    _state_path(home).write_text(json.dumps({"url": url, "pids": pids, "ports": ports,
-                                             "meta_database": meta_database}))
+    state_file = _state_path(home)
+    state_file.write_text(json.dumps({"url": url, "pids": pids, "ports": ports, "meta_database": meta_database,
+                                      "warehouse_url": warehouse_url, "meta_url": meta_url,
+                                      "extra_env": extra_env or {}}))
+    state_file.chmod(0o600)  # it holds the metadata database's URL
     try:
         _wait_healthy(url, pids, logs, timeout)
     except AirflowDeploymentError:
@@ -354,6 +357,16 @@ def down(timeout: float = 30.0) -> list[str]:
                 os.killpg(pid, signal.SIGKILL)
     _state_path(home).unlink(missing_ok=True)
     return stopped
+
+
+def deployment_cli(*args: str, timeout: float = 600.0) -> subprocess.CompletedProcess:
+    """Run an `airflow` command against the running deployment (same metadata database and settings)."""
+    state = _read_deployment_state(settings().var_dir / "airflow")
+    if not state:
+        raise AirflowDeploymentError("the local Airflow deployment is not running: `hospital-ops airflow up`")
+    env = deployment_env(state["warehouse_url"], state["meta_url"], state["ports"], state["extra_env"])
+    command = [str(Path(sys.executable).parent / "airflow"), *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def deployment_status() -> dict:
@@ -475,3 +488,39 @@ def trigger_nights(deployment: Deployment, nights: list[date], *, replace: bool 
 
 # the scheduler runs triggered runs only (the demo and the tests): no 02:00 run of its own
 MANUAL_ONLY = {"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
+
+
+class BackfillRefused(ValueError):
+    pass
+
+
+def check_backfill_range(first: date, last: date, start_date: date) -> None:
+    """Business dates before the DAG's start date are refused: the platform's first night already
+    catches up on every drop folder before it, so there is no night of its own to run for them."""
+    if last < first:
+        raise BackfillRefused(f"backfill range is empty: {first} is after {last}")
+    if first < start_date:
+        raise BackfillRefused(
+            f"backfill from {first} refused: the DAG {DAG_ID} starts on {start_date} (its start_date); "
+            f"history before it is caught up by the first night. Backfill from {start_date} or later.")
+
+
+def backfill(first: date, last: date, *, dry_run: bool = False) -> subprocess.CompletedProcess:
+    """Airflow's own backfill (`airflow backfill create`) of the business dates first..last, both
+    included, run by the scheduler one night at a time (the DAG's max_active_runs)."""
+    import pendulum
+
+    state = _read_deployment_state(settings().var_dir / "airflow")
+    if not state:
+        raise AirflowDeploymentError("the local Airflow deployment is not running: `hospital-ops airflow up`")
+    deployment = Deployment(state["url"], ADMIN_USER, admin_password(), settings().var_dir / "airflow",
+                            state["pids"], state["meta_database"])
+    details = AirflowApi(deployment).request("GET", f"/dags/{DAG_ID}/details").json()
+    start_date = pendulum.parse(details["start_date"]).in_timezone(HOSPITAL_TIMEZONE).date()
+    check_backfill_range(first, last, start_date)
+    # a night's logical date is its business date at 02:00 hospital time (the cron's interval start);
+    # Airflow takes the runs whose logical date lies within [from, to]
+    to = pendulum.datetime(last.year, last.month, last.day, 2, tz=HOSPITAL_TIMEZONE)
+    args = ["backfill", "create", "--dag-id", DAG_ID, "--from-date", first.isoformat(),
+            "--to-date", to.isoformat(), "--max-active-runs", "1"]
+    return deployment_cli(*args, *(["--dry-run"] if dry_run else []))

@@ -11,7 +11,7 @@
     hospital-ops docs [--date DATE]      generate the dbt documentation site into <var>/dbt_docs/
     hospital-ops demo [--scheduler]      generate, then run the last few nights end to end, then the dbt docs
                                          (--scheduler: through the local Airflow deployment, not `dags test`)
-    hospital-ops airflow up|down|status [--manual-only]
+    hospital-ops airflow up|down|status [--manual-only]; airflow backfill --from DATE --to DATE [--dry-run]
                                          the local Airflow deployment: API server + UI, scheduler, DAG
                                          processor, triggerer; metadata on the embedded PostgreSQL
     hospital-ops bench [--scales 1,4,16] [--repetitions N] [--quick]
@@ -314,6 +314,17 @@ def cmd_airflow(args: argparse.Namespace) -> int:
         _print_airflow_login(deployment)
         _progress(f"DAG {airflow_local.DAG_ID}: {deployment.url}/dags/{airflow_local.DAG_ID}; "
                   f"logs of the components in {deployment.home / 'logs' / 'components'}")
+    elif args.action == "backfill":
+        if not (args.from_date and args.to_date):
+            print("error: backfill needs --from DATE --to DATE (business dates, both included)", file=sys.stderr)
+            return 2
+        try:
+            result = airflow_local.backfill(args.from_date, args.to_date, dry_run=args.dry_run)
+        except airflow_local.BackfillRefused as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(result.stdout, result.stderr[-2000:] if result.returncode else "", sep="")
+        return result.returncode
     elif args.action == "down":
         stopped = airflow_local.down()
         print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
@@ -423,7 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "so they show in its UI, instead of `airflow dags test`")
 
     af = sub.add_parser("airflow", help="the local Airflow deployment: up, down, status")
-    af.add_argument("action", choices=["up", "down", "status"])
+    af.add_argument("action", choices=["up", "down", "status", "backfill"])
+    af.add_argument("--from", dest="from_date", type=_date, help="backfill: first business date")
+    af.add_argument("--to", dest="to_date", type=_date, help="backfill: last business date (included)")
+    af.add_argument("--dry-run", action="store_true", help="backfill: list the runs, create none")
     af.add_argument("--manual-only", action="store_true",
                     help="the scheduler runs triggered nights only, never the 02:00 schedule")
     af.set_defaults(func=cmd_airflow)
