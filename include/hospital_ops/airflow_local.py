@@ -42,6 +42,11 @@ def airflow_env(warehouse_url: str) -> dict[str, str]:
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(cfg.project_root / "include"), env.get("PYTHONPATH")])),
     })
+    alert_urls = env.get("HOSPITAL_OPS_ALERT_URLS")
+    if alert_urls and "AIRFLOW_CONN_HOSPITAL_OPS_ALERTS" not in env:  # the embedded run's channels
+        from hospital_ops.notify import connection_json, urls_from_text
+
+        env["AIRFLOW_CONN_HOSPITAL_OPS_ALERTS"] = connection_json(urls_from_text(alert_urls))
     return env
 
 
