@@ -29,6 +29,7 @@ runs, so BI keeps what the last good night published. No database call happens a
 
 from __future__ import annotations
 
+import os
 from datetime import date, timedelta
 
 import pendulum
@@ -129,6 +130,10 @@ def _notifications() -> dict:
     # the logical date is the business date's 02:00 (the cron's interval start): published by
     # <deadline> the next morning = one day plus (deadline - 02:00) after it
     after_logical = timedelta(days=1, hours=deadline.hour - 2, minutes=deadline.minute)
+    if os.environ.get("HOSPITAL_OPS_DEADLINE_ALERT", "on") == "off":
+        # `airflow dags test` (3.3.2) fails at the end of a run of a DAG with a deadline alert: the
+        # development path (hospital_ops.airflow_local.run_night) parses the DAG without it
+        return {"deadline": None, "on_failure_callback": [NightFailedNotifier()]}
     return {
         "deadline": DeadlineAlert(reference=DeadlineReference.DAGRUN_LOGICAL_DATE, interval=after_logical,
                                   callback=AsyncCallback(AppriseNotifier, kwargs=deadline_notifier_kwargs())),

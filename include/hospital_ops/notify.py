@@ -122,10 +122,10 @@ def _fit(title: str, lines: list[str]) -> Message:
 def failure_message(*, dag_id: str, task_id: str, business_date: date | str, error: str, log_url: str | None) -> Message:
     """A failed task: which one, the error, the log link. For the quality gate: the failed expectations."""
     if task_id == "quality_gate":
-        failed = [line.strip(" -•") for line in str(error).splitlines()[1:] if line.strip()]
+        failed = [line.strip()[2:] for line in str(error).splitlines() if line.strip().startswith("- ")]
         lines = [f"业务日期 business date {business_date}: 质量门禁未通过, 今晚数据未发布 (BI 保留上次结果)",
                  "未通过的检查 failed expectations:",
-                 *[f"- {_short(item, 110)}" for item in failed[:4]],
+                 *[f"- {_short(_compact_failure(item), 130)}" for item in failed[:4]],
                  f"… 共 {len(failed)} 项" if len(failed) > 4 else "",
                  f"日志 log: {log_url}" if log_url else ""]
         if not failed:
@@ -135,6 +135,16 @@ def failure_message(*, dag_id: str, task_id: str, business_date: date | str, err
              f"错误 error: {_short(error, 220)}",
              f"日志 log: {log_url}" if log_url else ""]
     return _fit(f"【夜间任务失败】{dag_id} {task_id}", lines)
+
+
+def _compact_failure(line: str) -> str:
+    """A gate failure line (suite=… | table=… | expectation=… | column=… | unexpected=…) for a phone:
+    table, expectation, column, unexpected rows."""
+    fields = dict(part.split("=", 1) for part in line.split(" | ") if "=" in part)
+    if "expectation" not in fields:
+        return line
+    return " ".join(filter(None, [fields.get("table"), fields["expectation"], fields.get("column"),
+                                  f"({fields['unexpected']})" if fields.get("unexpected") else ""]))
 
 
 def late_message(*, dag_id: str, business_date: date, finished_at: datetime, deadline: datetime) -> Message:
