@@ -306,6 +306,16 @@ def cmd_metabase(args: argparse.Namespace) -> int:
 def cmd_airflow(args: argparse.Namespace) -> int:
     from hospital_ops import airflow_local
 
+    try:
+        return _airflow_action(args)
+    except airflow_local.AirflowDeploymentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _airflow_action(args: argparse.Namespace) -> int:
+    from hospital_ops import airflow_local
+
     if args.action == "up":
         url = warehouse.start()
         _use_simulated_his()
