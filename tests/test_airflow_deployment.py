@@ -6,11 +6,14 @@ Airflow's own backfill: a range is planned, a range before the DAG's start date 
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import subprocess
-import sys
+import threading
+import time
 from datetime import date, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from zoneinfo import ZoneInfo
 
 import psycopg2
 import pytest
@@ -25,7 +28,27 @@ END = date(2026, 11, 22)
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory, fresh_database):
+def webhook():
+    """An HTTP endpoint standing in for a messaging webhook (Apprise json://): the messages it got."""
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's hook name
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield {"url": f"json://127.0.0.1:{server.server_address[1]}/hook", "received": received}
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory, fresh_database, webhook):
     var_dir = tmp_path_factory.mktemp("var")
     url = fresh_database("airflow")
     meta = f"airflow_meta_test_{os.getpid()}"
@@ -35,6 +58,7 @@ def deployment(tmp_path_factory, fresh_database):
         patch.setenv("HOSPITAL_OPS_INBOX", str(var_dir / "inbox"))
         for name in ("HIS_URL", "SURVEY_API_URL", "SURVEY_API_TOKEN"):  # a tiny night: the vendor files only
             patch.delenv(name, raising=False)
+        patch.setenv("HOSPITAL_OPS_ALERT_URLS", webhook["url"])
         generate_vendor_source(var_dir / "inbox", end=END, months=3, vendors=12)
         deployed = airflow_local.up(url, admin, meta_database=meta,
                                     extra_env=airflow_local.MANUAL_ONLY)
@@ -109,7 +133,7 @@ def test_the_run_duration_is_the_real_run_time(night):
     # queued now, not on the business date: the data interval carries the business date instead
     assert datetime.fromisoformat(run["run_after"]) >= night["started"].replace(microsecond=0)
     interval_start = datetime.fromisoformat(run["data_interval_start"]).astimezone(
-        __import__("zoneinfo").ZoneInfo(airflow_local.HOSPITAL_TIMEZONE))
+        ZoneInfo(airflow_local.HOSPITAL_TIMEZONE))
     assert (interval_start.date(), interval_start.hour) == (END, 2)
 
 
@@ -117,7 +141,7 @@ def test_task_logs_are_readable_through_the_api(night, deployment):
     api, run_id = night["api"], night["run"]["dag_run_id"]
     extracted = api.request("GET", f"/dags/{airflow_local.DAG_ID}/dagRuns/{run_id}/taskInstances/extract_vendor/"
                                    "xcomEntries/return_value").json()["value"]
-    files = len(extracted["files"] if isinstance(extracted, dict) else __import__("json").loads(extracted)["files"])
+    files = len(extracted["files"] if isinstance(extracted, dict) else json.loads(extracted)["files"])
     assert files > 0
     assert f"vendor: {files} files for night {END}" in api.task_log(run_id, "extract_vendor")
     (published,) = query(deployment["url"], "select count(*) from audit.publications where run_id = %s", (run_id,))[0]
@@ -137,3 +161,20 @@ def test_backfill_runs_airflow_own_backfill_over_business_dates(night):
 def test_backfill_before_the_start_date_is_refused_clearly(night):
     with pytest.raises(airflow_local.BackfillRefused, match="starts on 2026-01-01"):
         airflow_local.backfill(date(2025, 12, 30), date(2026, 1, 2), dry_run=True)
+
+
+def test_the_missed_publish_deadline_is_sent_by_the_triggerer(night, webhook):
+    # business date 2026-11-22 was due by 07:00 on the 23rd: its deadline alert fires in the
+    # triggerer as soon as the run exists, through the Apprise provider's notifier
+    run_id = night["run"]["dag_run_id"]
+    deadline = datetime.now().timestamp() + 120
+    while datetime.now().timestamp() < deadline:
+        missed = [m for m in webhook["received"] if m["title"] == "【未按时发布】hospital_ops_nightly"]
+        if missed:
+            break
+        time.sleep(2)
+    assert len(missed) == 1, [m["title"] for m in webhook["received"]]
+    assert "PUBLISH_DEADLINE" in missed[0]["message"] and run_id in missed[0]["message"]
+    assert "2026-11-23" in missed[0]["message"]  # the deadline it missed, rendered by Airflow
+    late = [m for m in webhook["received"] if m["title"] == f"【夜间运行超时】hospital_ops_nightly {END}"]
+    assert len(late) == 1

@@ -123,3 +123,28 @@ def test_survey_api_endpoint_comes_from_its_airflow_connection_else_the_environm
         {"conn_type": "http", "host": "survey.example.org", "port": 8443, "schema": "https",
          "password": "token-from-the-connection"}))
     assert nightly._api_endpoint("survey_api") == ("https://survey.example.org:8443", "token-from-the-connection")
+
+
+def test_connection_lookups_fall_back_only_when_the_connection_is_not_found(monkeypatch) -> None:
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from hospital_ops import notifiers
+
+    nightly = _nightly_module()
+    monkeypatch.setenv("HIS_URL", "postgresql://reader@127.0.0.1:5432/his")
+
+    def not_found(conn_id):  # noqa: ANN001
+        raise AirflowNotFoundException(f"The conn_id `{conn_id}` isn't defined")
+
+    def backend_down(conn_id):  # noqa: ANN001
+        raise ConnectionError(f"secrets backend unreachable while reading {conn_id}")
+
+    monkeypatch.setattr(BaseHook, "get_connection", staticmethod(not_found))
+    assert nightly._source_url("his") == "postgresql://reader@127.0.0.1:5432/his"
+    assert notifiers.alert_urls() == []
+    monkeypatch.setattr(BaseHook, "get_connection", staticmethod(backend_down))
+    for lookup in (lambda: nightly._source_url("his"), lambda: nightly._api_endpoint("survey_api"),
+                   nightly._warehouse_url, notifiers.alert_urls):
+        with pytest.raises(ConnectionError, match="secrets backend unreachable"):
+            lookup()
