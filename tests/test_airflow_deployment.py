@@ -11,7 +11,7 @@ import os
 import re
 import threading
 import time
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
@@ -19,7 +19,7 @@ import psycopg2
 import pytest
 from nightly_runs import query
 
-from hospital_ops import airflow_local, warehouse
+from hospital_ops import airflow_local, notify, warehouse
 from hospital_ops.generate.vendor import generate_vendor_source
 
 pytestmark = pytest.mark.e2e
@@ -166,7 +166,6 @@ def test_backfill_before_the_start_date_is_refused_clearly(night):
 def test_the_missed_publish_deadline_is_sent_by_the_triggerer(night, webhook):
     # business date 2026-11-22 was due by 07:00 on the 23rd: its deadline alert fires in the
     # triggerer as soon as the run exists, through the Apprise provider's notifier
-    run_id = night["run"]["dag_run_id"]
     deadline = datetime.now().timestamp() + 120
     while datetime.now().timestamp() < deadline:
         missed = [m for m in webhook["received"] if m["title"] == "【未按时发布】hospital_ops_nightly"]
@@ -174,7 +173,9 @@ def test_the_missed_publish_deadline_is_sent_by_the_triggerer(night, webhook):
             break
         time.sleep(2)
     assert len(missed) == 1, [m["title"] for m in webhook["received"]]
-    assert "PUBLISH_DEADLINE" in missed[0]["message"] and run_id in missed[0]["message"]
-    assert "2026-11-23" in missed[0]["message"]  # the deadline it missed, rendered by Airflow
+    assert "PUBLISH_DEADLINE" in missed[0]["message"] and airflow_local.DAG_ID in missed[0]["message"]
+    # the deadline it missed, rendered by Airflow (UTC): 07:00 hospital time the morning after
+    due = notify.deadline_for(END).astimezone(timezone.utc)
+    assert due.isoformat(sep=" ") in missed[0]["message"]
     late = [m for m in webhook["received"] if m["title"] == f"【夜间运行超时】hospital_ops_nightly {END}"]
     assert len(late) == 1

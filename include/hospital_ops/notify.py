@@ -157,8 +157,9 @@ def late_message(*, dag_id: str, business_date: date, finished_at: datetime, dea
 
 def deadline_missed_body() -> str:
     """The deadline alert's message (Airflow renders the Jinja fields when the deadline passes)."""
+    # the deadline's context carries the DAG and the deadline (UTC), not the run's id
     return ("业务数据未在发布时限前发布 (rule PUBLISH_DEADLINE): {{ dag_run.dag_id }} "
-            "运行 run {{ dag_run.run_id }} 时限 deadline {{ deadline.deadline_time }}")
+            "时限 deadline {{ deadline.deadline_time }}")
 
 
 def _evidence(evidence) -> str:  # type: ignore[no-untyped-def]
