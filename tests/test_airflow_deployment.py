@@ -75,6 +75,10 @@ def night(deployment):
     started = datetime.now().astimezone()
     runs = airflow_local.trigger_nights(deployment["deployment"], [END])
     finished = datetime.now().astimezone()
+    for ti in api.task_instances(runs[0]["dag_run_id"]):  # a retried task: say why its first try failed
+        if ti["try_number"] > 1:
+            print(f"{ti['task_id']} needed {ti['try_number']} tries; try 1:\n"
+                  f"{api.task_log(runs[0]['dag_run_id'], ti['task_id'], 1)[-3000:]}")
     return {"api": api, "run": runs[0], "started": started, "finished": finished}
 
 
@@ -139,14 +143,15 @@ def test_the_run_duration_is_the_real_run_time(night):
 
 def test_task_logs_are_readable_through_the_api(night, deployment):
     api, run_id = night["api"], night["run"]["dag_run_id"]
+    tries = {ti["task_id"]: ti["try_number"] for ti in api.task_instances(run_id)}  # the attempt that succeeded
     extracted = api.request("GET", f"/dags/{airflow_local.DAG_ID}/dagRuns/{run_id}/taskInstances/extract_vendor/"
                                    "xcomEntries/return_value").json()["value"]
     files = len(extracted["files"] if isinstance(extracted, dict) else json.loads(extracted)["files"])
     assert files > 0
-    assert f"vendor: {files} files for night {END}" in api.task_log(run_id, "extract_vendor")
+    assert f"vendor: {files} files for night {END}" in api.task_log(run_id, "extract_vendor", tries["extract_vendor"])
     (published,) = query(deployment["url"], "select count(*) from audit.publications where run_id = %s", (run_id,))[0]
-    assert f"published {published} relations for {END}" in api.task_log(run_id, "publish")
-    assert "Could not read served logs" not in api.task_log(run_id, "summary")
+    assert f"published {published} relations for {END}" in api.task_log(run_id, "publish", tries["publish"])
+    assert "Could not read served logs" not in api.task_log(run_id, "summary", tries["summary"])
 
 
 def test_backfill_runs_airflow_own_backfill_over_business_dates(night):
