@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench bi warehouse-start warehouse-stop clean
+.PHONY: install demo test bench bi warehouse-start warehouse-stop airflow airflow-down clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -37,6 +37,14 @@ warehouse-start: install
 warehouse-stop: install
 	$(BIN)/hospital-ops warehouse stop
 
+# the local Airflow deployment (API server + UI, scheduler, DAG processor, triggerer); prints URL and login
+airflow: install
+	$(BIN)/hospital-ops airflow up
+
+airflow-down: install
+	$(BIN)/hospital-ops airflow down
+
 clean:
+	-$(BIN)/hospital-ops airflow down
 	-$(BIN)/hospital-ops warehouse stop
 	rm -rf var dbt_project/target dbt_project/logs

@@ -10,11 +10,19 @@ Wiring only — every step lives in the `hospital_ops` package (include/) and is
       → quality_gate                          Great Expectations checkpoint; raises on failure
       → dbt_build_scoring                     warnings, decisions, ratings
       → dbt_snapshot                          history for auditors
-      → publish                               one transaction: *_build → marts / scoring (BI)
+      → publish                               one transaction: *_build → marts / scoring (BI);
+                                              emits the asset `hospital_ops_published`
       → summary
     open_run_ledger → every extract           the run's "started" row in the ledger, before anything
     record_run_ledger                         always, whatever happened: the run's closing row in the
                                               hash-chained run ledger (a killed night leaves it open)
+    notify_alerts                             each new red/yellow warning, service or DRG alert,
+                                              once (ops.notifications_sent); a night finished late
+
+Notifications go to the Apprise URLs of the connection `hospital_ops_alerts` (hospital_ops.notify):
+every failed task (which, the error, the log link; the failed expectations of the quality gate),
+the publish deadline missed (a deadline alert, HOSPITAL_OPS_PUBLISH_DEADLINE hospital time the
+morning after), each new alert. Every task has an execution_timeout (TIMEOUTS).
 
 Transient failures (a file share or the database briefly away) are retried on extract and load;
 a failed dbt test or quality gate is not retried: it fails the task at once and nothing after it
@@ -23,15 +31,25 @@ runs, so BI keeps what the last good night published. No database call happens a
 
 from __future__ import annotations
 
+import os
 from datetime import date, timedelta
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
+from airflow.sdk import Asset, CronDataIntervalTimetable, dag, get_current_context, task
 
 from hospital_ops.sources import SOURCES  # specs only: no database, no heavy import at parse time
 
 NO_RETRY = {"retries": 0}
 HOSPITAL_TZ = "Asia/Shanghai"
+
+# execution_timeout per task: the slowest figure of the benchmark (README, Performance: the 16x
+# backfill), times the 25x a 10-hospital consortium's history is, with margin; a hung step fails
+# (and notifies) instead of holding the night
+TIMEOUTS = {"extract": timedelta(minutes=60), "load": timedelta(minutes=90), "dbt_build_marts": timedelta(minutes=60),
+            "quality_gate": timedelta(minutes=60), "dbt_build_scoring": timedelta(minutes=15),
+            "dbt_snapshot": timedelta(minutes=15), "publish": timedelta(minutes=10), "summary": timedelta(minutes=5),
+            "record_run_ledger": timedelta(minutes=5), "open_run_ledger": timedelta(minutes=5),
+            "notify_alerts": timedelta(minutes=10)}
 
 
 def _business_date() -> date:
@@ -46,10 +64,11 @@ def _run_id() -> str:
 def _warehouse_url() -> str:
     """The `warehouse` Airflow connection if defined, else WAREHOUSE_URL / the embedded server."""
     from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
         conn = BaseHook.get_connection("warehouse")
-    except Exception:  # noqa: BLE001 - connection not configured: use the project default
+    except AirflowNotFoundException:  # not configured: the project default (other errors fail loudly)
         from hospital_ops import warehouse
 
         return warehouse.url()
@@ -59,12 +78,13 @@ def _warehouse_url() -> str:
 def _source_url(connection: str) -> str | None:
     """A SQL source's database: its Airflow connection if defined, else <CONNECTION>_URL."""
     from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
     from hospital_ops.config import source_url
 
     try:
         return BaseHook.get_connection(connection).get_uri().replace("postgres://", "postgresql://", 1)
-    except Exception:  # noqa: BLE001 - connection not configured
+    except AirflowNotFoundException:  # not configured (any other secrets-backend error fails loudly)
         return source_url(connection)
 
 
@@ -72,13 +92,14 @@ def _api_endpoint(connection: str) -> tuple[str | None, str | None]:
     """An API source's base URL and bearer token: its Airflow connection (host/port/schema → URL,
     password → token) if defined, else <CONNECTION>_URL / <CONNECTION>_TOKEN."""
     from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
     from hospital_ops.config import source_token, source_url
     from hospital_ops.extract.api import endpoint_from_connection
 
     try:
         conn = BaseHook.get_connection(connection)
-    except Exception:  # noqa: BLE001 - connection not configured
+    except AirflowNotFoundException:  # not configured (any other secrets-backend error fails loudly)
         return source_url(connection), source_token(connection)
     return endpoint_from_connection(conn.host, conn.port, conn.schema), conn.password
 
@@ -100,6 +121,33 @@ def _dbt(*stages: str) -> None:
         _fail_without_retry(exc)
 
 
+def _notifications() -> dict:
+    """The failure notifier on every task and the publish deadline on the DAG (hospital_ops.notify)."""
+    from airflow.providers.apprise.notifications.apprise import AppriseNotifier
+    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+
+    from hospital_ops.notifiers import NightFailedNotifier, deadline_notifier_kwargs
+    from hospital_ops.notify import publish_deadline
+
+    deadline = publish_deadline()
+    # the logical date is the business date's 02:00 (the cron's interval start): published by
+    # <deadline> the next morning = one day plus (deadline - 02:00) after it
+    after_logical = timedelta(days=1, hours=deadline.hour - 2, minutes=deadline.minute)
+    if os.environ.get("HOSPITAL_OPS_DEADLINE_ALERT", "on") == "off":
+        # `airflow dags test` (3.3.2) fails at the end of a run of a DAG with a deadline alert: the
+        # development path (hospital_ops.airflow_local.run_night) parses the DAG without it
+        return {"deadline": None, "on_failure_callback": [NightFailedNotifier()]}
+    return {
+        "deadline": DeadlineAlert(reference=DeadlineReference.DAGRUN_LOGICAL_DATE, interval=after_logical,
+                                  callback=AsyncCallback(AppriseNotifier, kwargs=deadline_notifier_kwargs())),
+        "on_failure_callback": [NightFailedNotifier()],
+    }
+
+
+NOTIFICATIONS = _notifications()
+PUBLISHED = Asset(name="hospital_ops_published", uri="hospital-ops://warehouse/published")
+
+
 @dag(
     dag_id="hospital_ops_nightly",
     # each run covers one business day and starts at 02:00 the next morning, once the HIS and the
@@ -108,16 +156,20 @@ def _dbt(*stages: str) -> None:
     start_date=pendulum.datetime(2026, 1, 1, tz=HOSPITAL_TZ),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=2)},
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=2),
+                  "on_failure_callback": NOTIFICATIONS["on_failure_callback"],
+                  "execution_timeout": TIMEOUTS["extract"]},
+    deadline=NOTIFICATIONS["deadline"],
     tags=["hospital_ops", "nightly"],
     doc_md=__doc__,
 )
 def hospital_ops_nightly() -> None:
-    @task(trigger_rule="none_failed_min_one_success", **NO_RETRY)  # a source not configured is skipped
+    @task(trigger_rule="none_failed_min_one_success", execution_timeout=TIMEOUTS["dbt_build_marts"],
+          **NO_RETRY)  # a source not configured is skipped
     def dbt_build_marts() -> None:
         _dbt("freshness", "marts")
 
-    @task(**NO_RETRY)
+    @task(execution_timeout=TIMEOUTS["quality_gate"], **NO_RETRY)
     def quality_gate() -> dict:
         from hospital_ops.quality.gate import QualityGateFailed, check_quarantine_share, run_quality_gate
 
@@ -129,21 +181,23 @@ def hospital_ops_nightly() -> None:
             _fail_without_retry(exc)
         return {"success": result.success, "expectations": len(result.results)}
 
-    @task(**NO_RETRY)
+    @task(execution_timeout=TIMEOUTS["dbt_build_scoring"], **NO_RETRY)
     def dbt_build_scoring() -> None:
         _dbt("scoring")
 
-    @task(**NO_RETRY)
+    @task(execution_timeout=TIMEOUTS["dbt_snapshot"], **NO_RETRY)
     def dbt_snapshot() -> None:
         _dbt("snapshots")
 
-    @task
+    @task(execution_timeout=TIMEOUTS["publish"], outlets=[PUBLISHED])
     def publish() -> list[dict]:
         from hospital_ops.pipeline import publish as publish_night
 
-        return publish_night(warehouse_url=_warehouse_url(), business_date=_business_date(), run_id=_run_id())
+        published = publish_night(warehouse_url=_warehouse_url(), business_date=_business_date(), run_id=_run_id())
+        get_current_context()["outlet_events"][PUBLISHED].extra = {"business_date": _business_date().isoformat()}
+        return published
 
-    @task
+    @task(execution_timeout=TIMEOUTS["summary"])
     def summary() -> dict:
         import logging
 
@@ -153,20 +207,32 @@ def hospital_ops_nightly() -> None:
         logging.getLogger(__name__).info("\n%s", format_summary(result))
         return result
 
-    @task(trigger_rule="all_done")
+    @task(trigger_rule="all_done", execution_timeout=TIMEOUTS["record_run_ledger"])
     def record_run_ledger() -> dict:
         from hospital_ops.audit import record_run
 
         payload = record_run(_warehouse_url(), run_id=_run_id(), business_date=_business_date())
         return {"status": payload["status"], "inputs": len(payload["inputs"])}
 
-    @task
+    @task(execution_timeout=TIMEOUTS["open_run_ledger"])
     def open_run_ledger() -> dict:
         from hospital_ops.audit import record_started
 
         return record_started(_warehouse_url(), run_id=_run_id(), business_date=_business_date())
 
     opened = open_run_ledger()
+
+    @task(execution_timeout=TIMEOUTS["notify_alerts"])
+    def notify_alerts() -> dict:
+        from hospital_ops.notifiers import alert_urls
+        from hospital_ops.notify import notify_new_alerts, notify_if_late
+
+        urls = alert_urls()
+        result = notify_new_alerts(_warehouse_url(), business_date=_business_date(), run_id=_run_id(), urls=urls)
+        late = notify_if_late(_warehouse_url(), dag_id=get_current_context()["dag"].dag_id,
+                              business_date=_business_date(), run_id=_run_id(), urls=urls)
+        return {**result.as_dict(), "late_notice_sent": late}
+
     loads = []
     for source_name in SOURCES:
 
@@ -189,7 +255,7 @@ def hospital_ops_nightly() -> None:
             except SourceNotConfigured as exc:
                 raise AirflowSkipException(str(exc)) from exc
 
-        @task(task_id=f"load_{source_name}")
+        @task(task_id=f"load_{source_name}", execution_timeout=TIMEOUTS["load"])
         def load(extracted: dict, source_name: str = source_name) -> dict:
             from hospital_ops.pipeline import load as load_source
 
@@ -205,6 +271,7 @@ def hospital_ops_nightly() -> None:
     published = marts >> quality_gate() >> dbt_build_scoring() >> dbt_snapshot() >> publish()
     published >> summary()
     published >> record_run_ledger()  # a leaf beside summary: a failed night still fails the run
+    published >> notify_alerts()
 
 
 hospital_ops_nightly()

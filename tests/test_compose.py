@@ -7,6 +7,7 @@ made from .env.example and a scrubbed environment, so nothing from the developer
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -120,6 +121,10 @@ def test_airflow_services_run_the_project_image(config: dict) -> None:
             assert str(env["AIRFLOW__CORE__LOAD_EXAMPLES"]).lower() == "false"
             assert env["AIRFLOW_CONN_WAREHOUSE"].startswith("postgresql://hospital_ops_writer:")
             assert env["HOSPITAL_OPS_INBOX"] == "/opt/hospital-ops/inbox"
+            assert env["AIRFLOW__CORE__DEFAULT_TIMEZONE"] == "Asia/Shanghai"
+            alerts = json.loads(env["AIRFLOW_CONN_HOSPITAL_OPS_ALERTS"])
+            assert alerts == json.loads(_env_example()["HOSPITAL_OPS_ALERTS_CONNECTION"])
+            assert alerts["conn_type"] == "apprise" and all(c["path"] for c in alerts["extra"]["config"])
             assert env["HOSPITAL_OPS_PSEUDONYM_KEY"] == _env_example()["HOSPITAL_OPS_PSEUDONYM_KEY"]
             assert any(str(v).endswith(":/opt/hospital-ops/inbox:rw") or str(v).endswith(":/opt/hospital-ops/inbox")
                        for v in service["volumes"]), f"{name} must mount ./inbox"

@@ -52,7 +52,7 @@ def test_nightly_dag_wiring(dagbag) -> None:
 
     dag = dagbag.dags["hospital_ops_nightly"]
     chain = ["dbt_build_marts", "quality_gate", "dbt_build_scoring", "dbt_snapshot", "publish", "summary"]
-    expected = {f"{step}_{name}" for name in SOURCES for step in ("extract", "load")} | set(chain) | {"record_run_ledger"}
+    expected = {f"{step}_{name}" for name in SOURCES for step in ("extract", "load")} | set(chain) | {"record_run_ledger", "notify_alerts"}
     expected |= {"open_run_ledger"}
     assert {task.task_id for task in dag.tasks} == expected
     assert set(SOURCES) <= {t.task_id.removeprefix("extract_") for t in dag.tasks if t.task_id.startswith("extract_")}
@@ -65,7 +65,32 @@ def test_nightly_dag_wiring(dagbag) -> None:
         assert dag.get_task(after).upstream_task_ids == {before}
     ledger = dag.get_task("record_run_ledger")
     assert ledger.upstream_task_ids == {"publish"} and ledger.trigger_rule == "all_done"
-    assert {t.task_id for t in dag.leaves} == {"summary", "record_run_ledger"}
+    assert dag.get_task("notify_alerts").upstream_task_ids == {"publish"}
+    assert {t.task_id for t in dag.leaves} == {"summary", "record_run_ledger", "notify_alerts"}
+
+
+def test_every_task_has_a_timeout_and_notifies_its_failure(dagbag) -> None:
+    from datetime import timedelta
+
+    from hospital_ops.notifiers import NightFailedNotifier
+
+    dag = dagbag.dags["hospital_ops_nightly"]
+    for task in dag.tasks:
+        assert task.execution_timeout is not None and task.execution_timeout >= timedelta(minutes=5), task.task_id
+        assert any(isinstance(cb, NightFailedNotifier) for cb in task.on_failure_callback or []), task.task_id
+    assert dag.get_task("load_his").execution_timeout > dag.get_task("publish").execution_timeout
+
+
+def test_publish_emits_the_published_asset_and_the_deadline_is_07_00_hospital_time(dagbag) -> None:
+    import pendulum
+
+    dag = dagbag.dags["hospital_ops_nightly"]
+    assert [o.name for o in dag.get_task("publish").outlets] == ["hospital_ops_published"]
+    (alert,) = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
+    logical = pendulum.datetime(2026, 11, 22, 2, tz="Asia/Shanghai")  # business date 11-22's interval start
+    assert logical + alert.interval == pendulum.datetime(2026, 11, 23, 7, tz="Asia/Shanghai")
+    docs = dagbag.dags["hospital_ops_docs_refresh"]
+    assert [a.name for a in docs.timetable.asset_condition.objects] == ["hospital_ops_published"]
 
 
 def test_failed_tests_and_gates_are_not_retried(dagbag) -> None:
@@ -100,3 +125,28 @@ def test_survey_api_endpoint_comes_from_its_airflow_connection_else_the_environm
         {"conn_type": "http", "host": "survey.example.org", "port": 8443, "schema": "https",
          "password": "token-from-the-connection"}))
     assert nightly._api_endpoint("survey_api") == ("https://survey.example.org:8443", "token-from-the-connection")
+
+
+def test_connection_lookups_fall_back_only_when_the_connection_is_not_found(monkeypatch) -> None:
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from hospital_ops import notifiers
+
+    nightly = _nightly_module()
+    monkeypatch.setenv("HIS_URL", "postgresql://reader@127.0.0.1:5432/his")
+
+    def not_found(conn_id):  # noqa: ANN001
+        raise AirflowNotFoundException(f"The conn_id `{conn_id}` isn't defined")
+
+    def backend_down(conn_id):  # noqa: ANN001
+        raise ConnectionError(f"secrets backend unreachable while reading {conn_id}")
+
+    monkeypatch.setattr(BaseHook, "get_connection", staticmethod(not_found))
+    assert nightly._source_url("his") == "postgresql://reader@127.0.0.1:5432/his"
+    assert notifiers.alert_urls() == []
+    monkeypatch.setattr(BaseHook, "get_connection", staticmethod(backend_down))
+    for lookup in (lambda: nightly._source_url("his"), lambda: nightly._api_endpoint("survey_api"),
+                   nightly._warehouse_url, notifiers.alert_urls):
+        with pytest.raises(ConnectionError, match="secrets backend unreachable"):
+            lookup()

@@ -10,7 +10,11 @@
     hospital-ops scores appeal DEPT MONTH --score S --reason … --requested-by … --decided-by …
     hospital-ops metabase setup          provision Metabase: admin, warehouse as bi_reader, dbt descriptions, dashboards
     hospital-ops docs [--date DATE]      generate the dbt documentation site into <var>/dbt_docs/
-    hospital-ops demo                    generate, then run the last few nights end to end, then the dbt docs
+    hospital-ops demo [--scheduler]      generate, then run the last few nights end to end, then the dbt docs
+                                         (--scheduler: through the local Airflow deployment, not `dags test`)
+    hospital-ops airflow up|down|status [--manual-only]; airflow backfill --from DATE --to DATE [--dry-run]
+                                         the local Airflow deployment: API server + UI, scheduler, DAG
+                                         processor, triggerer; metadata on the embedded PostgreSQL
     hospital-ops bench [--scales 1,4,16] [--repetitions N] [--quick]
                                          load throughput against raw COPY, nights against history size
 """
@@ -113,14 +117,37 @@ def _use_simulated_his() -> None:
     conn.close()
 
 
-def _run_nights(nights: list[date]) -> bool:
+def _run_nights(nights: list[date], scheduler: bool = False) -> bool:
     """Run the DAG night by night: a compact summary after each, the full one after the last."""
     from hospital_ops.generate.survey_api import simulated_survey_api
 
     url = warehouse.start()
     _use_simulated_his()
     with simulated_survey_api(settings().survey_simulator_file, progress=_progress):
+        if scheduler:
+            return _run_nights_through_scheduler(nights, url)
         return _run_nights_with_sources(nights, url)
+
+
+def _print_airflow_login(deployment) -> None:
+    _progress(f"Airflow UI and REST API: {deployment.url}  (login {deployment.username} / {deployment.password}; "
+              f"password kept in {settings().var_dir / 'secrets' / 'airflow_passwords.json'})")
+
+
+def _run_nights_through_scheduler(nights: list[date], url: str) -> bool:
+    """The nights as the scheduler runs them (restarted so its tasks see this demo's sources)."""
+    from hospital_ops import airflow_local
+    from hospital_ops.pipeline import format_summary, night_summary
+
+    airflow_local.down()
+    _progress("starting the local Airflow deployment (scheduler, API server, DAG processor, triggerer) …")
+    deployment = airflow_local.up(url, warehouse.admin_url(), extra_env=airflow_local.MANUAL_ONLY)
+    _print_airflow_login(deployment)
+    runs = airflow_local.trigger_nights(deployment, nights, progress=_progress)
+    ok = len(runs) == len(nights) and all(run["state"] == "success" for run in runs)
+    last = nights[len(runs) - 1] if runs else nights[0]
+    print(format_summary(night_summary(warehouse_url=url, business_date=last), url, detailed=True), flush=True)
+    return ok
 
 
 def _run_nights_with_sources(nights: list[date], url: str) -> bool:
@@ -228,7 +255,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                     seed=args.seed, fresh=True))
     nights = [end - timedelta(days=offset) for offset in range(args.nights - 1, -1, -1)]
     _progress(f"running {len(nights)} nights: the first catches up on history, the others are incremental")
-    ok = _run_nights(nights)
+    ok = _run_nights(nights, scheduler=getattr(args, "scheduler", False))
     if ok:
         _print_scenario_check(url)
         ok = _publish_dbt_docs(url, nights[-1])
@@ -335,6 +362,48 @@ def cmd_bi(args: argparse.Namespace) -> int:
         return 0
     args.no_serve = args.action == "setup"
     return superset.run(args)
+
+
+def cmd_airflow(args: argparse.Namespace) -> int:
+    from hospital_ops import airflow_local
+
+    try:
+        return _airflow_action(args)
+    except airflow_local.AirflowDeploymentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _airflow_action(args: argparse.Namespace) -> int:
+    from hospital_ops import airflow_local
+
+    if args.action == "up":
+        url = warehouse.start()
+        _use_simulated_his()
+        deployment = airflow_local.up(url, warehouse.admin_url(),
+                                      extra_env=airflow_local.MANUAL_ONLY if args.manual_only else None)
+        _print_airflow_login(deployment)
+        _progress(f"DAG {airflow_local.DAG_ID}: {deployment.url}/dags/{airflow_local.DAG_ID}; "
+                  f"logs of the components in {deployment.home / 'logs' / 'components'}")
+    elif args.action == "backfill":
+        if not (args.from_date and args.to_date):
+            print("error: backfill needs --from DATE --to DATE (business dates, both included)", file=sys.stderr)
+            return 2
+        try:
+            result = airflow_local.backfill(args.from_date, args.to_date, dry_run=args.dry_run)
+        except airflow_local.BackfillRefused as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(result.stdout, result.stderr[-2000:] if result.returncode else "", sep="")
+        return result.returncode
+    elif args.action == "down":
+        stopped = airflow_local.down()
+        print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    else:
+        status = airflow_local.deployment_status()
+        print(json.dumps(status, indent=2, default=str))
+        return 0 if status["running"] else 1
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -453,6 +522,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="generate sources and run the last few nights end to end")
     generation_options(demo)
     demo.add_argument("--nights", type=int, default=3, help="nights to run (default 3)")
+    demo.add_argument("--scheduler", action="store_true",
+                      help="run the nights through the local Airflow deployment (`hospital-ops airflow up`) "
+                           "so they show in its UI, instead of `airflow dags test`")
+
+    af = sub.add_parser("airflow", help="the local Airflow deployment: up, down, status")
+    af.add_argument("action", choices=["up", "down", "status", "backfill"])
+    af.add_argument("--from", dest="from_date", type=_date, help="backfill: first business date")
+    af.add_argument("--to", dest="to_date", type=_date, help="backfill: last business date (included)")
+    af.add_argument("--dry-run", action="store_true", help="backfill: list the runs, create none")
+    af.add_argument("--manual-only", action="store_true",
+                    help="the scheduler runs triggered nights only, never the 02:00 schedule")
+    af.set_defaults(func=cmd_airflow)
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -131,6 +131,12 @@ def reason_category(entity: str, reason: str) -> str:
 def ensure_raw_schema(conn, source: Source) -> None:  # type: ignore[no-untyped-def]
     """Create the raw schema, the load bookkeeping tables and this source's raw tables."""
     with conn.cursor() as cur:
+        # the first night's extract tasks run side by side under the scheduler: concurrent
+        # `create … if not exists` of the shared objects collide in the catalog, so the first one
+        # creates them under a lock (held to the end of its transaction) and later nights skip it
+        cur.execute(f"select to_regclass('{RAW_SCHEMA}._extract_log') is null")
+        if cur.fetchone()[0]:
+            cur.execute("select pg_advisory_xact_lock(hashtext('hospital_ops.ensure_raw_schema'))")
         cur.execute(f"create schema if not exists {RAW_SCHEMA}")
         batches.ensure_verdict_objects(cur)  # staging reads raw through the held-batches view
         cur.execute(
