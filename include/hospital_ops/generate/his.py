@@ -22,6 +22,10 @@ with `months` months of consistent patient journeys up to `end`:
   complication), plus some beyond 31 days;
 - charges 费用 per stay per category (drug 药品, consumables 耗材, medical service 医疗服务, exam/lab
   检查检验) per calendar month of the stay, surgery fees and implants on the surgery's month;
+- a planted DRG cost jump 病种费用突增: every charge of the stays of the department with the most beds
+  discharged in the last month that has fully settled with insurance by `end` is COST_JUMP_FACTOR
+  (1.8) times its usual amount, so the department's DRG groups with enough cases jump in cost per
+  case (facts["cost_jump"]: department, month, factor);
 - late corrections: now and then rows of past months are corrected days later (a discharge
   disposition, a secondary diagnosis code, a surgery grade, a charge amount, a patient's phone):
   the value changes and `updated_at` moves forward. `apply_late_corrections` does the same on a later
@@ -69,6 +73,10 @@ log = logging.getLogger(__name__)
 HIS_SCHEMA = "his"
 DEFAULT_SEED = 20260101
 DEFAULT_MONTHS = 6
+# Planted DRG cost jump (see _World.cost_jump): the factor, and the days after a month's end by which
+# all its discharges have settled with insurance (the insurance generator's longest settlement lag).
+COST_JUMP_FACTOR = Decimal("1.8")
+COST_JUMP_SETTLED_DAYS = 15
 DEFAULT_HOSPITALS = 3
 MAX_HOSPITALS = 9
 
@@ -587,6 +595,14 @@ class _World:
         self.r_people = _rng(seed, "people")
         self.r_visits = _rng(seed, "visits")
         self.r_stays = _rng(seed, "stays")
+        # planted DRG cost jump 病种费用突增: the stays of one department discharged in the last month
+        # whose cases have all settled by `end` (see insurance.SETTLEMENT_LAG_DAYS) cost
+        # COST_JUMP_FACTOR times as much; the department is chosen in _master_data
+        anchor = _first_of_month(end, -1)
+        if _first_of_month(anchor, 1) + timedelta(days=COST_JUMP_SETTLED_DAYS) > end:
+            anchor = _first_of_month(end, -2)
+        self.cost_jump: dict[str, object] = {"month": anchor.isoformat(), "factor": str(COST_JUMP_FACTOR)}
+        self.cost_jump_department: str | None = None
 
     def next_id(self, kind: str, prefix: str, width: int) -> str:
         self.counters[kind] += 1
@@ -1040,12 +1056,17 @@ def _stay_charges(world: _World, rng: random.Random, dept: _Dept, stay_id: str, 
     amounts = {month: {c: rate * count * noise[c] for c, rate in zip(categories, dept.profile.daily_cost)}
                for month, count in months.items()}
     final = max(amounts)
+    jump = (discharged_at is not None and dept.department_id == world.cost_jump_department
+            and discharged_at.date().replace(day=1).isoformat() == world.cost_jump["month"])
     if surgery_day is not None and stay.procedure is not None:
         extra = amounts.get(surgery_day.replace(day=1), amounts[final])
         extra["consumables"] += _lognormal(rng, stay.procedure.consumables, 0.2)
         extra["medical_service"] += _SURGERY_FEE[stay.procedure.grade] * rng.uniform(0.9, 1.2)
     if complication_day is not None:
         amounts.get(complication_day.replace(day=1), amounts[final])["drug"] += rng.uniform(1500, 6000)
+    if jump:  # the planted DRG cost jump: every charge of the stay, no extra random draw
+        amounts = {month: {c: v * float(COST_JUMP_FACTOR) for c, v in by.items()} for month, by in amounts.items()}
+        world.facts["cost_jump_stays"] += 1
     for month, by_category in sorted(amounts.items()):
         if month == final:
             charged = discharged_at - timedelta(minutes=rng.randint(10, 60)) if discharged_at \
@@ -1204,7 +1225,8 @@ def generate_his(
     finally:
         engine.dispose()
     counts = {name: len(rows) for name, rows in world.rows.items()}
-    facts: dict[str, object] = {"horizon": world.horizon, "corrections": corrections, **dict(world.facts)}
+    facts: dict[str, object] = {"horizon": world.horizon, "corrections": corrections, **dict(world.facts),
+                                "cost_jump": world.cost_jump}
     result = HisGenerationResult(_safe_url(url), world.start, end, seed, counts, facts,
                                  round(stopwatch.perf_counter() - started, 1))
     log.info("HIS generated %s..%s (%d hospitals, seed %d) in %.1fs: %s; %d corrections", world.start, end, hospitals,
@@ -1215,6 +1237,9 @@ def generate_his(
 def _simulate(seed: int, end: date, months: int, hospitals: int, scale: float) -> _World:
     world = _World(seed, end, months, hospitals, scale)
     _master_data(world)
+    # the cost jump goes to the department with the most beds (the most cases per DRG group)
+    world.cost_jump_department = max(world.departments, key=lambda d: (d.beds, d.department_id)).department_id
+    world.cost_jump["department_id"] = world.cost_jump_department
     _initial_census(world)
     for day in world.days:
         for dept in world.departments:
