@@ -208,7 +208,7 @@ rating_caps as (
 ),
 
 caps as (
-    -- the decisions in force in the window cap the rating
+    -- the decisions in force in the window cap the rating (strictest first)
     select
         rating_months.vendor_id,
         rating_months.month as rating_month,
@@ -216,7 +216,7 @@ caps as (
         jsonb_agg(jsonb_build_object(
             'decision_id', decisions.decision_id, 'rule_id', decisions.rule_id, 'decision', decisions.decision,
             'period_month', decisions.period_month, 'rating_cap', rating_caps.rating_cap)
-            order by decisions.period_month, decisions.rule_id) as decisions
+            order by bands.rating_rank desc, decisions.period_month, decisions.rule_id) as decisions
     from rating_months
     inner join decisions
         on decisions.vendor_id = rating_months.vendor_id
@@ -263,8 +263,8 @@ select
     final_band.rating as credit_rating,
     case
         when banded.final_rank > banded.band_rank
-            then 'capped by decision ' || (banded.decisions -> -1 ->> 'rule_id')
-                 || ' (' || (banded.decisions -> -1 ->> 'decision') || ')'
+            then 'capped by decision ' || (banded.decisions -> 0 ->> 'rule_id')
+                 || ' (' || (banded.decisions -> 0 ->> 'decision') || ')'
         when banded.final_rank < banded.band_rank
             then 'score in band ' || banded.band_rating || ' without an exit decision: held at ' || final_band.rating
     end as rating_cap_reason,
