@@ -41,6 +41,11 @@ def consortium(tmp_path_factory, fresh_database):
         yield {"url": url, "var_dir": var_dir, "his_url": his_url, "his": his, "insurance": insurance, "runs": runs}
 
 
+def half_up(value: Decimal, places: str = "0.0001") -> Decimal:
+    """As PostgreSQL's round() does (half away from zero), not Python's round() (half to even)."""
+    return value.quantize(Decimal(places), ROUND_HALF_UP)
+
+
 def source(consortium, sql: str, params: tuple = ()) -> list[tuple]:
     """Ask the simulated HIS itself (schema his), limited to what the nightly extract could see."""
     return query(consortium["his_url"], sql, params)
@@ -83,8 +88,8 @@ def test_alos_and_mortality_equal_the_his(consortium) -> None:
     mortality = {(r[0], r[1]): r[2] for r in query(consortium["url"], "select department_id, month, mortality_rate "
                                                                      "from marts.fct_department_month_kpis")}
     for dept, month, discharges, days, deaths in rows:
-        assert alos[(dept, month)] == (discharges, round(Decimal(days) / discharges, 4))
-        assert mortality[(dept, month)] == round(Decimal(deaths) / discharges, 4)
+        assert alos[(dept, month)] == (discharges, half_up(Decimal(days) / discharges))
+        assert mortality[(dept, month)] == half_up(Decimal(deaths) / discharges)
 
 
 def test_the_hospital_ledger_sums_its_departments_and_recomputes_ratios(consortium) -> None:
@@ -102,7 +107,7 @@ def test_the_hospital_ledger_sums_its_departments_and_recomputes_ratios(consorti
     assert rows and len({h for h, _ in hospital}) == len({r[0] for r in rows})
     for hospital_id, month, discharges, days in rows:
         # ALOS from the hospital's own discharges, not an average of its departments' ALOS
-        assert hospital[(hospital_id, month)][:2] == (discharges, round(Decimal(days) / discharges, 4))
+        assert hospital[(hospital_id, month)][:2] == (discharges, half_up(Decimal(days) / discharges))
     for key, total in revenue.items():
         assert hospital[key][2] == total
 
@@ -124,7 +129,7 @@ def test_cmi_and_drg_profit_follow_the_settlements(consortium) -> None:
     cmi = {(r[0], r[1]): r[2] for r in query(consortium["url"], "select department_id, month, case_mix_index "
                                                                "from marts.fct_department_month_kpis")}
     for key, weights in rw.items():
-        assert cmi[key] == round(sum(weights) / len(weights), 4), key
+        assert cmi[key] == half_up(sum(weights) / len(weights)), key
     marts = {(r[0], r[1], r[2]): r[3] for r in query(consortium["url"], "select department_id, drg_code, month, "
                                                                         "profit_cny from marts.fct_drg_group_month")}
     assert marts == dict(profit)
@@ -330,3 +335,21 @@ def test_dbt_docs_are_generated_from_the_warehouse(consortium) -> None:
     labels = {exposure["label"] for exposure in manifest["exposures"].values()}
     assert {"院领导驾驶舱 Leadership", "医保办看板 Insurance office"} <= labels <= {d.name for d in metabase.DASHBOARDS}
     assert "rpt_department_scorecard" in (site / "static_index.html").read_text(encoding="utf-8")
+
+
+def test_closed_month_snapshot_versions_only_when_a_published_figure_changes(consortium) -> None:
+    """Two consecutive versions of a closed month differ in at least one published figure (a build-time
+    column such as how far the staging had landed never makes a version by itself)."""
+    rows = query(consortium["url"], "select * from snapshots.snp_department_month_ledger_closed "
+                                    "order by department_month_id, dbt_valid_from")
+    columns = [c[0] for c in query(consortium["url"], "select column_name from information_schema.columns "
+                                                      "where table_schema = 'snapshots' "
+                                                      "and table_name = 'snp_department_month_ledger_closed' "
+                                                      "order by ordinal_position")]
+    assert rows, "no closed month was snapshotted"
+    figures = [i for i, c in enumerate(columns) if not c.startswith("dbt_") and c != "source_landed_through"]
+    previous: dict[str, tuple] = {}
+    for row in rows:
+        key, values = row[columns.index("department_month_id")], tuple(row[i] for i in figures)
+        assert previous.get(key) != values, f"{key}: a new version with the same published figures"
+        previous[key] = values

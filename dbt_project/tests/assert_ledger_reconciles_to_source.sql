@@ -1,6 +1,8 @@
 -- The ledger reconciles 台账对账: for every month, the hospitals' totals equal the departments' sums,
 -- and both equal the source totals (charges, visits, admissions, discharges, surgeries). Any row
--- returned is a month that does not.
+-- returned is a month that does not — seen from both sides: a month present in the source and
+-- missing from the ledger is returned too (every month of either side is compared, a missing side
+-- counting as zero).
 -- Surgeries count once their stay is known: an extract by updated_at can bring a surgery before
 -- its stay's latest version (the relationships test on stg_his__surgeries warns about those).
 with stays as (
@@ -60,23 +62,50 @@ source_surgeries as (
     from surgeries
     inner join stays on stays.stay_id = surgeries.stay_id
     group by 1
+),
+
+months as (
+    select month from ledger
+    union select month from hospital_ledger
+    union select month from source_charges
+    union select month from source_visits
+    union select month from source_admissions
+    union select month from source_discharges
+    union select month from source_surgeries
+),
+
+compared as (
+    select
+        months.month,
+        coalesce(ledger.revenue, 0) as revenue,
+        coalesce(ledger.visits, 0) as visits,
+        coalesce(ledger.admissions, 0) as admissions,
+        coalesce(ledger.discharges, 0) as discharges,
+        coalesce(ledger.surgeries, 0) as surgeries,
+        coalesce(hospital_ledger.revenue, 0) as hospital_revenue,
+        coalesce(hospital_ledger.visits, 0) as hospital_visits,
+        coalesce(hospital_ledger.admissions, 0) as hospital_admissions,
+        coalesce(hospital_ledger.discharges, 0) as hospital_discharges,
+        coalesce(hospital_ledger.surgeries, 0) as hospital_surgeries,
+        coalesce(source_charges.revenue, 0) as source_revenue,
+        coalesce(source_visits.visits, 0) as source_visits,
+        coalesce(source_admissions.admissions, 0) as source_admissions,
+        coalesce(source_discharges.discharges, 0) as source_discharges,
+        coalesce(source_surgeries.surgeries, 0) as source_surgeries,
+        ledger.month is not null as in_ledger
+    from months
+    left join ledger using (month)
+    left join hospital_ledger using (month)
+    left join source_charges using (month)
+    left join source_visits using (month)
+    left join source_admissions using (month)
+    left join source_discharges using (month)
+    left join source_surgeries using (month)
 )
 
-select ledger.month, ledger.revenue, hospital_ledger.revenue as hospital_revenue,
-       source_charges.revenue as source_revenue, ledger.visits, source_visits.visits as source_visits
-from ledger
-full join hospital_ledger using (month)
-left join source_charges using (month)
-left join source_visits using (month)
-left join source_admissions using (month)
-left join source_discharges using (month)
-left join source_surgeries using (month)
-where (ledger.revenue, ledger.visits, ledger.admissions, ledger.discharges, ledger.surgeries)
-      is distinct from
-      (hospital_ledger.revenue, hospital_ledger.visits, hospital_ledger.admissions, hospital_ledger.discharges,
-       hospital_ledger.surgeries)
-   or ledger.revenue <> coalesce(source_charges.revenue, 0)
-   or ledger.visits <> coalesce(source_visits.visits, 0)
-   or ledger.admissions <> coalesce(source_admissions.admissions, 0)
-   or ledger.discharges <> coalesce(source_discharges.discharges, 0)
-   or ledger.surgeries <> coalesce(source_surgeries.surgeries, 0)
+select *
+from compared
+where (revenue, visits, admissions, discharges, surgeries)
+      is distinct from (hospital_revenue, hospital_visits, hospital_admissions, hospital_discharges, hospital_surgeries)
+   or (revenue, visits, admissions, discharges, surgeries)
+      is distinct from (source_revenue, source_visits, source_admissions, source_discharges, source_surgeries)

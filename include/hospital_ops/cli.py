@@ -8,6 +8,7 @@
     hospital-ops batches list|accept SOURCE DATE     batches the quality gate held out of publication
     hospital-ops audit verify            recompute the run ledger's hash chain, name the first altered row
     hospital-ops scores appeal DEPT MONTH --score S --reason … --requested-by … --decided-by …
+    hospital-ops alerts report           each anomaly rule's alert rate and catch rate of planted anomalies
     hospital-ops metabase setup          provision Metabase: admin, warehouse as bi_reader, dbt descriptions, dashboards
     hospital-ops docs [--date DATE]      generate the dbt documentation site into <var>/dbt_docs/
     hospital-ops demo [--scheduler]      generate, then run the last few nights end to end, then the dbt docs
@@ -90,6 +91,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         his_url = warehouse.create_database(HIS_SIM_DATABASE, replace=True)
         create_his_database(his_url)
         his = generate_his(his_url, end=args.end, months=args.months, hospitals=args.hospitals, seed=args.seed)
+        _write_his_scenarios(his.facts)
         counts = ", ".join(f"{n} {table}" for table, n in his.counts.items())
         _progress(f"simulated HIS database {HIS_SIM_DATABASE}: {counts}")
         insurance = generate_insurance(his_url, inbox, end=args.end, seed=args.seed)
@@ -101,6 +103,25 @@ def cmd_generate(args: argparse.Namespace) -> int:
         _progress(f"survey platform (served by the simulator): {counts} in {survey.out_file}")
         referral = generate_referral(his_url, inbox, end=args.end, months=args.months, seed=args.seed)
         _progress(f"referral exports: {referral.files_written} files, {referral.rows_written} rows in {inbox / 'referral'}")
+    return 0
+
+
+def _write_his_scenarios(facts: dict) -> None:
+    """What the HIS simulation planted, for `hospital-ops alerts report` (the HIS is a database, not a drop folder)."""
+    from hospital_ops.alert_report import HIS_SCENARIO_FILE
+
+    path = settings().var_dir / HIS_SCENARIO_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"cost_jump": facts.get("cost_jump")}, ensure_ascii=False, indent=2) + "\n",
+                    encoding="utf-8")
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from hospital_ops.alert_report import alert_rates, format_report, planted_truth
+
+    url = warehouse.start()
+    planted = planted_truth(settings().var_dir, settings().inbox_dir, settings().survey_simulator_file)
+    print(format_report(alert_rates(url, planted)))
     return 0
 
 
@@ -488,6 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
     appeal.add_argument("--requested-by", required=True)
     appeal.add_argument("--decided-by", required=True)
     scores.set_defaults(func=cmd_scores)
+
+    alerts = sub.add_parser("alerts", help="alert precision: each anomaly rule's alert rate and catch rate")
+    alerts.add_argument("action", choices=["report"])
+    alerts.set_defaults(func=cmd_alerts)
 
     from hospital_ops import metabase
 

@@ -22,6 +22,10 @@ with `months` months of consistent patient journeys up to `end`:
   complication), plus some beyond 31 days;
 - charges 费用 per stay per category (drug 药品, consumables 耗材, medical service 医疗服务, exam/lab
   检查检验) per calendar month of the stay, surgery fees and implants on the surgery's month;
+- a planted DRG cost jump 病种费用突增: every charge of the stays of one department discharged in the
+  last month that has fully settled with insurance by `end` is COST_JUMP_FACTOR (1.8) times its usual
+  amount, so the department's DRG groups jump in cost per case (facts["cost_jump"]: department,
+  month, factor, stays);
 - late corrections: now and then rows of past months are corrected days later (a discharge
   disposition, a secondary diagnosis code, a surgery grade, a charge amount, a patient's phone):
   the value changes and `updated_at` moves forward. `apply_late_corrections` does the same on a later
@@ -69,6 +73,10 @@ log = logging.getLogger(__name__)
 HIS_SCHEMA = "his"
 DEFAULT_SEED = 20260101
 DEFAULT_MONTHS = 6
+# Planted DRG cost jump (see _World.cost_jump): the factor, and the days after a month's end by which
+# all its discharges have settled with insurance (the insurance generator's longest settlement lag).
+COST_JUMP_FACTOR = Decimal("1.8")
+COST_JUMP_SETTLED_DAYS = 15
 DEFAULT_HOSPITALS = 3
 MAX_HOSPITALS = 9
 
@@ -587,6 +595,12 @@ class _World:
         self.r_people = _rng(seed, "people")
         self.r_visits = _rng(seed, "visits")
         self.r_stays = _rng(seed, "stays")
+        # planted DRG cost jump 病种费用突增 (_plant_cost_jump): the month is the last one whose
+        # discharges have all settled by `end` (see insurance.SETTLEMENT_LAG_DAYS)
+        anchor = _first_of_month(end, -1)
+        if _first_of_month(anchor, 1) + timedelta(days=COST_JUMP_SETTLED_DAYS) > end:
+            anchor = _first_of_month(end, -2)
+        self.cost_jump: dict[str, object] = {"month": anchor.isoformat(), "factor": str(COST_JUMP_FACTOR)}
 
     def next_id(self, kind: str, prefix: str, width: int) -> str:
         self.counters[kind] += 1
@@ -1204,7 +1218,8 @@ def generate_his(
     finally:
         engine.dispose()
     counts = {name: len(rows) for name, rows in world.rows.items()}
-    facts: dict[str, object] = {"horizon": world.horizon, "corrections": corrections, **dict(world.facts)}
+    facts: dict[str, object] = {"horizon": world.horizon, "corrections": corrections, **dict(world.facts),
+                                "cost_jump": world.cost_jump}
     result = HisGenerationResult(_safe_url(url), world.start, end, seed, counts, facts,
                                  round(stopwatch.perf_counter() - started, 1))
     log.info("HIS generated %s..%s (%d hospitals, seed %d) in %.1fs: %s; %d corrections", world.start, end, hospitals,
@@ -1222,7 +1237,36 @@ def _simulate(seed: int, end: date, months: int, hospitals: int, scale: float) -
         _outpatient_day(world, day)
         _inpatient_day(world, day)
         _end_of_day(world)
+    _plant_cost_jump(world)
     return world
+
+
+def _plant_cost_jump(world: _World) -> None:
+    """The planted DRG cost jump 病种费用突增: every charge of the stays of one department discharged
+    in the cost-jump month is COST_JUMP_FACTOR times its amount. The department is the one whose most
+    frequent primary diagnosis had the most discharges that month (so that its main DRG group has
+    cases enough to be judged). No random draw: the rest of the data is as without the plant."""
+    month = world.cost_jump["month"]
+    stay_columns = [c.name for c in TABLES["inpatient_stays"].columns]
+    sid, dep, dis = (stay_columns.index(n) for n in ("stay_id", "department_id", "discharged_at"))
+    in_month = {row[sid]: row[dep] for row in world.rows["inpatient_stays"]
+                if row[dis] is not None and row[dis].date().replace(day=1).isoformat() == month}
+    diagnosis_columns = [c.name for c in TABLES["diagnoses"].columns]
+    dsid, code, primary = (diagnosis_columns.index(n) for n in ("stay_id", "icd10_code", "is_primary"))
+    cells: dict[tuple[str, str], int] = defaultdict(int)
+    for row in world.rows["diagnoses"]:
+        if row[primary] and row[dsid] in in_month:
+            cells[(in_month[row[dsid]], row[code])] += 1
+    if not cells:
+        return
+    (department, _), _ = max(cells.items(), key=lambda cell: (cell[1], cell[0]))
+    stays = {stay for stay, dept in in_month.items() if dept == department}
+    charge_columns = [c.name for c in TABLES["charges"].columns]
+    csid, amount = charge_columns.index("stay_id"), charge_columns.index("amount_cny")
+    for row in world.rows["charges"]:
+        if row[csid] in stays:
+            row[amount] = (row[amount] * COST_JUMP_FACTOR).quantize(Decimal("0.01"))
+    world.cost_jump.update({"department_id": department, "stays": len(stays)})
 
 
 def _require_empty(conn: sa.Connection) -> None:

@@ -1,7 +1,8 @@
 -- Inpatient stays with what the ledger and the quality KPIs need, computed once 住院病例宽表:
 -- length of stay 住院天数 (discharge date − admission date, at least 1 for a same-day stay),
 -- complications, surgery and the pre-operative wait 术前等待天数, death, and 31-day readmission
--- 31天再入院 (the next admission of the same patient within 31 days of this discharge; unplanned when
+-- 31天再入院 (the next admission of the same patient on a date at most 31 calendar days after this
+-- discharge's date; unplanned when
 -- the front page of this discharge did not plan it).
 with stays as (
     select * from {{ ref('stg_his__inpatient_stays') }}
@@ -57,13 +58,18 @@ select
     surgeries.first_surgery_at,
     surgeries.first_surgery_at::date - stays.admitted_at::date as pre_op_wait_days,
     stays.discharge_disposition = 'death' as is_death,
+    -- calendar days in the hospital's time zone 自然日: the next admission's date at most N days after
+    -- the discharge date (discharged on the 1st, readmitted any time on the 1st + 31 counts)
     next_admission.next_admitted_at is not null
-        and next_admission.next_admitted_at <= stays.discharged_at + interval '{{ var("readmission_window_days") }} days'
+        and next_admission.next_admitted_at::date - stays.discharged_at::date <= {{ var("readmission_window_days") }}
         as is_readmitted_within_window,
     next_admission.next_admitted_at is not null
-        and next_admission.next_admitted_at <= stays.discharged_at + interval '{{ var("readmission_window_days") }} days'
+        and next_admission.next_admitted_at::date - stays.discharged_at::date <= {{ var("readmission_window_days") }}
         and not coalesce(stays.planned_readmission, false)
-        as is_unplanned_readmission
+        as is_unplanned_readmission,
+    -- the last day of the readmission window: until the business date reaches it, the stay's
+    -- readmission outcome is provisional 待定
+    stays.discharged_at::date + {{ var("readmission_window_days") }} as readmission_window_ends_on
 from stays
 inner join departments on departments.department_id = stays.department_id
 left join diagnoses on diagnoses.stay_id = stays.stay_id

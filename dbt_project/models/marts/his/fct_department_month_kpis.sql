@@ -19,7 +19,8 @@ outcomes as (
         date_trunc('month', discharged_at)::date as month,
         count(*) filter (where has_complication) as discharges_with_complication,
         count(*) filter (where is_unplanned_readmission) as unplanned_readmissions_31d,
-        count(*) filter (where is_death) as deaths
+        count(*) filter (where is_death) as deaths,
+        count(*) filter (where readmission_window_ends_on <= {{ business_date() }}) as discharges_readmission_final
     from {{ ref('int_his__stays_enriched') }}
     where discharged_at is not null
     group by 1, 2
@@ -45,6 +46,11 @@ complaints as (
     select * from {{ ref('fct_complaints_month') }}
 ),
 
+history as (
+    -- the first month of the HIS history is incomplete (stays admitted before it began are missing)
+    select min(month) as first_month from ledger
+),
+
 kpis as (
     select
         ledger.department_month_id,
@@ -52,6 +58,9 @@ kpis as (
         ledger.hospital_id,
         ledger.month,
         ledger.is_closed_month,
+        -- 完整月: closed and not the first month of history; only complete months are ranked, trended
+        -- and compared
+        ledger.is_closed_month and ledger.month > history.first_month as is_complete_month,
         ledger.discharges,
         coalesce(outcomes.discharges_with_complication, 0) as discharges_with_complication,
         coalesce(outcomes.unplanned_readmissions_31d, 0) as unplanned_readmissions_31d,
@@ -59,6 +68,11 @@ kpis as (
         {{ safe_ratio('coalesce(outcomes.discharges_with_complication, 0)', 'ledger.discharges') }} as complication_rate,
         {{ safe_ratio('coalesce(outcomes.unplanned_readmissions_31d, 0)', 'ledger.discharges') }}
             as unplanned_readmission_rate_31d,
+        -- 31-day readmissions are provisional 待定 until the window of every discharge of the month has
+        -- elapsed: coverage = discharges whose window has ended by the business date / discharges
+        {{ safe_ratio('coalesce(outcomes.discharges_readmission_final, 0)', 'ledger.discharges') }}
+            as readmission_window_coverage,
+        coalesce(outcomes.discharges_readmission_final, 0) < ledger.discharges as is_readmission_provisional,
         {{ safe_ratio('coalesce(outcomes.deaths, 0)', 'ledger.discharges') }} as mortality_rate,
         ledger.staff_total,
         ledger.senior_title_staff,
@@ -72,6 +86,10 @@ kpis as (
         ledger.bed_occupancy,
         coalesce(case_mix.settled_cases, 0) as settled_cases,
         round(case_mix.rw_total / nullif(case_mix.settled_cases, 0), 4) as case_mix_index,
+        -- CMI is provisional while the month's discharges may still settle (var cmi_settlement_days
+        -- after month end); coverage = settled cases / discharges (self-paying stays never settle)
+        {{ safe_ratio('coalesce(case_mix.settled_cases, 0)', 'ledger.discharges') }} as cmi_settled_coverage,
+        {{ business_date() }} < ledger.month_end + {{ var('cmi_settlement_days') }} as is_cmi_provisional,
         ledger.surgeries,
         {{ safe_ratio('ledger.surgeries_grade_4', 'ledger.surgeries') }} as level4_surgery_share,
         {{ safe_ratio('ledger.minimally_invasive_surgeries', 'ledger.surgeries') }} as minimally_invasive_share,
@@ -88,22 +106,24 @@ kpis as (
     left join case_mix on case_mix.department_id = ledger.department_id and case_mix.month = ledger.month
     left join satisfaction on satisfaction.department_id = ledger.department_id and satisfaction.month = ledger.month
     left join complaints on complaints.department_id = ledger.department_id and complaints.month = ledger.month
+    cross join history
 )
 
 select
     *,
+    -- month-on-month and year-on-year changes only between complete months
     {%- for metric in ['bed_occupancy', 'average_length_of_stay', 'drug_ratio', 'cost_per_discharge_cny'] %}
-    {{ metric }} - lag({{ metric }}) over same_department as {{ metric }}_mom_change,
-    {{ metric }} - lag({{ metric }}, 12) over same_department as {{ metric }}_yoy_change,
+    case when is_complete_month and lag(is_complete_month) over same_department
+         then {{ metric }} - lag({{ metric }}) over same_department end as {{ metric }}_mom_change,
+    case when is_complete_month and lag(is_complete_month, 12) over same_department
+         then {{ metric }} - lag({{ metric }}, 12) over same_department end as {{ metric }}_yoy_change,
     {%- endfor %}
-    -- ranks among the consortium's departments with discharges that month (1 = best)
-    case when discharges > 0 then rank() over (partition by month, discharges > 0 order by bed_occupancy desc nulls last) end
-        as bed_occupancy_rank,
-    case when discharges > 0 then rank() over (partition by month, discharges > 0 order by average_length_of_stay asc nulls last) end
-        as average_length_of_stay_rank,
-    case when discharges > 0 then rank() over (partition by month, discharges > 0 order by drug_ratio asc nulls last) end
-        as drug_ratio_rank,
-    case when discharges > 0 then rank() over (partition by month, discharges > 0 order by complication_rate asc nulls last) end
-        as complication_rate_rank
+    -- ranks among the consortium's departments with discharges in a complete month (1 = best)
+    {%- for metric, order in [('bed_occupancy', 'desc'), ('average_length_of_stay', 'asc'), ('drug_ratio', 'asc'),
+                              ('complication_rate', 'asc')] %}
+    case when discharges > 0 and is_complete_month
+         then rank() over (partition by month, discharges > 0 and is_complete_month
+                           order by {{ metric }} {{ order }} nulls last) end as {{ metric }}_rank{{ "," if not loop.last }}
+    {%- endfor %}
 from kpis
 window same_department as (partition by department_id order by month)

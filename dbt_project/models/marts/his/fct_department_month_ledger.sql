@@ -101,13 +101,14 @@ staff as (
 ),
 
 beds as (
-    -- 实际开放床日数: days each bed was open within the month; 开放床位 at month end
+    -- 实际开放床日数: days each bed was open within the month, up to the business date in the open month
+    -- (so that occupancy's open bed-days and patient-days cover the same days); 开放床位 at month end
     select
         spine.department_id,
         spine.month,
         count(*) filter (where beds.open_from <= spine.month_end
                            and (beds.open_to is null or beds.open_to >= spine.month_end)) as open_beds,
-        sum(greatest(0, least(coalesce(beds.open_to, spine.month_end), spine.month_end)
+        sum(greatest(0, least(coalesce(beds.open_to, spine.month_end), spine.month_end, {{ business_date() }})
                         - greatest(beds.open_from, spine.month) + 1)) as open_bed_days
     from spine
     inner join bed_register as beds on beds.department_id = spine.department_id

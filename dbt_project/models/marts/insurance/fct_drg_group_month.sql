@@ -19,6 +19,7 @@ select
     round(avg(los_days), 2) as average_length_of_stay,
     round(avg(case_cost_cny), 2) as cost_per_case_cny,
     sum(case_cost_cny) as case_cost_cny,
+    sum(los_days) as los_days_total,
     {{ safe_ratio('sum(drug_cny)', 'sum(drug_cny + consumables_cny + medical_service_cny + exam_lab_cny)') }} as drug_share,
     {{ safe_ratio('sum(consumables_cny)', 'sum(drug_cny + consumables_cny + medical_service_cny + exam_lab_cny)') }} as consumables_share,
     {{ safe_ratio('sum(medical_service_cny)', 'sum(drug_cny + consumables_cny + medical_service_cny + exam_lab_cny)') }} as medical_service_share,

@@ -64,6 +64,10 @@ select
     measured.referrals_evaluable,
     measured.referrals_converted,
     measured.conversion_rate,
+    -- the open quarter's conversion is provisional 暂定 until every referral's window has closed:
+    -- coverage = referrals whose outcome is known / referrals
+    {{ safe_ratio('measured.referrals_evaluable', 'measured.referrals') }} as conversion_coverage,
+    measured.referrals_evaluable < measured.referrals as is_conversion_provisional,
     measured.referrals_contacted,
     round(measured.median_response_minutes::numeric, 1) as median_response_minutes,
     measured.mean_response_minutes,

@@ -99,10 +99,14 @@ staff as (
         count(*) filter (
             where (left_on is null or left_on >= as_of_month + interval '1 month') and certified
         ) as staff_certified,
+        -- on pace 培训进度达标: the year's hours pro rata over the months since the later of the year
+        -- start and the person's joining month (this year's hires are paced from when they joined)
         count(*) filter (
             where (left_on is null or left_on >= as_of_month + interval '1 month')
               and training_hours_ytd
-                  >= {{ var('trained_hours_per_year') }} * extract(month from as_of_month) / 12.0
+                  >= {{ var('trained_hours_per_year') }} / 12.0 * (
+                      extract(month from as_of_month) + 1 - extract(month from greatest(
+                          date_trunc('year', as_of_month), date_trunc('month', joined_on))))
         ) as staff_trained_on_pace
     from {{ ref('stg_vendor__staff_roster_exports') }}
     group by 1, 2

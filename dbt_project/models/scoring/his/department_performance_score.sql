@@ -1,12 +1,13 @@
 -- Department performance score 科室绩效评分, one row per clinical department per closed month.
--- Each indicator of seed department_score_weights scores 0–100 by its percentile among the month's
--- departments with at least `score_min_discharges` discharges (direction-aware); the score is the
+-- Each indicator of seed department_score_weights scores 0–100 by its mid-rank percentile among the
+-- month's departments with at least `score_min_discharges` discharges (direction from the seed; ties
+-- share the mean percentile of the places they span); an indicator without cases is not scored; the score is the
 -- weighted mean over the indicators the department has (weights re-normalised when one is missing).
 -- An upheld appeal 异议 (ops.score_adjustments, append-only) sets the final score, and the row shows
 -- both values with who, when and why: the computed score is never edited.
 with kpis as (
     select * from {{ ref('fct_department_month_kpis') }}
-    where is_closed_month and discharges >= {{ var('score_min_discharges') }}
+    where is_complete_month and discharges >= {{ var('score_min_discharges') }}
 ),
 
 weights as (
@@ -32,37 +33,66 @@ indicator_values as (
     {%- endfor %}
 ),
 
-scored as (
+ranked as (
+    -- worst-first rank inside the month and indicator (direction from the weights seed), and the size
+    -- of each tie
     select
         indicator_values.*,
         weights.dimension,
         weights.weight,
         weights.direction,
-        round(100 * (case
-            when count(*) over peers = 1 then 1
-            when weights.direction = 'higher_is_better'
-                then percent_rank() over (partition by indicator_values.month, indicator_values.indicator
-                                          order by indicator_values.value)
-            else percent_rank() over (partition by indicator_values.month, indicator_values.indicator
-                                      order by indicator_values.value desc)
-        end)::numeric, 1) as indicator_score
+        count(*) over peers as peers,
+        case weights.direction
+            when 'higher_is_better'
+                then rank() over (partition by indicator_values.month, indicator_values.indicator
+                                  order by indicator_values.value)
+            else rank() over (partition by indicator_values.month, indicator_values.indicator
+                              order by indicator_values.value desc)
+        end as worst_first_rank,
+        count(*) over (partition by indicator_values.month, indicator_values.indicator, indicator_values.value)
+            as tied
     from indicator_values
     inner join weights on weights.indicator = indicator_values.indicator
     where indicator_values.value is not null
     window peers as (partition by indicator_values.month, indicator_values.indicator)
 ),
 
+scored as (
+    -- mid-rank percentile 平均秩百分位: departments tied on a value share the mean of the percentiles
+    -- their tie spans, (departments strictly worse + (tied − 1) / 2) / (peers − 1), so a tie at the
+    -- best value scores high and the scores of a month always average 50. Full precision.
+    select
+        ranked.*,
+        case
+            when peers = 1 then 100
+            else 100 * ((worst_first_rank - 1) + (tied - 1) / 2.0) / (peers - 1)
+        end as indicator_score
+    from ranked
+),
+
+not_scored as (
+    -- an indicator a department has no cases for (null value) is not scored 不参评, never scored worst
+    select
+        indicator_values.department_id,
+        indicator_values.month,
+        jsonb_agg(indicator_values.indicator order by indicator_values.indicator) as indicators
+    from indicator_values
+    inner join weights on weights.indicator = indicator_values.indicator
+    where indicator_values.value is null
+    group by 1, 2
+),
+
 computed as (
     select
-        department_id,
-        hospital_id,
-        month,
-        round(sum(indicator_score * weight) / nullif(sum(weight), 0), 1) as computed_score,
+        scored.department_id,
+        scored.hospital_id,
+        scored.month,
+        trim_scale(sum(indicator_score * weight) / nullif(sum(weight), 0)) as computed_score,
         jsonb_object_agg(indicator, jsonb_build_object(
             'value', value, 'score', indicator_score, 'weight', weight, 'dimension', dimension,
-            'direction', direction)) as evidence
+            'direction', direction, 'peers', peers, 'tied', tied)) as evidence
     from scored
-    group by department_id, hospital_id, month
+    group by scored.department_id, scored.hospital_id, scored.month
 )
 
 select
@@ -79,7 +109,9 @@ select
     adjustments.decided_at as adjustment_decided_at,
     rank() over (partition by computed.month
                  order by coalesce(adjustments.adjusted_score, computed.computed_score) desc) as score_rank,
-    computed.evidence
+    computed.evidence || jsonb_build_object('not_scored', coalesce(not_scored.indicators, '[]'::jsonb))
+        as evidence
 from computed
+left join not_scored on not_scored.department_id = computed.department_id and not_scored.month = computed.month
 left join adjustments
     on adjustments.department_id = computed.department_id and adjustments.month = computed.month

@@ -1,7 +1,8 @@
 -- Quarterly channel evaluation 渠道季度评价: one row per channel per quarter. Each component of seed
 -- channel_grade_weights scores 0–100 on its line from floor to target (macro linear_score); the total
 -- is the weighted mean over the components the quarter has (satisfaction only when its minimum
--- sample is met; weights re-normalised); the grade is the best band of seed channel_grade_bands the
+-- sample is met; weights re-normalised, and is_grade_partial / components_not_scored say which
+-- components were left out); the grade is the best band of seed channel_grade_bands the
 -- total reaches. The previous quarter's grade sits beside it, so a downgrade is visible. A quarter
 -- in progress is graded on what has come in so far (is_quarter_closed false).
 with kpis as (
@@ -37,6 +38,19 @@ scored as (
     from indicator_values
     inner join weights on weights.indicator = indicator_values.indicator
     where indicator_values.value is not null
+),
+
+not_scored as (
+    -- components without a value (e.g. satisfaction below its minimum sample): left out, weights
+    -- re-normalised, and the grade says so
+    select
+        indicator_values.channel_id,
+        indicator_values.quarter,
+        jsonb_agg(weights.component order by weights.component) as components
+    from indicator_values
+    inner join weights on weights.indicator = indicator_values.indicator
+    where indicator_values.value is null
+    group by 1, 2
 ),
 
 totals as (
@@ -81,6 +95,8 @@ select
     lag(graded.grade_rank) over same_channel as previous_grade_rank,
     lag(kpis.quarter_label) over same_channel as previous_quarter_label,
     graded.grade_rank > lag(graded.grade_rank) over same_channel as is_downgrade,
+    not_scored.components is not null as is_grade_partial,
+    coalesce(not_scored.components, '[]'::jsonb) as components_not_scored,
     jsonb_build_object(
         'components', graded.components,
         'referrals', kpis.referrals,
@@ -92,4 +108,5 @@ select
     ) as evidence
 from kpis
 inner join graded on graded.channel_id = kpis.channel_id and graded.quarter = kpis.quarter
+left join not_scored on not_scored.channel_id = kpis.channel_id and not_scored.quarter = kpis.quarter
 window same_channel as (partition by kpis.channel_id order by kpis.quarter)

@@ -7,7 +7,10 @@
 --                       survey_min_sample_for_ranking questionnaires (months below it are left out)
 --   complaint_spike     a department's closed month: complaints above var complaint_spike_factor × the
 --                       mean of its previous var complaint_trailing_months months (months without a
---                       complaint count as 0), and at least var complaint_spike_min_count complaints
+--                       complaint count as 0, but only months inside the survey platform's history,
+--                       and all of them: a shorter baseline is no baseline), and at least
+--                       var complaint_spike_min_count complaints
+-- Comparisons are exact (on sums, never on a rounded mean): a value at its threshold does not fire.
 --   channel_downgrade   a channel's quarter graded worse than the quarter before (channel_quarter_grades;
 --                       a quarter in progress counts, and its alert clears if the quarter recovers)
 with satisfaction as (
@@ -22,6 +25,15 @@ channel_grades as (
     select * from {{ ref('channel_quarter_grades') }}
 ),
 
+survey_history as (
+    -- the survey platform's first month with data: earlier ledger months show 0 complaints only
+    -- because there was no platform yet
+    select least(
+        (select min(month) from satisfaction),
+        (select min(month) from complaints where complaints > 0)
+    ) as first_month
+),
+
 satisfaction_trailing as (
     select
         current_month.department_id,
@@ -31,7 +43,8 @@ satisfaction_trailing as (
         current_month.questionnaires,
         count(earlier.month) as trailing_months,
         sum(earlier.questionnaires) as trailing_questionnaires,
-        round(avg(earlier.satisfaction_rate), 4) as trailing_mean,
+        sum(earlier.satisfaction_rate) as trailing_rate_sum,
+        trim_scale(avg(earlier.satisfaction_rate)) as trailing_mean,
         jsonb_object_agg(to_char(earlier.month, 'YYYY-MM'), earlier.satisfaction_rate) as trailing_rates
     from satisfaction as current_month
     inner join satisfaction as earlier
@@ -67,7 +80,8 @@ satisfaction_drop as (
             'period', to_char(month, 'YYYY-MM')
         ) as evidence
     from satisfaction_trailing
-    where 100 * (trailing_mean - satisfaction_rate) > {{ var('satisfaction_drop_points') }}
+    where 100 * (trailing_rate_sum - trailing_months * satisfaction_rate)
+          > {{ var('satisfaction_drop_points') }} * trailing_months
 ),
 
 complaint_trailing as (
@@ -78,15 +92,19 @@ complaint_trailing as (
         current_month.complaints,
         current_month.complaints_per_10k_visits,
         count(earlier.month) as trailing_months,
-        round(avg(earlier.complaints), 4) as trailing_mean,
+        sum(earlier.complaints) as trailing_total,
+        trim_scale(avg(earlier.complaints)) as trailing_mean,
         jsonb_object_agg(to_char(earlier.month, 'YYYY-MM'), earlier.complaints) as trailing_counts
     from complaints as current_month
+    cross join survey_history
     inner join complaints as earlier
         on earlier.department_id = current_month.department_id
         and earlier.month < current_month.month
         and earlier.month >= current_month.month - interval '{{ var("complaint_trailing_months") }} months'
+        and earlier.month >= survey_history.first_month
     where current_month.month < date_trunc('month', {{ business_date() }})
     group by 1, 2, 3, 4, 5
+    having count(earlier.month) = {{ var('complaint_trailing_months') }}
 ),
 
 complaint_spike as (
@@ -112,7 +130,7 @@ complaint_spike as (
         ) as evidence
     from complaint_trailing
     where complaints >= {{ var('complaint_spike_min_count') }}
-      and complaints > {{ var('complaint_spike_factor') }} * trailing_mean
+      and complaints * trailing_months > {{ var('complaint_spike_factor') }} * trailing_total
 ),
 
 channel_downgrade as (

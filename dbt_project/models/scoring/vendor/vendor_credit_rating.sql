@@ -1,10 +1,17 @@
 -- Vendor credit rating 信用评价 (AAA, AA, A, B, C), one row per vendor per closed month, over the
--- trailing window of closed months. Three components, each 0–100, weighted by seed
--- credit_rating_weights; the score maps to a rating through credit_rating_bands. Any red warning
--- in the window caps the rating at C (C exits; B and below must rectify by a deadline).
---   qualification    100, less 40 per certificate expired at month end; 0 on a fake qualification
---   service_quality  share of months in the window meeting every applicable service standard
---   credit_record    100 less the penalty of each warning in the window (by colour)
+-- trailing window of var credit_rating_window_months closed months. Three components, each 0–100,
+-- weighted by seed credit_rating_weights; the score maps to a band through credit_rating_bands.
+--   qualification    100 × certificate types in force at month end / certificate types held
+--                    (issued by month end); 0 on a fake-qualification incident in the window
+--   service_quality  mean over the window's months of the month's score: 100 less the standard's
+--                    penalty_per_point (seed vendor_service_standards) per percentage point by which
+--                    the worst-missed standard was missed (direction from the seed), floored at 0 —
+--                    how far and how long a standard was missed, not a hair's breadth deciding a C
+--   credit_record    100 less the penalty of each warning in the window (seed warning_colour_penalties)
+-- The decisions of vendor_supervision_decisions (the one model that decides) cap the rating
+-- (seed vendor_decision_rating_caps): an exit decision rates C. A score in the C band without an exit
+-- decision behind it is held at B, so a C rating and its exit consequence always rest on a decision.
+-- The consequence is the final rating's (seed credit_rating_bands). Scores keep full precision.
 with kpis as (
     select * from {{ ref('fct_vendor_month_kpis') }}
     where is_closed_month
@@ -41,30 +48,35 @@ window_months as (
         and kpis.month <= rating_months.month
 ),
 
-month_meets_standards as (
+month_scores as (
+    -- each standard the month has a value for: points missed and the month's score on it
     select
         window_months.vendor_id,
         window_months.rating_month,
         window_months.month,
-        bool_and(
-            case standards.metric
-                when 'lab_accuracy' then window_months.lab_accuracy >= standards.standard
-                when 'report_timeliness' then window_months.report_timeliness >= standards.standard
-                when 'delivery_delay_rate' then window_months.delivery_delay_rate <= standards.standard
-                when 'cold_chain_compliance' then window_months.cold_chain_compliance >= standards.standard
-                when 'spot_check_pass_rate' then window_months.spot_check_pass_rate >= standards.standard
-                when 'satisfaction_rate' then window_months.satisfaction_rate >= standards.standard
-            end
-        ) filter (where case standards.metric
-                when 'lab_accuracy' then window_months.lab_accuracy
-                when 'report_timeliness' then window_months.report_timeliness
-                when 'delivery_delay_rate' then window_months.delivery_delay_rate
-                when 'cold_chain_compliance' then window_months.cold_chain_compliance
-                when 'spot_check_pass_rate' then window_months.spot_check_pass_rate
-                when 'satisfaction_rate' then window_months.satisfaction_rate
-            end is not null) as meets_standards
+        standards.metric,
+        standards.standard,
+        standards.direction,
+        standards.penalty_per_point,
+        (to_jsonb(window_months) ->> standards.metric)::numeric as value,
+        100 * greatest(0, case standards.direction
+            when 'min' then standards.standard - (to_jsonb(window_months) ->> standards.metric)::numeric
+            when 'max' then (to_jsonb(window_months) ->> standards.metric)::numeric - standards.standard
+        end) as points_missed
     from window_months
     cross join standards
+    where (to_jsonb(window_months) ->> standards.metric) is not null
+),
+
+month_quality as (
+    select
+        vendor_id,
+        rating_month,
+        month,
+        min(greatest(0, 100 - penalty_per_point * points_missed)) as month_score,
+        bool_and(points_missed = 0) as meets_standards,
+        jsonb_object_agg(metric, points_missed) filter (where points_missed > 0) as points_missed
+    from month_scores
     group by 1, 2, 3
 ),
 
@@ -73,8 +85,11 @@ service_quality as (
         vendor_id,
         rating_month,
         count(*) as months_evaluated,
-        count(*) filter (where coalesce(meets_standards, true)) as months_meeting_standards
-    from month_meets_standards
+        count(*) filter (where meets_standards) as months_meeting_standards,
+        avg(month_score) as service_quality_score,
+        jsonb_object_agg(to_char(month, 'YYYY-MM'), points_missed) filter (where not meets_standards)
+            as standards_missed
+    from month_quality
     group by 1, 2
 ),
 
@@ -97,11 +112,19 @@ warnings_in_window as (
 ),
 
 qualifications as (
+    -- certificate types held by month end, and those with a certificate in force on the month's last day
     select
         rating_months.vendor_id,
         rating_months.month as rating_month,
-        count(certs.certificate_no) filter (where certs.expires_on < rating_months.month_end) as certificates_expired,
-        count(certs.certificate_no) as certificates
+        count(distinct certs.certificate_type) as certificate_types_held,
+        count(distinct certs.certificate_type) filter (where certs.expires_on >= rating_months.month_end)
+            as certificate_types_in_force,
+        coalesce(jsonb_agg(distinct certs.certificate_type) filter (
+            where certs.certificate_type is not null and not exists (
+                select 1 from certificates as valid
+                where valid.vendor_id = certs.vendor_id and valid.certificate_type = certs.certificate_type
+                  and valid.issued_on <= rating_months.month_end and valid.expires_on >= rating_months.month_end)
+        ), '[]'::jsonb) as certificate_types_lapsed
     from rating_months
     left join certificates as certs
         on certs.vendor_id = rating_months.vendor_id and certs.issued_on <= rating_months.month_end
@@ -109,14 +132,12 @@ qualifications as (
 ),
 
 fake_qualifications as (
+    -- fake-qualification incidents inside the rating window (not over all history)
     select
-        rating_months.vendor_id,
-        rating_months.month as rating_month,
-        coalesce(sum(kpis.fake_qualification_incidents), 0) as fake_qualification_incidents
-    from rating_months
-    left join kpis
-        on kpis.vendor_id = rating_months.vendor_id
-        and kpis.month <= rating_months.month
+        window_months.vendor_id,
+        window_months.rating_month,
+        coalesce(sum(window_months.fake_qualification_incidents), 0) as fake_qualification_incidents
+    from window_months
     group by 1, 2
 ),
 
@@ -126,20 +147,22 @@ components as (
         rating_months.month as rating_month,
         case
             when fake.fake_qualification_incidents > 0 then 0
-            else greatest(0, 100 - 40 * qual.certificates_expired)
+            else 100.0 * qual.certificate_types_in_force / nullif(qual.certificate_types_held, 0)
         end::numeric as qualification_score,
-        round(100.0 * quality.months_meeting_standards / nullif(quality.months_evaluated, 0), 1) as service_quality_score,
+        quality.service_quality_score,
+        quality.standards_missed,
         greatest(0, 100 - warned.credit_penalty)::numeric as credit_record_score,
         quality.months_evaluated,
         quality.months_meeting_standards,
-        qual.certificates,
-        qual.certificates_expired,
+        qual.certificate_types_held,
+        qual.certificate_types_in_force,
+        qual.certificate_types_lapsed,
         fake.fake_qualification_incidents,
         warned.blue_warnings,
         warned.yellow_warnings,
         warned.red_warnings
     from rating_months
-    inner join service_quality as quality
+    left join service_quality as quality
         on quality.vendor_id = rating_months.vendor_id and quality.rating_month = rating_months.month
     inner join warnings_in_window as warned
         on warned.vendor_id = rating_months.vendor_id and warned.rating_month = rating_months.month
@@ -160,11 +183,9 @@ weights as (
 scored as (
     select
         components.*,
-        round((
-            weights.qualification * components.qualification_score
+        weights.qualification * coalesce(components.qualification_score, 0)
             + weights.service_quality * coalesce(components.service_quality_score, 100)
-            + weights.credit_record * components.credit_record_score
-        )::numeric, 1) as total_score,
+            + weights.credit_record * components.credit_record_score as total_score,
         jsonb_build_object(
             'qualification', weights.qualification,
             'service_quality', weights.service_quality,
@@ -172,38 +193,104 @@ scored as (
         ) as weights
     from components
     cross join weights
+),
+
+bands as (
+    select * from {{ ref('credit_rating_bands') }}
+),
+
+decisions as (
+    select * from {{ ref('vendor_supervision_decisions') }}
+),
+
+rating_caps as (
+    select * from {{ ref('vendor_decision_rating_caps') }}
+),
+
+caps as (
+    -- the decisions in force in the window cap the rating (strictest first)
+    select
+        rating_months.vendor_id,
+        rating_months.month as rating_month,
+        max(bands.rating_rank) as cap_rank,
+        jsonb_agg(jsonb_build_object(
+            'decision_id', decisions.decision_id, 'rule_id', decisions.rule_id, 'decision', decisions.decision,
+            'period_month', decisions.period_month, 'rating_cap', rating_caps.rating_cap)
+            order by bands.rating_rank desc, decisions.period_month, decisions.rule_id) as decisions
+    from rating_months
+    inner join decisions
+        on decisions.vendor_id = rating_months.vendor_id
+        and decisions.period_month <= rating_months.month
+        and decisions.period_month > rating_months.month - interval '{{ var("credit_rating_window_months") }} months'
+    inner join rating_caps on rating_caps.decision = decisions.decision
+    inner join bands on bands.rating = rating_caps.rating_cap
+    group by 1, 2
+),
+
+banded as (
+    select
+        scored.*,
+        score_band.rating as band_rating,
+        score_band.rating_rank as band_rank,
+        caps.cap_rank,
+        caps.decisions,
+        greatest(
+            -- the lowest band reached by score alone is the one above C unless a decision exits
+            case when score_band.rating_rank = (select max(rating_rank) from bands)
+                 then score_band.rating_rank - 1 else score_band.rating_rank end,
+            coalesce(caps.cap_rank, 0)
+        ) as final_rank
+    from scored
+    inner join lateral (
+        select rating, rating_rank
+        from bands
+        where min_score <= scored.total_score
+        order by min_score desc
+        limit 1
+    ) as score_band on true
+    left join caps on caps.vendor_id = scored.vendor_id and caps.rating_month = scored.rating_month
 )
 
 select
-    scored.vendor_id || '|' || to_char(scored.rating_month, 'YYYY-MM') as vendor_rating_id,
-    scored.vendor_id,
-    scored.rating_month,
-    scored.qualification_score,
-    scored.service_quality_score,
-    scored.credit_record_score,
-    scored.total_score,
-    case when scored.red_warnings > 0 then 'C' else bands.rating end as credit_rating,
-    case when scored.red_warnings > 0 then 'red warning in window caps the rating at C' end as rating_cap_reason,
+    banded.vendor_id || '|' || to_char(banded.rating_month, 'YYYY-MM') as vendor_rating_id,
+    banded.vendor_id,
+    banded.rating_month,
+    -- full precision; trim_scale drops trailing zeros only (never rounds)
+    trim_scale(banded.qualification_score) as qualification_score,
+    trim_scale(banded.service_quality_score) as service_quality_score,
+    trim_scale(banded.credit_record_score) as credit_record_score,
+    trim_scale(banded.total_score) as total_score,
+    final_band.rating as credit_rating,
     case
-        when scored.red_warnings > 0 or bands.rating = 'C' then 'exit'
-        when bands.rating = 'B' then 'rectify_by_deadline'
-        else 'none'
-    end as consequence,
+        when banded.final_rank > banded.band_rank
+            then 'capped by decision ' || (banded.decisions -> 0 ->> 'rule_id')
+                 || ' (' || (banded.decisions -> 0 ->> 'decision') || ')'
+        when banded.final_rank < banded.band_rank
+            then 'score in band ' || banded.band_rating || ' without an exit decision: held at ' || final_band.rating
+    end as rating_cap_reason,
+    final_band.consequence_code as consequence,
+    'score ' || round(banded.total_score, 1) || ' = ' || (banded.weights ->> 'qualification') || ' × qualification '
+        || round(coalesce(banded.qualification_score, 0), 1) || ' + ' || (banded.weights ->> 'service_quality')
+        || ' × service quality ' || round(coalesce(banded.service_quality_score, 100), 1) || ' + '
+        || (banded.weights ->> 'credit_record') || ' × credit record ' || round(banded.credit_record_score, 1)
+        || ' → band ' || banded.band_rating
+        || coalesce('; decisions ' || (select string_agg((d ->> 'rule_id') || ' ' || (d ->> 'decision') || ' → at most '
+                                                         || (d ->> 'rating_cap'), ', ')
+                                       from jsonb_array_elements(banded.decisions) as d), '')
+        || ' → ' || final_band.rating as rating_explanation,
     jsonb_build_object(
-        'weights', scored.weights,
-        'months_evaluated', scored.months_evaluated,
-        'months_meeting_standards', scored.months_meeting_standards,
-        'certificates', scored.certificates,
-        'certificates_expired', scored.certificates_expired,
-        'fake_qualification_incidents', scored.fake_qualification_incidents,
-        'warnings', jsonb_build_object('blue', scored.blue_warnings, 'yellow', scored.yellow_warnings,
-                                       'red', scored.red_warnings)
+        'weights', banded.weights,
+        'months_evaluated', banded.months_evaluated,
+        'months_meeting_standards', banded.months_meeting_standards,
+        'standards_missed_points', banded.standards_missed,
+        'certificate_types_held', banded.certificate_types_held,
+        'certificate_types_in_force', banded.certificate_types_in_force,
+        'certificate_types_lapsed', banded.certificate_types_lapsed,
+        'fake_qualification_incidents', banded.fake_qualification_incidents,
+        'warnings', jsonb_build_object('blue', banded.blue_warnings, 'yellow', banded.yellow_warnings,
+                                       'red', banded.red_warnings),
+        'band_by_score', banded.band_rating,
+        'decisions', coalesce(banded.decisions, '[]'::jsonb)
     ) as evidence
-from scored
-inner join lateral (
-    select rating
-    from {{ ref('credit_rating_bands') }}
-    where min_score <= scored.total_score
-    order by min_score desc
-    limit 1
-) as bands on true
+from banded
+inner join bands as final_band on final_band.rating_rank = banded.final_rank

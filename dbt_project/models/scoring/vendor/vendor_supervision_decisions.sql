@@ -4,6 +4,11 @@
 --   TWO-YELLOWS             two yellow warnings within the window → rectification for N months,
 --                           exit if another yellow falls after the rectification deadline
 --   SUSPEND-BELOW-STANDARD  the last N closed months all below the quality standard → suspend
+--   rules of seed vendor_decision_rules (e.g. SATISFACTION-LOW → rectification report; SATISFACTION-
+--                           VERY-LOW → exit after rectification): the first warning of the rule in the
+--                           window decides; another one after the rectification deadline escalates
+--                           (e.g. to exit)
+-- This model is the one that decides: the credit rating reads it (seed vendor_decision_rating_caps).
 with warnings as (
     -- a warning closed by a supervisor still counts (it happened); one whose condition cleared
     -- because the data was corrected does not
@@ -13,6 +18,10 @@ with warnings as (
 
 kpis as (
     select * from {{ ref('fct_vendor_month_kpis') }}
+),
+
+decision_rules as (
+    select * from {{ ref('vendor_decision_rules') }}
 ),
 
 suspension_standards as (
@@ -78,23 +87,17 @@ two_yellows as (
 ),
 
 monthly_standard as (
-    -- a closed month is below standard when any suspension-relevant KPI misses its minimum
+    -- a closed month is below standard when any suspension-relevant KPI misses its standard; the
+    -- comparison follows the seed's direction (min: at least; max: at most), so a new standard row
+    -- takes effect without SQL
     select
         kpis.vendor_id,
         kpis.month,
-        bool_or(
-            case standards.metric
-                when 'lab_accuracy' then kpis.lab_accuracy < standards.standard
-                when 'report_timeliness' then kpis.report_timeliness < standards.standard
-            end
-        ) as is_below_standard,
-        jsonb_object_agg(
-            standards.metric,
-            case standards.metric
-                when 'lab_accuracy' then kpis.lab_accuracy
-                when 'report_timeliness' then kpis.report_timeliness
-            end
-        ) as values
+        bool_or(case standards.direction
+                    when 'min' then (to_jsonb(kpis) ->> standards.metric)::numeric < standards.standard
+                    when 'max' then (to_jsonb(kpis) ->> standards.metric)::numeric > standards.standard
+                end) as is_below_standard,
+        jsonb_object_agg(standards.metric, (to_jsonb(kpis) ->> standards.metric)::numeric) as values
     from kpis
     cross join suspension_standards as standards
     where kpis.is_closed_month
@@ -125,10 +128,50 @@ below_standard as (
        and bool_and(coalesce(is_below_standard, false))
 ),
 
+rule_warnings as (
+    select
+        warnings.vendor_id,
+        warnings.rule_id,
+        warnings.period_month,
+        warnings.warning_id,
+        warnings.observed_value,
+        decision_rules.decision,
+        decision_rules.escalated_decision,
+        min(warnings.period_month) over (partition by warnings.vendor_id, warnings.rule_id) as first_month
+    from warnings
+    inner join decision_rules on decision_rules.rule_id = warnings.rule_id
+    where warnings.period_month > date_trunc('month', {{ business_date() }})
+          - interval '{{ var("two_yellows_window_months") }} months'
+),
+
+rule_decisions as (
+    select
+        vendor_id,
+        rule_id,
+        case
+            when max(escalated_decision) is not null
+                 and bool_or(period_month > (first_month + interval '{{ var("rectification_months") + 1 }} months'
+                                             - interval '1 day')::date)
+                then max(escalated_decision)
+            else max(decision)
+        end as decision,
+        min(first_month) as period_month,
+        jsonb_build_object(
+            'rectification_deadline',
+            (min(first_month) + interval '{{ var("rectification_months") + 1 }} months' - interval '1 day')::date,
+            'warnings', jsonb_agg(jsonb_build_object(
+                'warning_id', warning_id, 'rule_id', rule_id, 'period_month', period_month,
+                'observed_value', observed_value) order by period_month)
+        ) as evidence
+    from rule_warnings
+    group by vendor_id, rule_id
+),
+
 decisions as (
     select * from reds
     union all select * from two_yellows
     union all select * from below_standard
+    union all select * from rule_decisions
 )
 
 select
