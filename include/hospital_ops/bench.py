@@ -743,8 +743,8 @@ class SchedulerTrigger:
         answer = self._request("GET", f"/api/v2/dags/{self.dag_id}/dagRuns?logical_date_gte={since}"
                                       f"&logical_date_lte={since}&limit=1")
         existing = answer["dag_runs"][0]["dag_run_id"]  # type: ignore[index]
-        self._request("POST", f"/api/v2/dags/{self.dag_id}/clearTaskInstances",
-                      {"dag_run_id": existing, "dry_run": False, "only_failed": False, "reset_dag_runs": True})
+        self._request("POST", f"/api/v2/dags/{self.dag_id}/dagRuns/{urllib.parse.quote(existing)}/clear",
+                      {"dry_run": False, "only_failed": False})
         return existing
 
     def _log(self, run_id: str, instance: dict) -> str:
