@@ -15,6 +15,7 @@ import math
 import os
 import socket
 import statistics
+import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -359,6 +360,23 @@ def test_the_logical_date_of_a_run_maps_back_to_its_business_date() -> None:
     day = date(2026, 11, 21)
     logical = datetime.combine(day, datetime.min.time(), bench.HOSPITAL_TZ)
     assert bench.business_date_of(logical.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")) == day
+
+
+def test_peak_memory_finds_the_postgresql_server_and_samples_its_processes(db_url: str) -> None:
+    import psutil
+    import psycopg2
+
+    server = bench.postgres_server_pid(db_url)
+    assert server is not None and psutil.Process(server).name().startswith("postgres")
+    with psycopg2.connect(db_url) as conn, conn.cursor() as cur:
+        cur.execute("select pg_backend_pid()")
+        backend = cur.fetchone()[0]
+        assert backend in {child.pid for child in psutil.Process(server).children(recursive=True)}
+        with bench.PeakRss(server, interval=0.05) as sampler:
+            cur.execute("select count(*) from generate_series(1, 200000)")
+            time.sleep(0.3)
+    assert sampler.samples and sampler.peak_postgres > 0
+    assert sampler.peak_postgres_private <= sampler.peak_postgres <= sampler.peak
 
 
 # ------------------------------------------------------------------------------------ scales

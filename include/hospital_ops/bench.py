@@ -452,11 +452,13 @@ def postgres_server_pid(database_url: str) -> int | None:
     with closing(psycopg2.connect(database_url)) as conn, conn.cursor() as cur:
         cur.execute("select pg_backend_pid()")
         backend = cur.fetchone()[0]
-    try:
-        parent = psutil.Process(backend).parent()
-    except psutil.Error:
-        return None  # not on this machine (or not visible from here)
-    return parent.pid if parent is not None else None
+        try:  # while the connection is open: its backend ends with it
+            parent = psutil.Process(backend).parent()
+        except psutil.Error:
+            return None  # not on this machine (or not visible from here)
+    if parent is None or not parent.name().startswith("postgres"):
+        return None
+    return parent.pid
 
 
 class PeakRss:
@@ -738,10 +740,12 @@ class SchedulerTrigger:
         except AirflowApiError as error:
             if "HTTP 409" not in str(error):
                 raise
-        # the deployment already ran this business date: run that night again (reruns are idempotent)
+        # the deployment already has a run of this business date: run it again (reruns are idempotent)
         since = urllib.parse.quote(logical)
+        until = urllib.parse.quote(datetime.combine(business_date + timedelta(days=1), datetime.min.time(),
+                                                    HOSPITAL_TZ).isoformat())
         answer = self._request("GET", f"/api/v2/dags/{self.dag_id}/dagRuns?logical_date_gte={since}"
-                                      f"&logical_date_lte={since}&limit=1")
+                                      f"&logical_date_lt={until}&order_by=-logical_date&limit=1")
         existing = answer["dag_runs"][0]["dag_run_id"]  # type: ignore[index]
         self._request("POST", f"/api/v2/dags/{self.dag_id}/dagRuns/{urllib.parse.quote(existing)}/clear",
                       {"dry_run": False, "only_failed": False})
