@@ -661,7 +661,7 @@ class SchedulerTrigger:
         if auth:
             request.add_header("Authorization", f"Bearer {self.token()}")
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=120) as response:
                 payload = response.read().decode("utf-8", errors="replace")
         except urllib.error.HTTPError as error:
             raise AirflowApiError(f"{method} {path}: HTTP {error.code} {error.read()[:300]!r}") from error
@@ -717,18 +717,23 @@ class SchedulerTrigger:
         requested = time.time()
         run_id = self._start(business_date)
         deadline = time.monotonic() + self.timeout_s
+        state = "unknown"
         while True:
-            run = self._request("GET", f"/api/v2/dags/{self.dag_id}/dagRuns/{urllib.parse.quote(run_id)}")
-            if run["state"] in ("success", "failed"):  # type: ignore[index]
+            try:
+                run = self._request("GET", f"/api/v2/dags/{self.dag_id}/dagRuns/{urllib.parse.quote(run_id)}")
+                state = run["state"]  # type: ignore[index]
+            except (TimeoutError, urllib.error.URLError) as error:  # a busy API server: ask again
+                state = f"unknown ({error})"
+            if state in ("success", "failed"):
                 break
             if time.monotonic() > deadline:
-                raise AirflowApiError(f"{run_id} still {run['state']} after {self.timeout_s:.0f} s")  # type: ignore[index]
+                raise AirflowApiError(f"{run_id} still {state} after {self.timeout_s:.0f} s")
             time.sleep(self.poll_s)
         instances = self._request(
             "GET", f"/api/v2/dags/{self.dag_id}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances?limit=1000")
         instances = instances["task_instances"]  # type: ignore[index]
         texts = [self._log(run_id, ti) for ti in instances if ti.get("try_number")]
-        return scheduler_night(run_id, run["state"], instances, "\n".join(texts), requested,  # type: ignore[index]
+        return scheduler_night(run_id, state, instances, "\n".join(texts), requested,
                                f"{self.base_url}/dags/{self.dag_id}/runs/{run_id}")
 
     def _start(self, business_date: date) -> str:
