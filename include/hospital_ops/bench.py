@@ -479,7 +479,11 @@ class PeakRss:
     def _tree(self, root) -> tuple[int, int]:  # type: ignore[no-untyped-def]
         """RSS and private RSS (less shared pages) of a process and its descendants."""
         rss = private = 0
-        for process in [root, *root.children(recursive=True)]:
+        try:
+            processes = [root, *root.children(recursive=True)]
+        except self._psutil.Error:  # it ended between two samples
+            return 0, 0
+        for process in processes:
             try:
                 info = process.memory_info()
             except self._psutil.Error:
@@ -497,7 +501,11 @@ class PeakRss:
             except self._psutil.Error:
                 server = None
         while not self._stop.is_set():
-            airflow = sum(self._tree(child)[0] for child in me.children() if child.pid != self._server_pid)
+            try:
+                children = [child for child in me.children() if child.pid != self._server_pid]
+            except self._psutil.Error:
+                children = []
+            airflow = sum(self._tree(child)[0] for child in children)
             postgres, private = self._tree(server) if server is not None else (0, 0)
             self.peak_airflow = max(self.peak_airflow, airflow)
             self.peak_postgres = max(self.peak_postgres, postgres)
