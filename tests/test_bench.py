@@ -476,3 +476,80 @@ def _drop_databases(prefix: str, name: str) -> None:
 
     for database in (f"{prefix}_{name}", f"{prefix}_his_{name}"):
         warehouse.drop_database(database)
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not os.environ.get("HOSPITAL_OPS_BENCH_SCHEDULER"),
+                    reason="starts an Airflow api-server, scheduler (LocalExecutor) and dag-processor and runs two "
+                           "nights under them, several minutes: set HOSPITAL_OPS_BENCH_SCHEDULER=1 to run it")
+def test_the_scheduler_path_measures_nights_under_a_real_local_executor(tmp_path: Path) -> None:
+    """A real deployment on this machine: Airflow's metadata on the PostgreSQL server, LocalExecutor,
+    the REST API with every user an admin (a JWT from GET /auth/token). The first night is triggered;
+    the second, of the same business date, is refused as a duplicate and re-run by clearing the first."""
+    import subprocess
+    import sys
+
+    from hospital_ops import warehouse
+    from hospital_ops.airflow_local import airflow_env
+    from hospital_ops.generate.survey_api import simulated_survey_api
+    from hospital_ops.sources import SOURCES
+
+    prefix = f"benchsched_{os.getpid()}"
+    scale = bench.Scale.of(2, 3, 0.1)
+    end = date(2026, 11, 22)
+    generated = bench.generate_scale(scale, tmp_path, end, prefix)
+    database = warehouse.create_database(f"{prefix}_wh", replace=True)
+    metadata = warehouse.create_database(f"{prefix}_airflow", replace=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    processes: list[subprocess.Popen] = []
+    try:
+        with bench._bench_environment(scale, tmp_path, database, generated["his_url"]), \
+                simulated_survey_api(generated["survey_records"]):
+            env = airflow_env(database) | {
+                "AIRFLOW_HOME": str(tmp_path / "deployment"),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata.replace("postgresql://", "postgresql+psycopg2://", 1),
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the nights the benchmark triggers
+                "AIRFLOW__API__PORT": str(port), "AIRFLOW__API__WORKERS": "1", "AIRFLOW__API__EXPOSE_CONFIG": "True",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+                "AIRFLOW__API_AUTH__JWT_SECRET": f"bench-{os.getpid()}",
+            }
+            (tmp_path / "deployment").mkdir()
+            airflow = str(Path(sys.executable).parent / "airflow")
+            subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+            for name, args in (("api", ["api-server", "--port", str(port)]), ("scheduler", ["scheduler"]),
+                               ("dag-processor", ["dag-processor"])):
+                processes.append(subprocess.Popen([airflow, *args], env=env, stderr=subprocess.STDOUT,
+                                                  stdout=(tmp_path / "deployment" / f"{name}.log").open("w")))
+            api = bench.SchedulerTrigger(f"http://127.0.0.1:{port}", timeout_s=1200)
+            for _ in range(300):
+                if api.available() is None:
+                    break
+                time.sleep(2)
+            result = bench.measure_scheduler(api, 2, end)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for name in (f"{prefix}_wh", f"{prefix}_airflow", f"{prefix}_his_{scale.name}"):
+            warehouse.drop_database(name)
+    assert result["measured"], result.get("reason")
+    assert result["executor"] == "LocalExecutor" and result["night"] == end.isoformat()
+    first, second = result["runs"]
+    assert first["log"] == second["log"]  # the second night re-ran the first run (cleared), not a new one
+    for night in (first, second):
+        assert night["succeeded"], night["failed_tasks"]
+        assert set(night["loader"]) == set(SOURCES) and {"marts", "scoring", "snapshots"} <= set(night["dbt"])
+        assert night["rows_loaded"] > 0 and night["stages_s"]["load"] > 0
+        assert night["overhead_s"] == pytest.approx(night["wall_s"] - night["work_s"], abs=0.02)
+    line = bench.overhead_targets({"scales": [], "scheduler": result})[1]
+    assert line["verdict"] == bench.NOT_MEASURABLE and "2 repetitions" in line["why"]
+    assert "LocalExecutor" in line["measured"]
