@@ -347,6 +347,34 @@ def test_overhead_and_memory_verdicts_follow_the_median() -> None:
     assert bench.memory_target([_scale(4, 4_000_000, [50.0] * 3)])["verdict"] == bench.NOT_MEASURABLE
 
 
+def test_the_printout_labels_scales_shows_the_delta_series_and_every_target_with_its_reason() -> None:
+    scales = [_scale(k, 1_000_000 * k, [35 + 0.3 * k, 35.5 + 0.3 * k, 34.5 + 0.3 * k]) for k in (1, 4, 16)]
+    scales[0]["nights"] |= {str(days): _series([_run(35 + days + e, 6_700 * days) for e in (0.0, 1.0, 2.0)])
+                            for days in (4, 16)}
+    throughput = {"ratio": bench.spread([0.1, 0.12, 0.11]), "files_ratio": bench.spread([0.2] * 3),
+                  "loader_rows_per_s": bench.spread([1e5] * 3), "copy_rows_per_s": bench.spread([1e6] * 3),
+                  "files": 3, "rows_loader": 1000, "files_copy_rejected": 0}
+    result = {"machine": {"cpu": "cpu", "cores": 2, "ram_gib": 1.0, "postgresql": "18", "python": "3.11"},
+              "repetitions": 3, "scales": scales, "throughput": {"sources": {"his": throughput}, "scale": "1×"},
+              "scheduler": {"measured": False, "reason": "no Airflow deployment named (--airflow-api)"}}
+    result["extrapolation"] = bench.extrapolate(scales)
+    result["targets"] = bench.targets(result)
+    printed = bench.format_table(result)
+    for scale in scales:
+        assert (f"{scale['hospitals']} hospitals × {scale['months']} months = {scale['hospital_months']} "
+                f"hospital-months, {scale['history_rows']['total'] / 1e6:.2f} M rows of history") in printed
+    assert "Delta series at 1×" in printed
+    for days in ("4", "16"):
+        figure = scales[0]["nights"][days]["wall_s"]
+        assert f"{figure['median']:.1f} ({figure['min']:.1f}–{figure['max']:.1f})" in printed
+    for line in result["targets"]:
+        assert f"[{line['verdict']}] {line['target']}: {line['measured']}" in printed
+        assert line["why"] and line["why"] in printed
+    assert {line["verdict"] for line in result["targets"]} == {bench.MET, bench.MISSED, bench.NOT_MEASURABLE}
+    overhead = _verdict(result["targets"], "orchestration overhead ≤ 30 s a night (airflow")
+    assert overhead["why"] == f"the median is within {bench.TARGETS['overhead_max_s']:g} s"
+
+
 def test_the_scheduler_is_reported_not_measured_when_no_deployment_answers() -> None:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))

@@ -1061,13 +1061,14 @@ def _line(target: str, measured: str, verdict: str, why: str) -> dict:
     return {"target": target, "measured": measured, "verdict": verdict, "why": why}
 
 
-def judge_at_most(target: str, figure: dict, limit: float, measured: str, missed_why: Callable[[], str]) -> dict:
+def judge_at_most(target: str, figure: dict, limit: float, measured: str, missed_why: Callable[[], str],
+                  unit: str = " s") -> dict:
     """met only if the median is within the limit; not measurable with too few repetitions."""
     few = too_few_runs(figure)
     if few:
         return _line(target, measured, NOT_MEASURABLE, few)
     if figure["median"] <= limit:
-        return _line(target, measured, MET, f"the median is within {limit:g}")
+        return _line(target, measured, MET, f"the median is within {limit:g}{unit}")
     return _line(target, measured, MISSED, missed_why())
 
 
@@ -1245,7 +1246,7 @@ def memory_target(scales: list[dict]) -> dict:
     described = describe(figure, " GiB", 2) + f" ({kind} at {largest['scale']:g}×)"
     if largest["scale"] < at:
         return _line(target, described, NOT_MEASURABLE, f"{at}× not measured (largest {largest['scale']:g}×)")
-    return judge_at_most(target, figure, limit / 1024**3, described, lambda: _memory_why(series))
+    return judge_at_most(target, figure, limit / 1024**3, described, lambda: _memory_why(series), " GiB")
 
 
 def _memory_why(series: dict) -> str:
@@ -1265,7 +1266,7 @@ def _cell(figure: dict, digits: int = 1, scale: float = 1.0) -> str:
     if not figure.get("n"):
         return "-"
     median = f"{figure['median'] / scale:,.{digits}f}"
-    if figure["n"] == 1:
+    if figure["n"] == 1 or figure["min"] == figure["max"]:
         return median
     return f"{median} ({figure['min'] / scale:,.{digits}f}–{figure['max'] / scale:,.{digits}f})"
 
@@ -1297,7 +1298,7 @@ def format_table(result: dict) -> str:
             (s, "night", s["nights"]["1"]) for s in scales if "1" in s["nights"]]
         columns.sort(key=lambda c: (c[0]["scale"], c[1]))
         labels = [f"{s['scale']:g}× {kind}" for s, kind, _ in columns]
-        width = 26
+        width = 28
         out.append(f"  {'':<26}" + "".join(f"{text:>{width}}" for text in labels))
 
         def row(text: str, value) -> str:  # type: ignore[no-untyped-def]
