@@ -429,8 +429,12 @@ def test_the_consortium_quarter_holds_its_hospitals_and_volume_and_its_largest_i
     largest = max(scales, key=lambda s: s.months)
     assert largest.months == bench.CONSORTIUM["years"] * 12
     assert [s.months for s in sorted(scales, key=lambda s: s.months)][0] * 4 >= largest.months  # within 4×
-    assert bench.expected_rows(largest) == round(largest.hospital_months * largest.his_volume
-                                                 * bench.ROWS_PER_HOSPITAL_MONTH)
+    # the earlier method's 1× and 16× (3 × 6 and 9 × 32 at volume 1) held 1,016,974 and 9,371,632 rows
+    for hospitals, months, rows in ((3, 6, 1_016_974), (9, 32, 9_371_632)):
+        assert bench.expected_rows(bench.Scale.of(hospitals, months, 1.0)) == pytest.approx(rows, rel=0.01)
+    # its consortium: 60 million visits and 1.2 million stays at 3.7 rows a visit and 8.82 a stay
+    consortium = bench.CONSORTIUM["outpatient_visits"] * 3.7 + bench.CONSORTIUM["inpatient_stays"] * 8.82
+    assert bench.expected_rows(largest) >= consortium / 4
 
 
 def test_the_default_run_plans_the_history_series() -> None:

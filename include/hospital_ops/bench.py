@@ -88,9 +88,8 @@ SCALES: dict[int, tuple[int, int]] = {1: (3, 6), 2: (3, 12), 4: (3, 24), 8: (3, 
 DEMO_HOSPITAL_MONTHS = SCALES[1][0] * SCALES[1][1]
 CONSORTIUM = {"hospitals": 10, "years": 3, "outpatient_visits": 60_000_000, "inpatient_stays": 1_200_000}
 # A quarter of the consortium's rows: the HIS generator stops at 9 hospitals, so the volume per
-# hospital makes up the rest. The benchmark's 16× of the earlier method (9 hospitals × 32 months at
-# volume 1) held 9.37 million rows of history, about 32,500 per hospital-month; 9 × 36 months at
-# volume 6 is then about 63 million rows, a little over a quarter of the consortium's ~232 million.
+# hospital makes up the rest. 9 hospitals × 36 months at volume 6 is about 63 million rows of history
+# (see `expected_rows`), a little over a quarter of the consortium's ~232 million.
 CONSORTIUM_QUARTER = {"hospitals": 9, "months": (9, 18, 36), "his_volume": 6.0}
 TARGETS = {
     "loader_vs_copy_min": 0.8,
@@ -259,15 +258,20 @@ def _server_version() -> str:
 
 # ------------------------------------------------------------------------------------ generation
 
-# Rows of history per hospital-month at HIS volume 1 (the earlier 16×: 9.37 million rows from 9 × 32),
-# and what the HIS generator holds in memory per row before writing (it simulates the whole period
-# at once): 476 MiB peak for 1.09 million rows, measured on 9 hospitals × 4 months at volume 1.
-ROWS_PER_HOSPITAL_MONTH = 32_500
+# Rows of history a month at HIS volume 1, for the lead hospital and for each member hospital, from
+# the earlier method's two measured histories: 3 hospitals × 6 months held 1,016,974 rows (169,500 a
+# month), 9 hospitals × 32 months 9,371,632 (292,900 a month), so a member adds about 20,600 a month
+# and the lead holds about 128,300. The HIS generator simulates the whole period in memory before
+# writing it: 476 MiB at peak for 1.09 million rows (9 hospitals × 4 months), about 400 bytes a row.
+LEAD_ROWS_PER_MONTH = 128_300
+MEMBER_ROWS_PER_MONTH = 20_600
 GENERATOR_BYTES_PER_ROW = 400
 
 
 def expected_rows(scale: Scale) -> int:
-    return round(scale.hospital_months * scale.his_volume * ROWS_PER_HOSPITAL_MONTH)
+    """About how many rows of history a scale generates."""
+    per_month = LEAD_ROWS_PER_MONTH + (scale.hospitals - 1) * MEMBER_ROWS_PER_MONTH
+    return round(scale.months * scale.his_volume * per_month)
 
 
 def generator_fits_in_memory(scale: Scale) -> str | None:
