@@ -39,7 +39,8 @@ turnaround as (
         date_trunc('month', received_at)::date as month,
         count(*) as reports_received,
         count(*) filter (
-            where issued_at is not null or received_at + promised_hours * interval '1 hour' < {{ business_date() }}
+            -- judged at the end of the business day 业务日终: due during the business date counts tonight
+            where issued_at is not null or received_at + promised_hours * interval '1 hour' < {{ business_date() }} + 1
         ) as reports_due,
         count(*) filter (
             where issued_at <= received_at + promised_hours * interval '1 hour'
@@ -53,9 +54,10 @@ deliveries as (
     select
         vendor_id,
         date_trunc('month', promised_at)::date as month,
-        count(*) filter (where delivered_at is not null or promised_at < {{ business_date() }}) as deliveries,
+        -- judged at the end of the business day 业务日终: promised during the business date counts tonight
+        count(*) filter (where delivered_at is not null or promised_at < {{ business_date() }} + 1) as deliveries,
         count(*) filter (
-            where delivered_at > promised_at or (delivered_at is null and promised_at < {{ business_date() }})
+            where delivered_at > promised_at or (delivered_at is null and promised_at < {{ business_date() }} + 1)
         ) as deliveries_late
     from {{ ref('stg_vendor__deliveries') }}
     group by 1, 2
