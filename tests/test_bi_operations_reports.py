@@ -1,7 +1,7 @@
 """The data team's and the auditors' dashboards count what the pipeline recorded, nothing else.
 
 A throw-away database gets two nights of quality-gate results (recorded by the gate's own writer), the
-batch verdicts the gate appends for them, quarantined rows, a publication (pipeline.publish of a
+batch verdicts the gate appends for them (one rejected batch then accepted by a person), quarantined rows, a publication (pipeline.publish of a
 planted build table) and the run ledger's rows (hospital_ops.audit). dbt builds just the five rpt_
 models; each figure must equal a count computed from the planted rows. A database where the pipeline
 has created none of those tables yet builds the same models, empty.
@@ -24,7 +24,7 @@ from hospital_ops.pipeline import publish
 from hospital_ops.quality import gate
 from hospital_ops.sources import SOURCES
 
-MODELS = ("rpt_quality_gate_results", "rpt_quarantine_reasons", "rpt_held_batches", "rpt_audit_publications",
+MODELS = ("rpt_quality_gate_results", "rpt_quarantine_reasons", "rpt_batch_verdicts", "rpt_audit_publications",
           "rpt_audit_run_ledger")
 NIGHTS = (date(2026, 11, 20), date(2026, 11, 21))
 CHECKPOINT = "his_nightly"
@@ -55,6 +55,7 @@ QUARANTINE = {
     (NIGHTS[1], "his", "charges", "his_charges.csv", "amount_cny '-' is not a number"): 5,
 }
 PUBLISHED_ROWS = 6
+ACCEPTED = ("his", "patients", NIGHTS[0])  # rejected the first night, accepted by a person
 
 
 def _run_id(night: date) -> str:
@@ -83,6 +84,7 @@ def planted(fresh_database, tmp_path_factory) -> tuple[str, dict[str, list[dict]
             gate._record(conn, results, run_id=_run_id(night), business_date=night, checkpoint=CHECKPOINT)
             batches.record_gate_verdicts(conn, results, {r["target_table"] for r in results},
                                          run_id=_run_id(night), business_date=night)
+        assert batches.accept(conn, ACCEPTED[0], ACCEPTED[2], by="data team", note="planted") == [ACCEPTED[1]]
         with conn.cursor() as cur:
             for (night, source, entity, source_file, reason), count in QUARANTINE.items():
                 for row_number in range(1, count + 1):
@@ -133,20 +135,30 @@ def test_quarantine_counts_rows_and_files_by_source_and_reason(planted) -> None:
     assert names == {"his": "医院信息系统 HIS", "survey": "满意度调查 Satisfaction surveys"}
 
 
-def test_held_batches_are_the_rejected_ones_not_the_passed(planted) -> None:
+def test_batch_verdicts_are_the_gates_and_the_held_ones_are_the_rejected_not_accepted(planted) -> None:
     _, rows, _ = planted
-    expected = {}
+    rejected: dict[tuple, set] = {}
+    validated = set()
     for night, results in GATE.items():
         for r in results:
+            source, entity = r["target_table"].removeprefix("raw.").split("__")
+            validated.add((source, entity, night))
             if not r["success"]:
-                source, entity = r["target_table"].removeprefix("raw.").split("__")
-                expected.setdefault((source, entity, night), set()).add(f"{r['expectation_type']} on {r['column_name']}")
-    got = {(r["source"], r["entity"], r["batch_date"]): set(r["reasons"].split("; ")) for r in rows["rpt_held_batches"]}
-    assert got == expected
-    passed_only = {(t.removeprefix("raw.").split("__")[1], night) for night, results in GATE.items()
-                   for t in {r["target_table"] for r in results}} - {(e, n) for _, e, n in expected}
-    assert passed_only and not passed_only & {(e, n) for _, e, n in got}
-    assert all(r["days_held"] >= 0 for r in rows["rpt_held_batches"])
+                rejected.setdefault((source, entity, night), set()).add(f"{r['expectation_type']} on {r['column_name']}")
+    expected = {(*batch, "rejected" if batch in rejected else "passed") for batch in validated} | {(*ACCEPTED, "accepted")}
+    got = rows["rpt_batch_verdicts"]
+    assert {(r["source"], r["entity"], r["batch_date"], r["verdict"]) for r in got} == expected
+    assert len(got) == len(expected)
+    for r in got:
+        key = (r["source"], r["entity"], r["batch_date"])
+        if r["verdict"] == "rejected":
+            assert set(r["reasons"].split("; ")) == rejected[key]
+        # held: rejected and not accepted since; the accepted batch and the passed ones are not
+        assert r["is_held"] == (key in rejected and key != ACCEPTED), r
+        assert (r["days_held"] is not None) == r["is_held"]
+    assert any(r["is_held"] for r in got) and any(r["verdict"] == "rejected" and not r["is_held"] for r in got)
+    names = {r["verdict"]: r["verdict_name"] for r in got}
+    assert names == {"passed": "通过 Passed", "rejected": "驳回 Rejected", "accepted": "人工接受 Accepted"}
 
 
 def test_publications_and_the_run_ledger_are_the_audit_rows(planted) -> None:
@@ -171,7 +183,8 @@ def test_a_warehouse_the_pipeline_has_not_filled_yet_builds_them_empty(fresh_dat
     url = fresh_database("bi_operations_new")
     with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
         cur.execute("select to_regclass('dq.validation_results'), to_regclass('raw._quarantine'), "
+                    "to_regclass('raw._batch_verdicts'), to_regclass('raw._held_batches'), "
                     "to_regclass('audit.publications'), to_regclass('audit.runs')")
-        assert cur.fetchone() == (None, None, None, None)
+        assert set(cur.fetchone()) == {None}
     rows = _build(url, tmp_path)
     assert {model: len(found) for model, found in rows.items()} == dict.fromkeys(MODELS, 0)
