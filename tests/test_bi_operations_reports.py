@@ -1,0 +1,190 @@
+"""The data team's and the auditors' dashboards count what the pipeline recorded, nothing else.
+
+A throw-away database gets two nights of quality-gate results (recorded by the gate's own writer), the
+batch verdicts the gate appends for them (one rejected batch then accepted by a person), quarantined rows, a publication (pipeline.publish of a
+planted build table) and the run ledger's rows (hospital_ops.audit). dbt builds just the five rpt_
+models; each figure must equal a count computed from the planted rows. A database where the pipeline
+has created none of those tables yet builds the same models, empty.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from contextlib import closing
+from datetime import date
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from hospital_ops import audit, batches
+from hospital_ops.dbt_runner import run_dbt
+from hospital_ops.load.loader import ensure_raw_schema
+from hospital_ops.pipeline import publish
+from hospital_ops.quality import gate
+from hospital_ops.sources import SOURCES
+
+MODELS = ("rpt_quality_gate_results", "rpt_quarantine_reasons", "rpt_batch_verdicts", "rpt_audit_publications",
+          "rpt_audit_run_ledger")
+NIGHTS = (date(2026, 11, 20), date(2026, 11, 21))
+CHECKPOINT = "his_nightly"
+
+
+def _result(table: str, expectation: str, success: bool, unexpected: int) -> dict:
+    return {"suite": table, "target_table": table, "expectation_type": expectation, "column_name": "patient_id",
+            "kwargs": {"column": "patient_id"}, "success": success, "observed_value": None,
+            "unexpected_count": unexpected, "element_count": 100}
+
+
+# per night: the gate's expectation results (suite = the raw table validated)
+GATE = {
+    NIGHTS[0]: [_result("raw.his__patients", "expect_column_values_to_not_be_null", False, 7),
+                _result("raw.his__patients", "expect_column_values_to_be_unique", True, 0),
+                _result("raw.his__patients", "expect_column_values_to_match_regex", False, 2),
+                _result("raw.his__beds", "expect_column_values_to_not_be_null", True, 0)],
+    NIGHTS[1]: [_result("raw.his__charges", "expect_column_values_to_not_be_null", False, 3),
+                _result("raw.his__charges", "expect_column_values_to_be_unique", True, 0),
+                _result("raw.his__beds", "expect_column_values_to_not_be_null", True, 0),
+                _result("raw.his__beds", "expect_column_values_to_be_unique", True, 0)],
+}
+# (batch date, source, entity, file, reason) → rows quarantined
+QUARANTINE = {
+    (NIGHTS[0], "his", "patients", "his_patients.csv", "birth_date 'x' is not a date"): 4,
+    (NIGHTS[0], "his", "patients", "his_patients_2.csv", "birth_date 'x' is not a date"): 2,
+    (NIGHTS[0], "survey", "answers", "survey_answers.csv", "row has 3 cells, header has 9"): 1,
+    (NIGHTS[1], "his", "charges", "his_charges.csv", "amount_cny '-' is not a number"): 5,
+}
+PUBLISHED_ROWS = 6
+ACCEPTED = ("his", "patients", NIGHTS[0])  # rejected the first night, accepted by a person
+
+
+def _run_id(night: date) -> str:
+    return f"planted__{night.isoformat()}"
+
+
+def _build(url: str, tmp_path: Path) -> dict[str, list[dict]]:
+    run_dbt(["build", "--select", *MODELS], warehouse_url=url, business_date=NIGHTS[-1], label="reporting",
+            target_path=tmp_path / "target")
+    rows = {}
+    with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        for model in MODELS:
+            cur.execute(f"select * from marts_build.{model}")
+            names = [d[0] for d in cur.description]
+            rows[model] = [dict(zip(names, row)) for row in cur.fetchall()]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def planted(fresh_database, tmp_path_factory) -> tuple[str, dict[str, list[dict]], list[dict]]:
+    url = fresh_database("bi_operations")
+    with closing(psycopg2.connect(url)) as conn:
+        for source in SOURCES.values():
+            ensure_raw_schema(conn, source)
+        for night, results in GATE.items():
+            gate._record(conn, results, run_id=_run_id(night), business_date=night, checkpoint=CHECKPOINT)
+            batches.record_gate_verdicts(conn, results, {r["target_table"] for r in results},
+                                         run_id=_run_id(night), business_date=night)
+        assert batches.accept(conn, ACCEPTED[0], ACCEPTED[2], by="data team", note="planted") == [ACCEPTED[1]]
+        with conn.cursor() as cur:
+            for (night, source, entity, source_file, reason), count in QUARANTINE.items():
+                for row_number in range(1, count + 1):
+                    cur.execute("insert into raw._quarantine (run_id, source, entity, batch_date, source_file, "
+                                "row_number, reason) values (%s, %s, %s, %s, %s, %s, %s)",
+                                (_run_id(night), source, entity, night, source_file, row_number, reason))
+            cur.execute("create schema if not exists marts_build")
+            cur.execute(f"create table marts_build.planted_publication as select generate_series(1, {PUBLISHED_ROWS}) as n")
+        conn.commit()
+    night = NIGHTS[-1]
+    payloads = [audit.record_started(url, run_id=_run_id(night), business_date=night)]
+    publish(warehouse_url=url, business_date=night, run_id=_run_id(night))
+    payloads.append(audit.record_run(url, run_id=_run_id(night), business_date=night))
+    with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute("drop table marts_build.planted_publication")  # only the rpt_ models are built below
+        conn.commit()
+    return url, _build(url, tmp_path_factory.mktemp("dbt")), payloads
+
+
+def test_gate_results_count_the_expectations_evaluated_and_failed(planted) -> None:
+    _, rows, _ = planted
+    expected = {}
+    for night, results in GATE.items():
+        for suite in {r["suite"] for r in results}:
+            mine = [r for r in results if r["suite"] == suite]
+            expected[(night, suite)] = (len(mine), sum(not r["success"] for r in mine),
+                                        sum(r["unexpected_count"] for r in mine if not r["success"]))
+    got = {(r["business_date"], r["suite"]): (r["expectations_evaluated"], r["expectations_failed"],
+                                              r["unexpected_rows"]) for r in rows["rpt_quality_gate_results"]}
+    assert got == expected
+    assert any(failed for _, failed, _ in got.values()) and any(not failed for _, failed, _ in got.values())
+    for row in rows["rpt_quality_gate_results"]:
+        assert row["suite_passed"] == (row["expectations_failed"] == 0)
+        assert row["suite_result"] == ("通过 Passed" if row["suite_passed"] else "未通过 Failed")
+
+
+def test_quarantine_counts_rows_and_files_by_source_and_reason(planted) -> None:
+    _, rows, _ = planted
+    counted: Counter = Counter()
+    files: dict[tuple, set] = defaultdict(set)
+    for (night, source, entity, source_file, reason), count in QUARANTINE.items():
+        counted[(night, source, entity, reason)] += count
+        files[(night, source, entity, reason)].add(source_file)
+    got = {(r["batch_date"], r["source"], r["entity"], r["reason"]): (r["rows_quarantined"], r["files"])
+           for r in rows["rpt_quarantine_reasons"]}
+    assert got == {key: (counted[key], len(files[key])) for key in counted}
+    names = {r["source"]: r["source_system_name"] for r in rows["rpt_quarantine_reasons"]}
+    assert names == {"his": "医院信息系统 HIS", "survey": "满意度调查 Satisfaction surveys"}
+
+
+def test_batch_verdicts_are_the_gates_and_the_held_ones_are_the_rejected_not_accepted(planted) -> None:
+    _, rows, _ = planted
+    rejected: dict[tuple, set] = {}
+    validated = set()
+    for night, results in GATE.items():
+        for r in results:
+            source, entity = r["target_table"].removeprefix("raw.").split("__")
+            validated.add((source, entity, night))
+            if not r["success"]:
+                rejected.setdefault((source, entity, night), set()).add(f"{r['expectation_type']} on {r['column_name']}")
+    expected = {(*batch, "rejected" if batch in rejected else "passed") for batch in validated} | {(*ACCEPTED, "accepted")}
+    got = rows["rpt_batch_verdicts"]
+    assert {(r["source"], r["entity"], r["batch_date"], r["verdict"]) for r in got} == expected
+    assert len(got) == len(expected)
+    for r in got:
+        key = (r["source"], r["entity"], r["batch_date"])
+        if r["verdict"] == "rejected":
+            assert set(r["reasons"].split("; ")) == rejected[key]
+        # held: rejected and not accepted since; the accepted batch and the passed ones are not
+        assert r["is_held"] == (key in rejected and key != ACCEPTED), r
+        assert (r["days_held"] is not None) == r["is_held"]
+    assert any(r["is_held"] for r in got) and any(r["verdict"] == "rejected" and not r["is_held"] for r in got)
+    names = {r["verdict"]: r["verdict_name"] for r in got}
+    assert names == {"passed": "通过 Passed", "rejected": "驳回 Rejected", "accepted": "人工接受 Accepted"}
+
+
+def test_publications_and_the_run_ledger_are_the_audit_rows(planted) -> None:
+    url, rows, payloads = planted
+    with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute("select run_id, relation, row_count from audit.publications")
+        publications = set(cur.fetchall())
+        cur.execute("select seq, status, row_hash from audit.run_ledger")
+        ledger = set(cur.fetchall())
+    assert publications == {(_run_id(NIGHTS[-1]), "marts.planted_publication", PUBLISHED_ROWS)}
+    assert {(r["run_id"], r["relation"], r["row_count"]) for r in rows["rpt_audit_publications"]} == publications
+    assert not any(r["is_forced"] for r in rows["rpt_audit_publications"])
+    # the build ran after both ledger rows were appended, so both are in
+    assert {(r["seq"], r["status"], r["row_hash"]) for r in rows["rpt_audit_run_ledger"]} == ledger
+    assert sorted(status for _, status, _ in ledger) == sorted(p["status"] for p in payloads)
+    closing_row = next(r for r in rows["rpt_audit_run_ledger"] if r["status"] == "published")
+    assert closing_row["status_name"] == "已发布 Published"
+    assert closing_row["gate_failures"] == payloads[-1]["quality_gate"]["failed"]
+
+
+def test_a_warehouse_the_pipeline_has_not_filled_yet_builds_them_empty(fresh_database, tmp_path: Path) -> None:
+    url = fresh_database("bi_operations_new")
+    with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute("select to_regclass('dq.validation_results'), to_regclass('raw._quarantine'), "
+                    "to_regclass('raw._batch_verdicts'), to_regclass('raw._held_batches'), "
+                    "to_regclass('audit.publications'), to_regclass('audit.runs')")
+        assert set(cur.fetchone()) == {None}
+    rows = _build(url, tmp_path)
+    assert {model: len(found) for model, found in rows.items()} == dict.fromkeys(MODELS, 0)
