@@ -6,7 +6,9 @@ Wiring only — every step lives in the `hospital_ops` package (include/) and is
                                               (a SQL or API source without a configured database
                                               or URL is skipped)
       → dbt_build_marts                       source freshness, then staging, intermediate and marts
-                                              (into *_build schemas)
+                                              (into *_build schemas); a stale source never fails it:
+                                              recorded in dq.source_freshness, and a table past its
+                                              error_after leaves out only the models downstream of it
       → quality_gate                          Great Expectations checkpoint; raises on failure
       → dbt_build_scoring                     warnings, decisions, ratings
       → dbt_snapshot                          history for auditors
@@ -167,6 +169,8 @@ def hospital_ops_nightly() -> None:
     @task(trigger_rule="none_failed_min_one_success", execution_timeout=TIMEOUTS["dbt_build_marts"],
           **NO_RETRY)  # a source not configured is skipped
     def dbt_build_marts() -> None:
+        # freshness records dbt's result per source table and never fails the task; the marts stage then
+        # leaves out what depends on a table past its error_after (hospital_ops.dbt_runner.run_stage)
         _dbt("freshness", "marts")
 
     @task(execution_timeout=TIMEOUTS["quality_gate"], **NO_RETRY)

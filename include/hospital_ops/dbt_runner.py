@@ -94,10 +94,112 @@ def run_stage(stage: str, *, warehouse_url: str, business_date: date) -> list[No
             log.info("source freshness: no source has delivered yet")
             return []
         command = [*command, "--select", *(f"source:{name}" for name in delivered)]
+        return check_freshness(command, warehouse_url=warehouse_url, business_date=business_date)
+    stale = stale_source_tables(warehouse_url, business_date) if stage == "marts" else []
+    if stale:
+        # a source table past its error_after fails only what depends on it: everything downstream of it
+        # (dbt's own graph, `source:<source>.<table>+`) is left out of tonight's build. The build schemas
+        # keep those models as the last night that built them, so BI keeps showing them unchanged (never
+        # rebuilt on a feed that stopped), while every other source's marts build, gate and publish.
+        # dq.source_freshness and the night's summary say which tables were left out and why.
+        log.warning("source freshness: past error_after, their models are not rebuilt tonight: %s",
+                    ", ".join(stale))
+        command = [*command, "--exclude", *(f"source:{name}+" for name in stale)]
     results = run_dbt(command, warehouse_url=warehouse_url, business_date=business_date, label=stage)
-    if held_set:
+    if held_set and not stale:  # models left out did not take the held set: the next build must
         _record_held_set(warehouse_url, held_set)
     return results
+
+
+# ------------------------------------------------------------------------------- source freshness
+
+FRESHNESS_TABLE = "dq.source_freshness"
+# dbt's freshness statuses (FreshnessStatus) that leave a source table's dependants out of the build
+FRESHNESS_ERRORS = ("error", "runtime error")
+
+
+def check_freshness(command: list[str], *, warehouse_url: str, business_date: date) -> list[NodeResult]:
+    """`dbt source freshness`, recorded per source table in dq.source_freshness (the night's rows
+    replaced, so a rerun keeps one check per night). It never fails the task by itself: a table past
+    warn_after is a warning in the log and the summary; one past error_after leaves out of the marts
+    stage only what depends on it (run_stage). dbt's own result is recorded: its sources.json."""
+    target_path = settings().var_dir / "dbt" / "target"
+    artifact = target_path / "sources.json"
+    artifact.unlink(missing_ok=True)  # never record an earlier check as tonight's
+    results = run_dbt(command, warehouse_url=warehouse_url, business_date=business_date, label="freshness",
+                      target_path=target_path, node_errors_fail=False)
+    if not artifact.is_file():  # no selected table has a freshness rule (dbt: "nothing to do")
+        log.info("source freshness: no selected source table has a freshness rule")
+    rows = [_freshness_row(item) for item in json.loads(artifact.read_text())["results"]] if artifact.is_file() else []
+    _record_freshness(warehouse_url, business_date, rows)
+    for row in rows:
+        if row["status"] != "pass":
+            log.warning("source freshness %s.%s: %s (last loaded %s)%s", row["source"], row["table_name"],
+                        row["status"], row["max_loaded_at"], f": {row['message']}" if row["message"] else "")
+    return results
+
+
+def _freshness_row(item: dict) -> dict:
+    """One result of dbt's sources.json (schema v3) as a row of dq.source_freshness."""
+    _, _, source, table = item["unique_id"].split(".", 3)  # source.<project>.<source>.<table>
+    criteria = item.get("criteria") or {}
+
+    def after(key: str) -> str | None:
+        rule = criteria.get(key) or {}
+        return f"{rule['count']} {rule['period']}" if rule.get("count") and rule.get("period") else None
+
+    return {"source": source, "table_name": table, "status": item["status"],
+            "max_loaded_at": item.get("max_loaded_at"), "checked_at": item.get("snapshotted_at"),
+            "age_seconds": item.get("max_loaded_at_time_ago_in_s"), "warn_after": after("warn_after"),
+            "error_after": after("error_after"), "message": item.get("error")}
+
+
+def _record_freshness(warehouse_url: str, business_date: date, rows: list[dict]) -> None:
+    from contextlib import closing
+
+    from hospital_ops.pipeline import connect
+
+    with closing(connect(warehouse_url)) as conn, conn.cursor() as cur:
+        cur.execute("create schema if not exists dq")
+        cur.execute(
+            f"""
+            create table if not exists {FRESHNESS_TABLE} (
+                business_date date not null, source text not null, table_name text not null,
+                status text not null, max_loaded_at timestamptz, checked_at timestamptz not null default now(),
+                age_seconds double precision, warn_after text, error_after text, message text,
+                primary key (business_date, source, table_name))
+            """
+        )
+        cur.execute(f"comment on table {FRESHNESS_TABLE} is %s",
+                    ("Source freshness 数据源时效: dbt source freshness per source table and night "
+                     "(pass / warn / error / runtime error); a table in error leaves its dependants out of "
+                     "that night's marts build",))
+        cur.execute(f"delete from {FRESHNESS_TABLE} where business_date = %s", (business_date,))
+        for row in rows:
+            cur.execute(
+                f"insert into {FRESHNESS_TABLE} (business_date, source, table_name, status, max_loaded_at, "
+                "checked_at, age_seconds, warn_after, error_after, message) values "
+                "(%(business_date)s, %(source)s, %(table_name)s, %(status)s, %(max_loaded_at)s, "
+                "coalesce(%(checked_at)s::timestamptz, now()), %(age_seconds)s, %(warn_after)s, %(error_after)s, "
+                "%(message)s)",
+                row | {"business_date": business_date},
+            )
+        conn.commit()
+
+
+def stale_source_tables(warehouse_url: str, business_date: date) -> list[str]:
+    """`<source>.<table>` of each source table the night's freshness check found past error_after."""
+    from contextlib import closing
+
+    from hospital_ops.pipeline import connect
+
+    with closing(connect(warehouse_url)) as conn, conn.cursor() as cur:
+        cur.execute("select to_regclass(%s) is not null", (FRESHNESS_TABLE,))
+        if not cur.fetchone()[0]:
+            return []
+        cur.execute(f"select source || '.' || table_name from {FRESHNESS_TABLE} "
+                    "where business_date = %s and status = any(%s) order by 1", (business_date, list(FRESHNESS_ERRORS)))
+        return [row[0] for row in cur.fetchall()]
 
 
 def _held_set_changed(warehouse_url: str) -> str | None:
@@ -159,8 +261,9 @@ def _delivered_sources(warehouse_url: str) -> list[str]:
 
 
 def run_dbt(command: list[str], *, warehouse_url: str, business_date: date, label: str,
-            target_path: Path | None = None) -> list[NodeResult]:
-    """Invoke dbt once with the project's paths, connection and business date."""
+            target_path: Path | None = None, node_errors_fail: bool = True) -> list[NodeResult]:
+    """Invoke dbt once with the project's paths, connection and business date. With node_errors_fail
+    off (source freshness), a node's error is the caller's to handle; only dbt itself failing raises."""
     from dbt.cli.main import dbtRunner
 
     cfg = settings()
@@ -184,7 +287,9 @@ def run_dbt(command: list[str], *, warehouse_url: str, business_date: date, labe
             results.append(NodeResult(node.name, node.resource_type, str(item.status), item.message,
                                       float(item.execution_time or 0)))
     failed = [r for r in results if r.status in ("error", "fail", "runtime error")]
-    if failed or not outcome.success:
+    if not node_errors_fail and outcome.exception is None and outcome.result is not None:
+        failed = []  # recorded and acted on by the caller
+    elif failed or not outcome.success:
         lines = [f"  {r.resource_type} {r.name}: {r.status} — {r.message}" for r in failed]
         if outcome.exception is not None:
             lines.append(f"  dbt raised: {outcome.exception}")

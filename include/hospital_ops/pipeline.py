@@ -300,6 +300,7 @@ def night_summary(*, warehouse_url: str, business_date: date) -> dict:
         summary["quality_gate"] = _gate_result(cur, business_date)
         summary["published"] = _table_exists(cur, "audit", "publications") and _published(cur, business_date)
         summary["held_batches"] = batches.held_batches(cur)
+        summary["source_freshness"] = _source_freshness(cur, business_date)
         if _table_exists(cur, "scoring", "vendor_credit_rating"):
             cur.execute(
                 "select distinct on (vendor_id) vendor_id, rating_month, credit_rating, total_score "
@@ -336,6 +337,21 @@ def night_summary(*, warehouse_url: str, business_date: date) -> dict:
                 for v, r, d, p in cur.fetchall()
             ]
     return summary
+
+
+def _source_freshness(cur, business_date: date) -> list[dict]:  # type: ignore[no-untyped-def]
+    """The night's `dbt source freshness` per source table (dbt_runner records it), worst first."""
+    if not _table_exists(cur, "dq", "source_freshness"):
+        return []
+    cur.execute(
+        "select source, table_name, status, max_loaded_at, age_seconds, warn_after, error_after, message "
+        "from dq.source_freshness where business_date = %s "
+        "order by case status when 'pass' then 2 when 'warn' then 1 else 0 end, source, table_name",
+        (business_date,),
+    )
+    return [{"source": s, "table": t, "status": st, "max_loaded_at": m.isoformat(timespec="minutes") if m else None,
+             "age_days": round(a / 86400, 1) if a is not None else None, "warn_after": w, "error_after": e,
+             "message": msg} for s, t, st, m, a, w, e, msg in cur.fetchall()]
 
 
 def _published(cur, business_date: date) -> bool:  # type: ignore[no-untyped-def]
@@ -384,6 +400,20 @@ def format_summary(summary: dict, warehouse_url: str | None = None, *, detailed:
         lines += [f"    failed: {f}" for f in gate["failures"]]
     if "published" in summary and not summary["published"]:
         lines.append("  night FAILED before publishing: BI still shows the last published night")
+    freshness = summary.get("source_freshness", [])
+    if freshness:
+        counts = {status: sum(f["status"] == status for f in freshness) for status in dict.fromkeys(
+            f["status"] for f in freshness)}
+        lines.append("  source freshness 数据源时效: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+        for f in (f for f in freshness if f["status"] != "pass"):
+            if f["status"] == "warn":
+                what = f"stale 数据滞后, past warn_after {f['warn_after']}"
+            elif f["status"] == "error":
+                what = f"stale 数据停更, past error_after {f['error_after']}: its models not rebuilt tonight 下游模型今晚未重建"
+            else:
+                what = f"not checked 无法检查: {f['message']}; its models not rebuilt tonight 下游模型今晚未重建"
+            lines.append(f"    {f['status']:<6} {f['source']}.{f['table']}: last loaded {f['max_loaded_at']}"
+                         + (f" ({f['age_days']:g} days ago)" if f["age_days"] is not None else "") + f", {what}")
     if summary.get("held_batches"):
         lines.append("  held out of publication until corrected or accepted (hospital-ops batches accept …):")
         lines += [f"    {h['source']}.{h['entity']} batch {h['batch_date']}: {h['reasons']}" for h in summary["held_batches"]]
