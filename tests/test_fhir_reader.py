@@ -241,3 +241,19 @@ def test_the_his_interface_is_configuration(monkeypatch) -> None:
     monkeypatch.setenv("HIS_KIND", "hl7v2")
     with pytest.raises(HisConfigurationError, match="HIS_KIND='hl7v2': must be one of sql, fhir"):
         his_kind()
+
+
+def test_identifiers_land_as_the_sql_extractors_pseudonyms_and_nothing_personal_in_clear(landed) -> None:
+    patient = rows(landed.his_folder, "his_patients.csv")[pseudonymize("Patient/p1", KEY)]
+    identifiers = {i["type"]["coding"][0]["code"]: i["value"] for i in PATIENT["identifier"]}
+    # the keyed hash of the identifier's value alone, as the SQL extractor writes national_id / mrn, so a
+    # referral matched by national ID finds the FHIR patient; the `_pseudo` header tells the loader so
+    assert patient["national_id_pseudo"] == pseudonymize(identifiers["NI"], KEY)
+    assert patient["mrn_pseudo"] == pseudonymize(identifiers["MR"], KEY)
+    assert "national_id" not in patient and "mrn" not in patient
+    clear = [*identifiers.values(), PATIENT["name"][0]["text"], PATIENT["name"][1]["family"],
+             *(t["value"] for t in PATIENT["telecom"]), PATIENT["address"][0]["line"][0]]
+    for path in [*landed.his_folder.rglob("*"), *landed.fhir_folder.rglob("*")]:
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            assert not [value for value in clear if value in text], path.name

@@ -111,7 +111,7 @@ def landing_keys(folder: Path, entity: Entity) -> set[tuple]:
 
 def sql_night(his_url: str, warehouse_url: str, landing: Path, night: date, run_id: str):
     with closing(psycopg2.connect(warehouse_url)) as conn:
-        return run_sql_night(SOURCE, his_url, conn, landing, night, run_id=run_id, key=KEY)
+        return run_sql_night(SOURCE, his_url, conn, landing, night, run_id=run_id, key=KEY, keep_landing=True)
 
 
 # ------------------------------------------------------------------------------------ fixtures
@@ -350,7 +350,7 @@ def test_fhir_bulk_export_reads_back_to_the_same_raw_rows(his, night1, fresh_dat
                for line in (tmp_path / "fhir" / "Encounter.ndjson").read_text(encoding="utf-8").splitlines()}
     assert classes == {"AMB", "EMER", "IMP"}
 
-    landing = fhir_to_landing(tmp_path / "fhir", tmp_path / "landing", END)
+    landing = fhir_to_landing(tmp_path / "fhir", tmp_path / "landing", END, key=KEY)
     assert landing.rejects == [] and set(landing.rows) == set(FHIR_ENTITIES)
     warehouse = fresh_database("wh_fhir")
     with closing(psycopg2.connect(warehouse)) as conn:
@@ -400,7 +400,7 @@ def test_malformed_fhir_lines_are_quarantined_not_lost(fresh_database, tmp_path)
     for name, content in lines.items():
         (export / name).write_text("\n".join(content) + "\n", encoding="utf-8")
 
-    landing = fhir_to_landing(export, tmp_path / "landing", END)
+    landing = fhir_to_landing(export, tmp_path / "landing", END, key=KEY)
     rejected = {(r.file, r.line) for r in landing.rejects}
     assert rejected == {("Patient.ndjson", 2), ("Patient.ndjson", 3), ("Encounter.ndjson", 2),
                         ("Encounter.ndjson", 3), ("ChargeItem.ndjson", 1)}
@@ -476,7 +476,7 @@ def test_later_nights_take_exactly_the_corrections_and_reruns_are_exact(his, nig
     # an incremental FHIR export (_since the first night) carries the same corrected rows; charges
     # whose encounter is not in it are placed by the encounter-class extension
     write_fhir_bulk(his.url, tmp_path / "fhir", since=night_cutoff(END))
-    landing_fhir = fhir_to_landing(tmp_path / "fhir", tmp_path / "landing", night3)
+    landing_fhir = fhir_to_landing(tmp_path / "fhir", tmp_path / "landing", night3, key=KEY)
     assert landing_fhir.rejects == []
     changed = {table: corrected.get(table, set()) | moved.get(table, set()) for table in FHIR_ENTITIES}
     for name in FHIR_ENTITIES:

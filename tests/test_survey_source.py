@@ -198,15 +198,14 @@ def test_patient_identifiers_land_pseudonymized_and_timestamps_local(survey, ser
 
 
 def test_free_text_is_scrubbed_before_it_reaches_disk(survey, server, warehouse, tmp_path) -> None:
-    night(server, warehouse, tmp_path, FIRST_NIGHT)
+    night(server, warehouse, tmp_path, FIRST_NIGHT, keep_landing=True)
 
     texts = {"questionnaires": "comment", "complaints": "description", "follow_ups": "note"}
     with_numbers = 0
     for entity, column in texts.items():
         sent = [r[column] for r in in_window(survey.records[entity], FIRST_NIGHT) if r[column]]
         with_numbers += sum(bool(CLEAR_NUMBER.search(text)) for text in sent)
-        # the landing file (identifier columns stay clear there until the loader pseudonymizes them;
-        # free text is never clear)
+        # the landing file (identifier columns are pseudonymised there too, see test_pii_landing)
         with (tmp_path / "survey" / FIRST_NIGHT.isoformat() / f"survey_{entity}.csv").open(encoding="utf-8") as f:
             landed_texts = [row[column] for row in csv.DictReader(f)]
         assert not any(CLEAR_NUMBER.search(text) for text in landed_texts), entity
@@ -287,7 +286,7 @@ def test_next_night_fetches_only_changed_records_and_a_rerun_is_idempotent(surve
         watermarks = load_watermarks(conn, "survey", END)
     server.requests.clear()
 
-    second = night(server, warehouse, tmp_path, END)
+    second = night(server, warehouse, tmp_path, END, keep_landing=True)
 
     for entity in SOURCE.entities:
         current = server.records[entity.name]
@@ -307,7 +306,7 @@ def test_next_night_fetches_only_changed_records_and_a_rerun_is_idempotent(surve
     # rerun of the second night: the same window (earlier nights' watermark), the same raw rows
     before = {e.name: raw_rows(warehouse, e.name, END) for e in SOURCE.entities}
     landing = sorted(p.name for p in (tmp_path / "survey" / END.isoformat()).iterdir())
-    night(server, warehouse, tmp_path, END)
+    night(server, warehouse, tmp_path, END, keep_landing=True)
     assert {e.name: raw_rows(warehouse, e.name, END) for e in SOURCE.entities} == before
     assert sorted(p.name for p in (tmp_path / "survey" / END.isoformat()).iterdir()) == landing
     with closing(psycopg2.connect(warehouse)) as conn:

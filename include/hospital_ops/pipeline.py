@@ -30,6 +30,7 @@ from hospital_ops.load.loader import (
     reason_category,
     watermark,
 )
+from hospital_ops.extract import remove_night_folder
 from hospital_ops.extract.api import extract_api_source
 from hospital_ops.extract.fhir_night import extract_his_fhir, fhir_export_dir, his_kind, load_his_fhir_detail
 from hospital_ops.extract.sql import (
@@ -127,6 +128,7 @@ def load(source_name: str, extracted: dict, *, warehouse_url: str, business_date
             save_watermarks(conn, source.name, business_date,
                             {k: datetime.fromisoformat(v) for k, v in extracted["watermarks"].items()},
                             run_id=run_id)
+            remove_night_folder(settings().landing_dir, source, business_date)  # loaded: not kept on disk
         fhir_detail = load_his_fhir_detail(conn, extracted, business_date=business_date, run_id=run_id)
     if fhir_detail is not None:
         return night.as_dict() | {"fhir_detail": fhir_detail}

@@ -11,8 +11,10 @@ maps FHIR R4 NDJSON resources onto the same entities. Both write through `Landin
 builds the night's folder aside and swaps it in whole, so a rerun replaces (never merges with) the
 previous attempt and an interrupted run leaves the old folder intact.
 
-Landing files carry personal identifiers in clear text until the loader pseudonymizes them: the
-landing directory must be as protected as the source system itself.
+Personal identifiers never reach a landing file in clear: given the pseudonym key, `LandingFolder`
+replaces each `pii` column's value with its keyed hash (`hospital_ops.load.parsing.pseudonymize`, the
+same HMAC the loader computes in SQL for drop-folder files) and heads the column `<name>_pseudo`, the
+per-file marker that tells the loader to take it as it is (`hospital_ops.load.files.pseudonymised_columns`).
 """
 
 from __future__ import annotations
@@ -27,15 +29,22 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-from hospital_ops.sources.spec import Entity, Source
+from hospital_ops.load.parsing import pseudonymize
+from hospital_ops.sources.spec import Column, Entity, Source
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LandingFolder", "landing_text", "night_folder"]
+__all__ = ["LandingFolder", "landing_text", "night_folder", "remove_night_folder"]
 
 
 def night_folder(landing_dir: Path, source: Source, business_date: date) -> Path:
     return Path(landing_dir) / source.name / business_date.isoformat()
+
+
+def remove_night_folder(landing_dir: Path, source: Source, business_date: date) -> None:
+    """Remove a night's landing folder once the night has loaded: raw holds its rows, a rerun extracts
+    again from the source, so nothing is kept on disk that nobody guards."""
+    shutil.rmtree(night_folder(landing_dir, source, business_date), ignore_errors=True)
 
 
 def landing_text(value: object) -> str:
@@ -72,8 +81,9 @@ class LandingFolder:
     folder and keeps whatever the previous run had written.
     """
 
-    def __init__(self, landing_dir: Path, source: Source, business_date: date) -> None:
+    def __init__(self, landing_dir: Path, source: Source, business_date: date, *, key: bytes | None = None) -> None:
         self.source = source
+        self.key = key  # personal columns are written as keyed hashes under `<name>_pseudo` when given
         self.final = night_folder(landing_dir, source, business_date)
         self.final.parent.mkdir(parents=True, exist_ok=True)
         # beside the final folder (same filesystem, so the swap is a rename); plan_extract ignores
@@ -98,11 +108,21 @@ class LandingFolder:
         if writer is None:
             handle = (self._staging / _file_name(entity)).open("w", encoding="utf-8", newline="")
             writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow([column.name for column in entity.columns])
+            writer.writerow([column.raw_name if self.key is not None else column.name for column in entity.columns])
             self._handles[entity.name], self._writers[entity.name] = handle, writer
             self.rows[entity.name] = 0
+        if self.key is not None:
+            values = [self.cell(column, value) for column, value in zip(entity.columns, values, strict=True)]
         writer.writerow(values)
         self.rows[entity.name] += 1
+
+    def cell(self, column: Column, value: str) -> str:
+        """A cell as written: a personal column's value as its pseudonym (the text the loader would hash:
+        stripped, blank stays blank), anything else as it is."""
+        if self.key is None or not column.pii:
+            return value
+        text = value.strip()
+        return pseudonymize(text, self.key) if text else ""
 
     def commit(self) -> list[Path]:
         """Replace the night's folder with what was written; return the files, in load order."""

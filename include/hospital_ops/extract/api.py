@@ -46,7 +46,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
-from hospital_ops.extract import LandingFolder, landing_text
+from hospital_ops.config import pseudonym_key
+from hospital_ops.extract import LandingFolder, landing_text, remove_night_folder
 from hospital_ops.extract.scrub import scrub
 from hospital_ops.extract.sql import (
     landed_versions,
@@ -237,8 +238,9 @@ def _extract_entity(session: requests.Session, base_url: str, folder: LandingFol
             stamp = _updated_at(record)
             if stamp is not None and stamp < cutoff and (highest is None or stamp > highest):
                 highest = stamp
-            if landed and stamp is not None and version_key(
-                    [record.get(name) for name in entity.business_key], stamp) in landed:
+            if landed and stamp is not None and version_key(  # raw holds a personal key as its pseudonym
+                    [folder.cell(entity.column(name), landing_text(record.get(name))) for name in entity.business_key],
+                    stamp) in landed:
                 already += 1  # read again by the overlap, landed by an earlier night
                 continue
             folder.write(entity, [_cell(column, record.get(column.name)) for column in entity.columns])
@@ -269,13 +271,15 @@ def extract_api_source(
     landed: Mapping[str, set[tuple[str, ...]]] | None = None,
     overlap: timedelta | None = None,
     deadline: float = ENTITY_DEADLINE,
+    key: bytes | None = None,
 ) -> ApiExtraction:
     """Write every entity's records changed in the night's window as landing CSVs (see the module doc)."""
     cutoff = night_cutoff(business_date)
     overlap = watermark_overlap() if overlap is None else overlap
     landed = landed or {}
+    key = pseudonym_key() if key is None else key  # personal columns are hashed before they are written
     extraction = ApiExtraction(source.name, business_date, cutoff, Path())
-    with api_session(token, retry) as session, LandingFolder(landing_dir, source, business_date) as folder:
+    with api_session(token, retry) as session, LandingFolder(landing_dir, source, business_date, key=key) as folder:
         for entity in sorted(source.entities, key=lambda e: (e.load_order, e.name)):
             lower = watermarks.get(entity.name)
             extraction.watermarks[entity.name] = lower
@@ -294,14 +298,17 @@ def run_api_night(source: Source, base_url: str, token: str | None, warehouse_co
     """Extract a night of an API source and land it with the file loader, then record its watermarks."""
     ensure_raw_schema(warehouse_conn, source)
     watermarks = load_watermarks(warehouse_conn, source.name, business_date)
+    keep_landing = extract_options.pop("keep_landing", False)
     overlap = extract_options.pop("overlap", None)
     overlap = watermark_overlap() if overlap is None else overlap
     landed = landed_versions(warehouse_conn, source, business_date,
                              {name: read_from(mark, overlap) for name, mark in watermarks.items()})
     extraction = extract_api_source(source, base_url, token, landing_dir, business_date, watermarks=watermarks,
-                                    landed=landed, overlap=overlap, **extract_options)
+                                    landed=landed, overlap=overlap, key=key, **extract_options)
     # exactly this night's folder, as for SQL sources
     manifest = plan_extract(Path(landing_dir), source, business_date, business_date - timedelta(days=1))
     night = load_night(warehouse_conn, source, manifest, run_id=run_id, batch_date=business_date, key=key)
     save_watermarks(warehouse_conn, source.name, business_date, extraction.max_updated_at, run_id=run_id)
+    if not keep_landing:  # loaded: the landing files have done their work
+        remove_night_folder(landing_dir, source, business_date)
     return ApiNight(extraction, night)

@@ -53,6 +53,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from hospital_ops.config import pseudonym_key
 from hospital_ops.extract import LandingFolder, landing_text
 from hospital_ops.load.files import SourceFileError
 from hospital_ops.sources.his import SOURCE as HIS_SOURCE
@@ -172,6 +173,7 @@ def fhir_to_landing(
     source: Source = HIS_SOURCE,
     tz: tzinfo = HIS_TZ,
     encounter_classes: Mapping[str, str] | None = None,
+    key: bytes | None = None,
 ) -> FhirLanding:
     """Map a Bulk Data export in `ndjson_dir` to `<landing>/<source>/<business_date>/his_*.csv`.
 
@@ -187,7 +189,8 @@ def fhir_to_landing(
     classes = dict(encounter_classes or {})
     classes.update(_encounter_classes(by_type.get("Encounter", [])))
     context = _Context(tz, classes)
-    with LandingFolder(landing_dir, source, business_date) as folder:
+    # personal columns are written as their pseudonyms (LandingFolder), the same as the SQL extractor's
+    with LandingFolder(landing_dir, source, business_date, key=pseudonym_key() if key is None else key) as folder:
         for resource_type, default_entity in SUPPORTED_TYPES.items():
             for path in by_type.get(resource_type, []):
                 _read_file(path, resource_type, default_entity, source, folder, context, result)

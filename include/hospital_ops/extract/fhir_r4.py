@@ -33,9 +33,11 @@ identifiers of the resources read. Timestamps with any offset are converted to t
 (`hospital_ops.config.hospital_timezone`); partial dates (`1980`, `1980-05`) are their first day.
 
 Nothing personal leaves this module in clear: patient ids (Synthea's equal the medical-record number)
-and every identifier are replaced by the project's keyed hash (`load.parsing.pseudonymize`) before a
-file is written; names, telecoms and addresses are not written at all. (The loader hashes the
-`pii` columns of `his__patients` once more: a pseudonym of a pseudonym, stable under the same key.)
+are replaced by the project's keyed hash (`load.parsing.pseudonymize`); the national ID and the
+medical-record number are written to the `pii` columns of `his__patients`, which `LandingFolder` hashes
+with the same key before a file is written (`<name>_pseudo`, taken as it is by the loader), so a
+patient's pseudonyms equal those the SQL extractor gives the same identifiers and cross-source joins
+(a referral matched by national ID) hold; names, telecoms and addresses are not written at all.
 Resources of other types (Observation, Immunization, …) are counted and skipped.
 """
 
@@ -512,7 +514,9 @@ class _Mapper:
             for identifier in identifiers:
                 codes = {c.get("code") for c in _codings(identifier.get("type"))}
                 if code in codes or (system and identifier.get("system") == system):
-                    return pseudonymize(f"{identifier.get('system') or ''}|{identifier['value']}", self.key)
+                    # the clear value stays in memory: LandingFolder writes its pseudonym (hmac of the
+                    # value alone, as the SQL extractor's national_id / mrn)
+                    return str(identifier["value"])
             return None
 
         patient_id = pseudonymize(f"Patient/{rid}", self.key)
@@ -790,7 +794,7 @@ def fhir_export_to_landing(
     paths: dict[str, list[Path]] = {}
     folders: dict[str, Path] = {}
     for source in (HIS_SOURCE, FHIR_SOURCE):
-        with LandingFolder(landing_dir, source, business_date) as folder:
+        with LandingFolder(landing_dir, source, business_date, key=key) as folder:
             for entity in source.entities:
                 table = mapper.rows.get(entity.raw_table, {})
                 for row_key in sorted(table):

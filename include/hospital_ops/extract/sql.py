@@ -37,7 +37,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from hospital_ops.extract import LandingFolder, landing_text
+from hospital_ops.config import pseudonym_key
+from hospital_ops.extract import LandingFolder, landing_text, remove_night_folder
 from hospital_ops.load.loader import RAW_SCHEMA, NightLoad, ensure_raw_schema, load_night, plan_extract
 from hospital_ops.sources.spec import Entity, Source
 
@@ -134,6 +135,7 @@ def extract_sql_source(
     overlap: timedelta | None = None,
     schema: str = DEFAULT_SCHEMA,
     chunk_rows: int = _CHUNK_ROWS,
+    key: bytes | None = None,
 ) -> SqlExtraction:
     """Write the rows of every table of `source` changed in the night's window as landing CSVs.
 
@@ -145,10 +147,11 @@ def extract_sql_source(
     cutoff = night_cutoff(business_date)
     overlap = watermark_overlap() if overlap is None else overlap
     landed = landed or {}
+    key = pseudonym_key() if key is None else key  # personal columns are hashed before they are written
     extraction = SqlExtraction(source.name, business_date, cutoff, Path())
     engine = sa.create_engine(source_url)
     try:
-        with LandingFolder(landing_dir, source, business_date) as folder, engine.connect() as conn:
+        with LandingFolder(landing_dir, source, business_date, key=key) as folder, engine.connect() as conn:
             conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             with conn.begin():
                 for entity in sorted(source.entities, key=lambda e: (e.load_order, e.name)):
@@ -203,7 +206,8 @@ def _extract_table(conn: sa.Connection, folder: LandingFolder, entity: Entity, s
             for row in partition:
                 if highest is None or row[width] > highest:
                     highest = row[width]
-                if landed and version_key([row[i] for i in key_positions], row[width]) in landed:
+                if landed and version_key([folder.cell(entity.columns[i], landing_text(row[i])) for i in key_positions],
+                                          row[width]) in landed:  # raw holds a personal key as its pseudonym
                     skipped += 1  # read again by the overlap, landed by an earlier night
                     continue
                 folder.write(entity, [landing_text(value) for value in row[:width]])
@@ -272,7 +276,8 @@ def save_watermarks(conn, source_name: str, business_date: date,  # type: ignore
 
 
 def run_sql_night(source: Source, source_url: str, warehouse_conn, landing_dir: Path,  # type: ignore[no-untyped-def]
-                  business_date: date, *, run_id: str, key: bytes, schema: str = DEFAULT_SCHEMA) -> SqlNight:
+                  business_date: date, *, run_id: str, key: bytes, schema: str = DEFAULT_SCHEMA,
+                  keep_landing: bool = False) -> SqlNight:
     """Extract a night of a SQL source and land it with the file loader, then record its watermarks."""
     ensure_raw_schema(warehouse_conn, source)
     watermarks = load_watermarks(warehouse_conn, source.name, business_date)
@@ -280,12 +285,14 @@ def run_sql_night(source: Source, source_url: str, warehouse_conn, landing_dir: 
     landed = landed_versions(warehouse_conn, source, business_date,
                              {name: read_from(mark, overlap) for name, mark in watermarks.items()})
     extraction = extract_sql_source(source, source_url, landing_dir, business_date, watermarks=watermarks,
-                                    landed=landed, overlap=overlap, schema=schema)
+                                    landed=landed, overlap=overlap, schema=schema, key=key)
     # Exactly this night's folder: `after` = the day before. (The drop-folder watermark of
     # raw._extract_log would also take folders of earlier nights whose load failed, whose rows this
     # extraction already re-read from the database.)
     manifest = plan_extract(Path(landing_dir), source, business_date, business_date - timedelta(days=1))
     night = load_night(warehouse_conn, source, manifest, run_id=run_id, batch_date=business_date, key=key)
     save_watermarks(warehouse_conn, source.name, business_date, extraction.max_updated_at, run_id=run_id)
+    if not keep_landing:  # loaded: the landing files have done their work
+        remove_night_folder(landing_dir, source, business_date)
     return SqlNight(extraction, night)
 

@@ -181,7 +181,7 @@ def _plain_number(cell: str) -> str:
             f"and substr({cell}, 3, 1) not in {_PREFIXED} then {cell}::numeric end")
 
 
-def _column_sql(column: Column, i: int) -> tuple[str, str, str]:
+def _column_sql(column: Column, i: int, pseudonymised: bool = False) -> tuple[str, str, str]:
     """(first, value, error) SQL for spec column i.
 
     `first` reads the landed cell r{i} and becomes x{i}: the stripped text (text, personal, month
@@ -198,6 +198,9 @@ def _column_sql(column: Column, i: int) -> tuple[str, str, str]:
     if column.pii or kind in ("text", "month"):
         first = t
         repr_t = f"pg_temp.hospital_ops_repr({x})"
+    if column.pii and pseudonymised:  # hashed by the extractor (files.pseudonymised_columns): taken as it is
+        return first, x, (f"case when {x} is null then {missing} when {x} !~ '^[0-9a-f]{{32}}$' "
+                          f"then {literal(column.raw_name + ': not a pseudonym (32 hex digits)')} end")
     if column.pii:
         return first, f"case when {x} is not null then {_hmac(x)} end", f"case when {x} is null then {missing} end"
     if kind == "text":
@@ -299,7 +302,7 @@ FILE_LOAD_PARAMETERS = ("run_id text", "source text", "entity text", "batch_date
                         "line_offset bigint")
 
 
-def file_load_sql(source: Source, entity: Entity) -> str:
+def file_load_sql(source: Source, entity: Entity, pseudonymised: frozenset[str] = frozenset()) -> str:
     """One statement that checks the landing table's rows and inserts them into raw or quarantine.
 
     Parameters $1… as FILE_LOAD_PARAMETERS (the statement is prepared once per entity and night, so
@@ -310,7 +313,7 @@ def file_load_sql(source: Source, entity: Entity) -> str:
     """
     columns = entity.columns
     n = range(len(columns))
-    converted = [_column_sql(c, i) for i, c in zip(n, columns)]
+    converted = [_column_sql(c, i, c.name in pseudonymised) for i, c in zip(n, columns)]
     raw_cells = ", ".join(f"l.s{i} as r{i}" for i in n)
     raw_names = ", ".join(f"r{i}" for i in n)
     firsts = ", ".join(f"{first} as x{i}" for i, (first, _, _) in enumerate(converted))

@@ -119,6 +119,9 @@ def header_positions(path: Path, entity: Entity, header: list[object] | None) ->
     if header is None:
         raise SourceFileError(f"{path}: file is empty (no header row)")
     names = [str(cell).strip().lstrip("\ufeff") if cell is not None else "" for cell in header]
+    # a personal column headed `<name>_pseudo` carries pseudonyms already (see pseudonymised_columns)
+    renamed = {column.raw_name: column.name for column in entity.columns if column.pii}
+    names = [renamed.get(name, name) for name in names]
     expected = [column.name for column in entity.columns]
     missing = [name for name in expected if name not in names]
     if len(missing) == len(expected):
@@ -137,6 +140,21 @@ def header_positions(path: Path, entity: Entity, header: list[object] | None) ->
             problems.append(f"repeated column name {shown_cells(repeated)}")
         raise SourceFileError(f"{path}: header does not match the {entity.raw_table} spec: " + "; ".join(problems))
     return names, [names.index(name) for name in expected]
+
+
+def pseudonymised_columns(entity: Entity, header: list[object] | None) -> frozenset[str]:
+    """The personal columns a file delivers already pseudonymised: those its header names `<name>_pseudo`.
+
+    The marker is per file, in the file itself: an extractor (SQL, API, FHIR) hashes personal values
+    before it writes a landing file and heads their columns with the raw name, while a drop-folder
+    source (vendor, referral) delivers them in clear under the plain name and the loader hashes them.
+    A global "extracted sources are hashed" rule would hash twice (or not at all) the day a file took
+    the other road; the header travels with the values it describes. The loader still checks that each
+    such cell is a pseudonym's shape (32 hex digits) and quarantines it otherwise, unshown."""
+    if header is None:
+        return frozenset()
+    names = {str(cell).strip().lstrip("\ufeff") for cell in header if cell is not None}
+    return frozenset(column.name for column in entity.columns if column.pii and column.raw_name in names)
 
 
 def csv_header(path: Path, encoding: str) -> list[object] | None:
@@ -188,6 +206,9 @@ def _xlsx_read_rows(path: Path, entity: Entity) -> Iterator[tuple[int, list[obje
     if header_cells is not None:  # spreadsheets pad the header with empty trailing cells freely
         while header_cells and header_cells[-1] in (None, ""):
             header_cells = header_cells[:-1]
+    if pseudonymised_columns(entity, header_cells):  # only extractors pre-pseudonymise, and they write CSV
+        raise SourceFileError(f"{path}: a workbook's personal columns must arrive under their plain names "
+                              "(a `_pseudo` column is a landing CSV's marker)")
     names, positions = header_positions(path, entity, header_cells)
     width = len(names)
     for line, row in rows:

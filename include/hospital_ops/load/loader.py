@@ -41,6 +41,7 @@ from hospital_ops.load.files import (
     csv_header,
     file_facts,
     header_positions,
+    pseudonymised_columns,
     is_misshapen,
     read_rows,
 )
@@ -249,7 +250,20 @@ def load_night(
     night = NightLoad(source.name, run_id, batch_date, [])
     started = time.perf_counter()
     params = {"run_id": run_id, "source": source.name, "batch_date": batch_date}
-    prepared: dict[str, str] = {}
+    prepared: dict[tuple[str, frozenset[str]], str] = {}  # per entity and set of pre-pseudonymised columns
+    landing_tables: set[str] = set()
+
+    def statement_for(cur, entity: Entity, pseudonymised: frozenset[str]) -> str:  # type: ignore[no-untyped-def]
+        if entity.name not in landing_tables:
+            cur.execute(checks_sql.landing_table_ddl(entity))
+            landing_tables.add(entity.name)
+        if (entity.name, pseudonymised) not in prepared:
+            statement = f"hospital_ops_load_{entity.raw_table}_{len(prepared)}"
+            cur.execute(f"prepare {statement} ({', '.join(p.split()[1] for p in checks_sql.FILE_LOAD_PARAMETERS)}) "
+                        f"as {checks_sql.file_load_sql(source, entity, pseudonymised)}")
+            prepared[(entity.name, pseudonymised)] = statement
+        return prepared[(entity.name, pseudonymised)]
+
     try:
         with conn.cursor() as cur:
             cur.execute(f"set local work_mem = '{_WORK_MEM}'")
@@ -262,13 +276,7 @@ def load_night(
             _delete_batch(cur, source, batch_date)
             for entry in manifest:
                 entity = source.entity(entry.entity)
-                if entity.name not in prepared:
-                    cur.execute(checks_sql.landing_table_ddl(entity))
-                    statement = f"hospital_ops_load_{entity.raw_table}"
-                    cur.execute(f"prepare {statement} ({', '.join(p.split()[1] for p in checks_sql.FILE_LOAD_PARAMETERS)}) "
-                                f"as {checks_sql.file_load_sql(source, entity)}")
-                    prepared[entity.name] = statement
-                night.files.append(_load_file(cur, source, entity, entry, params, prepared[entity.name], key))
+                night.files.append(_load_file(cur, source, entity, entry, params, statement_for, key))
             _record_files(cur, source, run_id, batch_date, night.files)
             _reconcile(cur, source, batch_date, night.files)
             folders = [m.folder_date for m in manifest]
@@ -326,7 +334,7 @@ def _delete_batch(cur, source: Source, batch_date: date) -> None:  # type: ignor
 
 
 def _load_file(cur, source: Source, entity: Entity, entry: ManifestEntry, night_params: dict,  # type: ignore[no-untyped-def]
-               statement: str, key: bytes) -> FileLoad:
+               statement_for, key: bytes) -> FileLoad:  # type: ignore[no-untyped-def]
     """Land one file's cells, then check and insert them in one statement. An exact duplicate line
     within the file is quarantined; the same row in another file is kept (registers are re-sent
     whole; staging keeps the latest)."""
@@ -334,6 +342,10 @@ def _load_file(cur, source: Source, entity: Entity, entry: ManifestEntry, night_
     facts = file_facts(entry.path)
     encoding = facts.encoding
     file_load = FileLoad(entity.name, entry.relative_path, facts.sha256)
+    # an extractor's landing CSV heads the personal columns it hashed `<name>_pseudo`: taken as they are
+    pseudonymised = (pseudonymised_columns(entity, csv_header(entry.path, encoding))
+                     if entity.file_format == "csv" else frozenset())
+    statement = statement_for(cur, entity, pseudonymised)
     landing = checks_sql.landing_table(entity)
     cur.execute(f"delete from {landing}")  # small after small files; TRUNCATE after a big one (below)
     # the line the file's first row will take (the header is row 1): COPY numbers rows in arrival order
