@@ -13,11 +13,12 @@ import psycopg2
 from hospital_ops.dbt_runner import run_dbt
 from hospital_ops.load.loader import ensure_raw_schema
 from hospital_ops.sources import SOURCES
+from hospital_ops.sources.his_fhir import SOURCE as HIS_FHIR_SOURCE
 
 
 def test_scoring_rule_unit_tests_pass(db_url: str) -> None:
     with closing(psycopg2.connect(db_url)) as conn:
-        for source in SOURCES.values():
+        for source in [*SOURCES.values(), HIS_FHIR_SOURCE]:  # the FHIR detail tables exist, empty, beside the HIS
             ensure_raw_schema(conn, source)
     night = date(2026, 11, 22)
     run_dbt(["build", "--empty", "--exclude-resource-type", "unit_test", "--exclude-resource-type", "snapshot"],

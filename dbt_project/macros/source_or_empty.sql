@@ -14,7 +14,7 @@
     {%- for column in node.columns.values() -%}
         {%- do columns.append('null::' ~ column.data_type ~ ' as ' ~ adapter.quote(column.name)) -%}
     {%- endfor -%}
-    {{ return('(select ' ~ columns | join(', ') ~ ' where false)') }}
+    {{ return('(select ' ~ columns | join(', ') ~ ' where false) as empty_' ~ table_name.lstrip('_')) }}
 {% endmacro %}
 
 {% macro source_system_name(column) %}

@@ -2,7 +2,7 @@
 -- audit.runs gives them to auditors, with the row's hash; `hospital-ops audit verify` checks the chain
 -- (docs/auditors.md). The ledger is owned by hospital_ops_ledger and read here by the writer.
 with runs as (
-    select * from {{ source_or_empty('audit', 'runs') }} as runs
+    select * from {{ source_or_empty('audit', 'runs') }}
 )
 
 select
