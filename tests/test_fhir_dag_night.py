@@ -55,6 +55,8 @@ def dag_night(tmp_path_factory, fresh_database):
         patch.setenv("WAREHOUSE_URL", url)
         patch.setenv("HOSPITAL_OPS_PSEUDONYM_KEY", "dag-night-key")
         patch.setenv("HIS_KIND", "fhir")
+        # a Synthea export is each patient's whole life: the history the hospital loads starts in 1900
+        patch.setenv("HOSPITAL_OPS_HISTORY_START_DATE", "1900-01-01")
         patch.setenv("HIS_FHIR_DIR", str(root / "bundles"))
         for name in ("HIS_URL", "HIS_FHIR_URL", "SURVEY_API_URL", "SURVEY_API_TOKEN"):
             patch.delenv(name, raising=False)

@@ -166,6 +166,8 @@ def run_fhir_night(export: Path | None, var_dir: Path, url: str, server_url: str
         patch.setenv("HOSPITAL_OPS_PSEUDONYM_KEY", KEY)
         patch.setenv("WAREHOUSE_URL", url)
         patch.setenv("HIS_KIND", "fhir")
+        # a Synthea export is each patient's whole life: the history the hospital loads starts in 1900
+        patch.setenv("HOSPITAL_OPS_HISTORY_START_DATE", "1900-01-01")
         if server_url:  # a FHIR server's Bulk Data $export
             patch.setenv("HIS_FHIR_URL", server_url)
             patch.setenv("HIS_FHIR_TOKEN", "bulk-token")

@@ -105,13 +105,16 @@ class DateBounds:
 def date_bounds() -> DateBounds:
     """The date limits, read from the dbt project's vars, so the loader and dbt's month spines share one
     configuration (`history_start_date`, `future_date_tolerance_days`, `register_start_date`,
-    `term_horizon_years` in dbt_project/dbt_project.yml)."""
+    `term_horizon_years` in dbt_project/dbt_project.yml; HOSPITAL_OPS_HISTORY_START_DATE overrides the first,
+    and dbt_runner passes it to dbt as a var)."""
     import yaml
 
     with (settings().dbt_project_dir / "dbt_project.yml").open(encoding="utf-8") as handle:
         values = yaml.safe_load(handle)["vars"]
     return DateBounds(
-        history_start=date.fromisoformat(str(values["history_start_date"])),
+        # a hospital loading years of history (a FHIR export, a backfill) moves it without editing the project
+        history_start=date.fromisoformat(os.environ.get("HOSPITAL_OPS_HISTORY_START_DATE")
+                                         or str(values["history_start_date"])),
         future_tolerance_days=int(values["future_date_tolerance_days"]),
         register_start=date.fromisoformat(str(values["register_start_date"])),
         term_horizon_years=int(values["term_horizon_years"]),

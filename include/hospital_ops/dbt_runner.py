@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from hospital_ops import limits
-from hospital_ops.config import environment, settings
+from hospital_ops.config import date_bounds, environment, settings
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +274,8 @@ def run_dbt(command: list[str], *, warehouse_url: str, business_date: date, labe
         "--profiles-dir", str(cfg.dbt_project_dir),
         "--target-path", str(target_path),
         "--log-path", str(cfg.var_dir / "dbt" / "logs"),
-        "--vars", json.dumps({"business_date": business_date.isoformat()}),
+        "--vars", json.dumps({"business_date": business_date.isoformat(),
+                            "history_start_date": date_bounds().history_start.isoformat()}),
     ]
     log.info("dbt %s", " ".join(args))
     started = time.perf_counter()
