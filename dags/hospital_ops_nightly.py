@@ -218,7 +218,7 @@ def hospital_ops_nightly() -> None:
         payload = record_run(_warehouse_url(), run_id=_run_id(), business_date=_business_date())
         return {"status": payload["status"], "inputs": len(payload["inputs"])}
 
-    @task(execution_timeout=TIMEOUTS["open_run_ledger"])
+    @task(execution_timeout=TIMEOUTS["open_run_ledger"], **NO_RETRY)  # a retry would append a second started row
     def open_run_ledger() -> dict:
         from hospital_ops.audit import record_started
 

@@ -203,7 +203,9 @@ def ensure_meta_database(admin_url: str, database: str = META_DATABASE, role: st
     with conn.cursor() as cur:
         cur.execute("select 1 from pg_roles where rolname = %s", (role,))
         verb = "alter" if cur.fetchone() else "create"
-        cur.execute(sql.SQL(verb + " role {} login password %s").format(sql.Identifier(role)), (password,))
+        # a SCRAM verifier, never the clear password, in the SQL text (pg_stat_activity, the server log)
+        verifier = psycopg2.extensions.encrypt_password(password, role, conn, "scram-sha-256")
+        cur.execute(sql.SQL(verb + " role {} login password %s").format(sql.Identifier(role)), (verifier,))
         cur.execute("select 1 from pg_database where datname = %s", (database,))
         if cur.fetchone() is None:
             cur.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(database), sql.Identifier(role)))

@@ -229,7 +229,7 @@ _ALERT_QUERIES = {
                       "where status <> 'resolved' and last_seen_on = %(d)s order by alert_type, subject_id, alert_id",
                       _service_alert),
     "drg_alert": ("scoring", "drg_anomaly_alerts", "alert_id",
-                  "select * from scoring.drg_anomaly_alerts where last_seen_on = %(d)s "
+                  "select * from scoring.drg_anomaly_alerts where status <> 'resolved' and last_seen_on = %(d)s "
                   "order by department_id, drg_code, metric, alert_id", _drg_alert),
 }
 

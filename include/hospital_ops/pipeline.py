@@ -128,8 +128,11 @@ def load(source_name: str, extracted: dict, *, warehouse_url: str, business_date
             save_watermarks(conn, source.name, business_date,
                             {k: datetime.fromisoformat(v) for k, v in extracted["watermarks"].items()},
                             run_id=run_id)
-            remove_night_folder(settings().landing_dir, source, business_date)  # loaded: not kept on disk
         fhir_detail = load_his_fhir_detail(conn, extracted, business_date=business_date, run_id=run_id)
+        if source.extract in ("sql", "api") and fhir_detail is None:
+            # loaded: not kept on disk (a FHIR night's folder is removed by its detail load, once all of it landed,
+            # so a retry of a failed detail load still finds its files)
+            remove_night_folder(settings().landing_dir, source, business_date)
     if fhir_detail is not None:
         return night.as_dict() | {"fhir_detail": fhir_detail}
     return night.as_dict()
