@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from hospital_ops.extract.sql import extract_sql_source
+from hospital_ops.extract.sql import extract_sql_source, landed_versions, read_from, watermark_overlap
 from hospital_ops.load.loader import ensure_raw_schema, load_night, plan_extract
 from hospital_ops.load.parsing import pseudonymize
 from hospital_ops.sources.his import SOURCE
@@ -132,9 +132,13 @@ def his_views(mariadb):
 
 
 def land(url: str, warehouse: str, landing: Path, night: date, watermarks: dict) -> tuple[dict, dict]:
-    extraction = extract_sql_source(SOURCE, url, landing, night, watermarks=watermarks, schema="his")
-    with closing(psycopg2.connect(warehouse)) as conn:
+    overlap = watermark_overlap()
+    with closing(psycopg2.connect(warehouse)) as conn:  # as pipeline.extract: what the look-back must not land twice
         ensure_raw_schema(conn, SOURCE)
+        landed = landed_versions(conn, SOURCE, night, {name: read_from(mark, overlap) for name, mark in watermarks.items()})
+    extraction = extract_sql_source(SOURCE, url, landing, night, watermarks=watermarks, landed=landed,
+                                    overlap=overlap, schema="his", key=KEY)
+    with closing(psycopg2.connect(warehouse)) as conn:
         manifest = plan_extract(landing, SOURCE, night, None if not watermarks else night - (NIGHT2 - NIGHT1))
         load = load_night(conn, SOURCE, [m for m in manifest if m.folder_date == night], run_id=f"maria-{night}",
                           batch_date=night, key=KEY)
