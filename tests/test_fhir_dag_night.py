@@ -76,8 +76,9 @@ def test_a_night_with_only_the_fhir_his_builds_gates_and_publishes(dag_night) ->
     assert query(url, "select count(*) from raw._quarantine")[0][0] == 0
     (gate_failures,), = query(url, "select count(*) filter (where not success) from dq.validation_results")
     assert gate_failures == 0
-    (ledger,), = query(url, "select count(*) from audit.run_ledger where business_date = %s", (NIGHT,))
-    assert ledger == 1  # the run ledger records the first night
+    statuses = [s for s, in query(url, "select status from audit.run_ledger where business_date = %s order by seq",
+                                  (NIGHT,))]
+    assert statuses[0] == "started" and statuses[1:] == ["published"]  # the first night: started, then closed
 
 
 def test_a_business_date_before_the_start_date_is_refused_clearly(dag_night) -> None:
