@@ -5,7 +5,14 @@
         first build then succeeds and its reporting models are empty rather than missing. Nothing in
         dbt itself builds a model on a relation that may not exist yet, hence this macro. -#}
     {%- set relation = source(source_name, table_name) -%}
-    {%- if not execute or load_relation(relation) is not none -%}
+    {%- if not execute -%}
+        {{ return(relation) }}
+    {%- endif -%}
+    {#- asked of the catalog, not of dbt's relation cache: the cache did not list audit's tables (a schema
+        another role owns), so the auditors' models came out empty though their tables had rows -#}
+    {%- set found = run_query("select to_regclass('" ~ adapter.quote(relation.schema) ~ "."
+                              ~ adapter.quote(relation.identifier) ~ "') is not null") -%}
+    {%- if found.columns[0].values()[0] -%}
         {{ return(relation) }}
     {%- endif -%}
     {%- set node = graph.sources.values() | selectattr('source_name', 'equalto', source_name)
