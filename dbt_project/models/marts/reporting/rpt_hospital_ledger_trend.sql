@@ -13,6 +13,14 @@ hospitals as (
     select * from {{ ref('dim_hospitals') }}
 ),
 
+complete_months as (
+    -- 完整月: the first month of the HIS history is incomplete (fct_department_month_kpis decides it);
+    -- it is neither plotted nor the base of a growth rate
+    select distinct month
+    from {{ ref('fct_department_month_kpis') }}
+    where is_complete_month
+),
+
 with_previous as (
     select
         current_month.*,
@@ -25,15 +33,17 @@ with_previous as (
     left join ledger as previous_month
         on previous_month.hospital_id = current_month.hospital_id
         and previous_month.month = (current_month.month - interval '1 month')::date
+        and previous_month.month in (select complete_months.month from complete_months)
     left join ledger as previous_year
         on previous_year.hospital_id = current_month.hospital_id
         and previous_year.month = (current_month.month - interval '1 year')::date
+        and previous_year.month in (select complete_months.month from complete_months)
 ),
 
 closed_months as (
     select distinct month
     from ledger
-    where is_closed_for_bi
+    where is_closed_for_bi and month in (select complete_months.month from complete_months)
     order by month desc
     limit {{ var('bi_trend_months') }}
 )
