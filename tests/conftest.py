@@ -39,10 +39,11 @@ def db_url(fresh_database) -> str:
     return fresh_database("unit")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def role_url(server_url: str):
     """`role_url(database_url, role)`: the same database, logged in as another role with its password
-    (taken at the session's start: tests later point HOSPITAL_OPS_VAR_DIR elsewhere)."""
+    (taken at the session's start, hence autouse: module fixtures later point HOSPITAL_OPS_VAR_DIR and
+    WAREHOUSE_URL elsewhere, and a first use under them would read the wrong secrets)."""
     from hospital_ops import security
 
     urls = {role: warehouse.role_url(role) for role in security.LOGIN_ROLES}
