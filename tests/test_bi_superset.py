@@ -95,21 +95,13 @@ def consortium(tmp_path_factory, fresh_database):
 def server(installed: superset.Paths, consortium):
     p = superset.Paths(consortium["var_dir"] / "superset", venv_dir=installed.venv)
     superset.prepare(p, url=consortium["reader_url"])
-    port = _free_port()
+    port = warehouse.free_port()
     process = superset.start_server(p, port)
     try:
         yield {"paths": p, "base": f"http://127.0.0.1:{port}",
                "password": superset.credentials(p)["admin_password"]}
     finally:
         superset.stop_server(process)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _api(server) -> requests.Session:  # type: ignore[no-untyped-def]

@@ -219,14 +219,6 @@ def _state_path(home: Path) -> Path:
     return home / "deployment.json"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def deployment_env(warehouse_url: str, meta_url: str, ports: dict[str, int],
                    extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment every component of the local deployment shares."""
@@ -322,7 +314,9 @@ def up(warehouse_url: str, admin_url: str, *, meta_database: str = META_DATABASE
     if state:
         down()
     meta_url = ensure_meta_database(admin_url, meta_database)
-    ports = {"api": _free_port(), "worker_logs": _free_port(), "trigger_logs": _free_port()}
+    from hospital_ops.warehouse import free_port
+
+    ports = {"api": free_port(), "worker_logs": free_port(), "trigger_logs": free_port()}
     env = deployment_env(warehouse_url, meta_url, ports, extra_env)
     password = admin_password()
     logs = home / "logs" / "components"

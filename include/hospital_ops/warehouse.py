@@ -83,7 +83,7 @@ def _state_file() -> Path:
     return settings().warehouse_dir / "state.json"
 
 
-def _free_port(preferred: int | None) -> int:
+def free_port(preferred: int | None = None) -> int:
     candidates = [preferred] if preferred else []
     candidates.append(0)
     for port in candidates:
@@ -316,7 +316,7 @@ def start() -> str:
     if status()["running"]:
         _require_passwords()
         return _embedded_url(state["port"])
-    port = _free_port(state.get("port"))
+    port = free_port(state.get("port"))
     logfile = settings().warehouse_dir / "postgres.log"
     result = _pg_ctl(
         binaries, "-w", "-t", "60", "-l", str(logfile),
