@@ -45,11 +45,13 @@ RUN pip freeze | { grep -iE '^apache-airflow-providers-(celery|fab)==' || true; 
  && rm /tmp/image-providers.txt \
  && python -c "import airflow, dbt.version, great_expectations, psycopg2; print('airflow', airflow.__version__)"
 
-# The package (its dependencies are all in requirements.txt)
+# The package (its dependencies are all in requirements.txt). The product only: the simulators
+# (include/hospital_ops_sim/, the demo's and the benchmark's sources) are not copied into the image.
 COPY --chown=airflow:0 pyproject.toml README.md /opt/hospital-ops/
-COPY --chown=airflow:0 include/ /opt/hospital-ops/include/
+COPY --chown=airflow:0 include/hospital_ops/ /opt/hospital-ops/include/hospital_ops/
 RUN pip install --no-cache-dir --no-deps -e /opt/hospital-ops \
- && python -c "from hospital_ops.config import settings; s = settings(); print('project root', s.project_root); assert str(s.project_root) == '/opt/hospital-ops'"
+ && python -c "from hospital_ops.config import settings; s = settings(); print('project root', s.project_root); assert str(s.project_root) == '/opt/hospital-ops'" \
+ && ! python -c "import hospital_ops_sim" 2>/dev/null
 
 COPY --chown=airflow:0 dags/ /opt/hospital-ops/dags/
 COPY --chown=airflow:0 dbt_project/ /opt/hospital-ops/dbt_project/

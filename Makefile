@@ -7,25 +7,27 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test bench bi warehouse-start warehouse-stop airflow airflow-down clean
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt pyproject.toml include/hospital_ops_sim/pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --no-deps -e include/hospital_ops_sim
 	touch $(STAMP)
 
 install: $(STAMP)
 
+# the demo and the benchmark run on the simulated sources: the development command hospital-ops-sim
 demo: install
-	$(BIN)/hospital-ops demo
+	$(BIN)/hospital-ops-sim demo
 
 test: install
 	$(BIN)/python -m pytest
 
 # BENCH_ARGS="--scales 1,4 --repetitions 3" or "--quick"; figures go to var/bench/<timestamp>.json
 bench: install
-	$(BIN)/hospital-ops bench $(BENCH_ARGS)
+	$(BIN)/hospital-ops-sim bench $(BENCH_ARGS)
 
 # the dashboards on a local Apache Superset (installed into var/superset/venv on first use)
 bi: install

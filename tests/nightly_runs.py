@@ -13,7 +13,7 @@ import psycopg2
 import pytest
 
 from hospital_ops.airflow_local import NightRun, run_night
-from hospital_ops.generate.vendor import VendorGenerationResult, generate_vendor_source
+from hospital_ops_sim.vendor import VendorGenerationResult, generate_vendor_source
 
 END = date(2026, 11, 22)
 NIGHTS = [END - timedelta(days=2), END - timedelta(days=1), END]  # a catch-up night, then incremental ones

@@ -20,7 +20,7 @@ import pytest
 from nightly_runs import query
 
 from hospital_ops import airflow_local, notify, warehouse
-from hospital_ops.generate.vendor import generate_vendor_source
+from hospital_ops_sim.vendor import generate_vendor_source
 
 pytestmark = pytest.mark.e2e
 

@@ -17,8 +17,8 @@ from nightly_runs import query
 
 from hospital_ops.airflow_local import run_night
 from hospital_ops.config import settings
-from hospital_ops.generate.his import create_his_database, generate_his
-from hospital_ops.generate.insurance import generate_insurance
+from hospital_ops_sim.his import create_his_database, generate_his
+from hospital_ops_sim.insurance import generate_insurance
 
 pytestmark = pytest.mark.e2e
 

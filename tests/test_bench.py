@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy
 import pytest
 
-from hospital_ops import bench
+from hospital_ops_sim import bench
 
 NIGHT_LOG = """\
 2026-11-23T15:45:39.000000Z [info     ] [DAG TEST] starting task_id=extract_his map_index=-1 [airflow]
@@ -455,8 +455,8 @@ def test_the_default_run_plans_the_history_series() -> None:
 
 @pytest.mark.e2e
 def test_quick_bench_writes_every_section_and_copy_and_loader_take_the_same_rows(tmp_path: Path) -> None:
-    from hospital_ops.cli import main
     from hospital_ops.sources import SOURCES
+    from hospital_ops_sim.cli import main
 
     prefix = f"benchtest_{os.getpid()}"
     code = main(["bench", "--quick", "--repetitions", "1", "--throughput-repetitions", "1", "--delta-days", "2",
@@ -523,7 +523,7 @@ def test_the_scheduler_path_measures_nights_under_a_real_local_executor(tmp_path
 
     from hospital_ops import warehouse
     from hospital_ops.airflow_local import airflow_env
-    from hospital_ops.generate.survey_api import simulated_survey_api
+    from hospital_ops_sim.survey_api import simulated_survey_api
     from hospital_ops.sources import SOURCES
 
     prefix = f"benchsched_{os.getpid()}"

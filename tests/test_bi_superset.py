@@ -32,12 +32,12 @@ from hospital_ops.airflow_local import run_night
 from hospital_ops.bi import spec as bi_spec
 from hospital_ops.bi import superset
 from hospital_ops.config import settings
-from hospital_ops.generate.his import create_his_database, generate_his
-from hospital_ops.generate.insurance import generate_insurance
-from hospital_ops.generate.referral import generate_referral
-from hospital_ops.generate.survey import generate_survey
-from hospital_ops.generate.survey_api import SurveyApiServer
-from hospital_ops.generate.vendor import generate_vendor_source
+from hospital_ops_sim.his import create_his_database, generate_his
+from hospital_ops_sim.insurance import generate_insurance
+from hospital_ops_sim.referral import generate_referral
+from hospital_ops_sim.survey import generate_survey
+from hospital_ops_sim.survey_api import SurveyApiServer
+from hospital_ops_sim.vendor import generate_vendor_source
 
 pytestmark = [pytest.mark.e2e, pytest.mark.bi]
 

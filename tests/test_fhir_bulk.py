@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hospital_ops.extract.fhir_bulk import JOB_FILE, BulkDataClient, BulkExportError, SmartBackend
-from hospital_ops.generate.fhir_bulk_server import FhirBulkServer
+from hospital_ops_sim.fhir_bulk_server import FhirBulkServer
 
 
 def resources() -> list[dict]:

@@ -210,7 +210,7 @@ def figures_from_warehouse(url: str) -> dict:
 
 @pytest.fixture(scope="module", params=["bundles", "bulk_ndjson", "bulk_server"])
 def night(request, tmp_path_factory, fresh_database) -> SimpleNamespace:
-    from hospital_ops.generate.fhir_bulk_server import FhirBulkServer
+    from hospital_ops_sim.fhir_bulk_server import FhirBulkServer
 
     root = tmp_path_factory.mktemp(request.param)
     bundles = write_bundles(root / "bundles")

@@ -37,7 +37,7 @@ from vendor_files import (
     well_formed,
 )
 
-from hospital_ops.generate.vendor import SCENARIOS, VendorGenerationResult, generate_vendor_source
+from hospital_ops_sim.vendor import SCENARIOS, VendorGenerationResult, generate_vendor_source
 from hospital_ops.load.parsing import convert
 from hospital_ops.sources.vendor import SOURCE
 

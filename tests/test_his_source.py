@@ -28,7 +28,7 @@ from hospital_ops.extract.fhir import (
     fhir_to_landing,
 )
 from hospital_ops.extract.sql import SqlExtractError, extract_sql_source, load_watermarks, night_cutoff, run_sql_night
-from hospital_ops.generate.his import (
+from hospital_ops_sim.his import (
     HIS_SCHEMA,
     TABLE_ORDER,
     Correction,

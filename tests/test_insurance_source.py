@@ -26,8 +26,8 @@ from types import SimpleNamespace
 
 import psycopg2
 import pytest
-from hospital_ops.generate.his import generate_his
-from hospital_ops.generate.insurance import (
+from hospital_ops_sim.his import generate_his
+from hospital_ops_sim.insurance import (
     ADRGS,
     CC_CODES,
     MCC_CODES,

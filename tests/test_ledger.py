@@ -151,7 +151,7 @@ def test_a_night_killed_mid_run_leaves_its_started_row_open(fresh_database, role
     from pathlib import Path
 
     from hospital_ops.airflow_local import DAG_ID, airflow_env, ensure_metadata_db
-    from hospital_ops.generate.vendor import generate_vendor_source
+    from hospital_ops_sim.vendor import generate_vendor_source
 
     url = fresh_database("killed")
     var = tmp_path / "var"

@@ -21,7 +21,7 @@ import psycopg2
 import pytest
 
 from hospital_ops.extract.scrub import NATIONAL_ID_MARK, PHONE_MARK, scrub
-from hospital_ops.generate.survey_api import ID_FIELDS, SurveyApiServer
+from hospital_ops_sim.survey_api import ID_FIELDS, SurveyApiServer
 from hospital_ops.load.files import SourceFileError, header_positions
 from hospital_ops.quality import run_quality_gate
 from hospital_ops.quality.gate import REDACTED, sensitive_columns

@@ -20,9 +20,9 @@ import yaml
 
 from hospital_ops.config import settings
 from hospital_ops.dbt_runner import FRESHNESS_TABLE, run_stage
-from hospital_ops.generate.his import generate_his
-from hospital_ops.generate.referral import generate_referral
-from hospital_ops.generate.vendor import generate_vendor_source
+from hospital_ops_sim.his import generate_his
+from hospital_ops_sim.referral import generate_referral
+from hospital_ops_sim.vendor import generate_vendor_source
 from hospital_ops.load.loader import ensure_raw_schema, load_night, plan_extract
 from hospital_ops.pipeline import format_summary, night_summary
 from hospital_ops.sources import SOURCES

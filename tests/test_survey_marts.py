@@ -15,12 +15,12 @@ import pytest
 from nightly_runs import query
 
 from hospital_ops.airflow_local import run_night
-from hospital_ops.generate.his import create_his_database, generate_his
-from hospital_ops.generate.referral import _Builder as ReferralBuilder
-from hospital_ops.generate.referral import converts, generate_referral, quarter_of, read_his_encounters
-from hospital_ops.generate.survey import generate_survey
-from hospital_ops.generate.survey_api import SurveyApiServer
-from hospital_ops.generate.vendor import generate_vendor_source
+from hospital_ops_sim.his import create_his_database, generate_his
+from hospital_ops_sim.referral import _Builder as ReferralBuilder
+from hospital_ops_sim.referral import converts, generate_referral, quarter_of, read_his_encounters
+from hospital_ops_sim.survey import generate_survey
+from hospital_ops_sim.survey_api import SurveyApiServer
+from hospital_ops_sim.vendor import generate_vendor_source
 
 pytestmark = pytest.mark.e2e
 

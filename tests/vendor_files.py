@@ -13,7 +13,7 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 
-from hospital_ops.generate.vendor import VendorGenerationResult
+from hospital_ops_sim.vendor import VendorGenerationResult
 from hospital_ops.sources.spec import Entity
 from hospital_ops.sources.vendor import SOURCE
 

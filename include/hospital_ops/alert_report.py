@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg2
 
-HIS_SCENARIO_FILE = "his_scenarios.json"  # in the var directory, written by `hospital-ops generate`
+HIS_SCENARIO_FILE = "his_scenarios.json"  # in the var directory, written by `hospital-ops-sim generate`
 
 
 @dataclass(frozen=True)

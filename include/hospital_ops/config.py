@@ -42,7 +42,7 @@ class Settings:
 
     @property
     def survey_simulator_file(self) -> Path:
-        """The records the simulated survey platform serves (`hospital-ops generate` writes them)."""
+        """The records the simulated survey platform serves (`hospital-ops-sim generate` writes them)."""
         return self.var_dir / "survey_api" / "survey_records.json"
 
     @property

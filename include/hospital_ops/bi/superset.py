@@ -220,7 +220,7 @@ def warehouse_columns(reader_url: str, models: list[str]) -> dict[str, list[tupl
     missing = [m for m in models if m not in found]
     if missing:
         raise SupersetError(f"not readable in schema {bi_spec.BI_SCHEMA} as the BI role: {', '.join(missing)} "
-                            "(run a night first: `hospital-ops demo` or `hospital-ops run-night DATE`)")
+                            "(run a night first: `hospital-ops-sim demo` or `hospital-ops run-night DATE`)")
     return found
 
 

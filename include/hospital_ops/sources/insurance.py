@@ -5,7 +5,7 @@ A night's drop folder `<inbox>/insurance/<YYYY-MM-DD>/` holds what the platform 
 - `settlement_<YYYY-MM-DD>.csv`: the inpatient cases settled that day 结算清单, one row per case, with
   the CHS-DRG group the platform assigned, its relative weight RW, the DIP disease group and points,
   what the fund paid the hospital, the patient's own share and the case's total medical cost. Files
-  come in UTF-8 or GBK (GB18030) and carry the usual defects (see `generate/insurance.py`).
+  come in UTF-8 or GBK (GB18030) and carry the usual defects (see `hospital_ops_sim/insurance.py`).
 - `drg_catalogue_<version>.csv`: the group catalogue 分组方案 with its weights, one file per version
   (e.g. `CHS-DRG-1.1-2026`), delivered before the first settlement it applies to.
 

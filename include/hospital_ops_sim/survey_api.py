@@ -125,7 +125,7 @@ class SurveyApiServer:
 
     @classmethod
     def from_file(cls, path: Path, token: str, **kwargs) -> SurveyApiServer:  # type: ignore[no-untyped-def]
-        """The records a generator wrote (`hospital_ops.generate.survey`)."""
+        """The records a generator wrote (`hospital_ops_sim.survey`)."""
         return cls(json.loads(Path(path).read_text(encoding="utf-8"))["records"], token, **kwargs)
 
     @property

@@ -1,7 +1,7 @@
 """Synthetic medical-insurance settlement files 医保结算 built from the simulated HIS.
 
 `generate_insurance(his_url, inbox_dir, end=…)` reads the discharged inpatient stays of the simulated
-HIS (`hospital_ops.generate.his`; read-only) with their primary and secondary diagnoses, surgeries and
+HIS (`hospital_ops_sim.his`; read-only) with their primary and secondary diagnoses, surgeries and
 charge totals, settles them the way a medical-insurance platform does, and writes what the platform
 sends, in the formats of `hospital_ops.sources.insurance.SOURCE`:
 
@@ -72,8 +72,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from hospital_ops.generate import SCENARIO_FILE, prepare_source_dir
-from hospital_ops.generate.his import HIS_SCHEMA
+from hospital_ops_sim import SCENARIO_FILE, prepare_source_dir
+from hospital_ops_sim.his import HIS_SCHEMA
 from hospital_ops.sources.insurance import SOURCE
 from hospital_ops.sources.spec import Entity
 

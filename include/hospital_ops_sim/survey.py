@@ -1,14 +1,14 @@
 """Synthetic survey and service-centre platform data 满意度/客服, built on the simulated HIS.
 
-`generate_survey(his_url, out_file, end=…)` reads the simulated HIS (`hospital_ops.generate.his`,
+`generate_survey(his_url, out_file, end=…)` reads the simulated HIS (`hospital_ops_sim.his`,
 read-only: hospitals, departments, patients, outpatient visits, inpatient stays) and writes the records
 the survey platform holds, as the JSON file `SurveyApiServer.from_file` serves
-(`hospital_ops.generate.survey_api`), with what was planted in `_scenarios` beside them:
+(`hospital_ops_sim.survey_api`), with what was planted in `_scenarios` beside them:
 
 - questionnaires 问卷 after a share of outpatient visits (`outpatient`) and discharges (`inpatient`),
   submitted 1–72 h later by the visit's patient (national ID and phone from the HIS) about the visit's
   hospital and department; and `vendor_service` questionnaires about the patient-facing third-party
-  vendors (ids and service types from `generate.vendor.planned_vendors`), `vendor_sample` per vendor
+  vendors (ids and service types from `hospital_ops_sim.vendor.planned_vendors`), `vendor_sample` per vendor
   and month, from that month's outpatient visits;
 - answers 答案 per questionnaire: one score 1–5 per service stage 服务环节 and dimension 评分维度, with
   the platform's `satisfied` flag (score ≥ 4);
@@ -54,9 +54,9 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from hospital_ops.generate import month_start
-from hospital_ops.generate.his import HIS_SCHEMA
-from hospital_ops.generate.vendor import PATIENT_FACING_SERVICE_TYPES, planned_vendors
+from hospital_ops_sim import month_start
+from hospital_ops_sim.his import HIS_SCHEMA
+from hospital_ops_sim.vendor import PATIENT_FACING_SERVICE_TYPES, planned_vendors
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Synthetic referral-platform exports 合作渠道转诊 for the drop-folder inbox, built on the simulated HIS.
 
-`generate_referral(his_url, inbox_dir, end=…)` reads the simulated HIS (`hospital_ops.generate.his`,
+`generate_referral(his_url, inbox_dir, end=…)` reads the simulated HIS (`hospital_ops_sim.his`,
 read-only: hospitals, departments, patients with national ID and phone, outpatient visits, inpatient
 admissions) and writes what the referral platform / CRM exports, in the formats of
 `hospital_ops.sources.referral.SOURCE`:
@@ -50,8 +50,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from hospital_ops.generate import SCENARIO_FILE, month_start, prepare_source_dir
-from hospital_ops.generate.his import HIS_SCHEMA
+from hospital_ops_sim import SCENARIO_FILE, month_start, prepare_source_dir
+from hospital_ops_sim.his import HIS_SCHEMA
 from hospital_ops.sources.referral import SOURCE
 
 log = logging.getLogger(__name__)

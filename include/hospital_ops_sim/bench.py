@@ -1,4 +1,4 @@
-"""`hospital-ops bench`: what a night costs, measured on generated history at several sizes.
+"""`hospital-ops-sim bench`: what a night costs, measured on generated history at several sizes.
 
 Hospitals judge a nightly pipeline by whether it finishes before the morning and keeps doing so as
 years of history pile up. The benchmark measures, on this machine, so that a sceptic can check each
@@ -306,11 +306,11 @@ def _bench_environment(scale: Scale, root: Path, database_url: str, his_url: str
 def generate_scale(scale: Scale, root: Path, end: date, prefix: str) -> dict:
     """Generate a scale's vendor files, HIS database, insurance files, survey platform records and
     referral exports; return what was generated."""
-    from hospital_ops.generate.his import generate_his
-    from hospital_ops.generate.insurance import generate_insurance
-    from hospital_ops.generate.referral import generate_referral
-    from hospital_ops.generate.survey import generate_survey
-    from hospital_ops.generate.vendor import generate_vendor_source
+    from hospital_ops_sim.his import generate_his
+    from hospital_ops_sim.insurance import generate_insurance
+    from hospital_ops_sim.referral import generate_referral
+    from hospital_ops_sim.survey import generate_survey
+    from hospital_ops_sim.vendor import generate_vendor_source
 
     started = time.perf_counter()
     inbox = root / "inbox"
@@ -898,7 +898,7 @@ def measure_scale(scale: Scale, base: Path, end: date, prefix: str, *, delta_day
     """Generate a scale's history, run its backfill `repetitions` times on an empty warehouse, keep the
     warehouse and Airflow's metadata after the last, then run each measured night (`k` days after the
     backfill, for each k of `delta_days`) `repetitions` times, each from that saved state."""
-    from hospital_ops.generate.survey_api import simulated_survey_api
+    from hospital_ops_sim.survey_api import simulated_survey_api
 
     root = base / scale.name
     if root.exists():

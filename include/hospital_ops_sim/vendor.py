@@ -58,7 +58,7 @@ from pathlib import Path
 
 from openpyxl import Workbook
 
-from hospital_ops.generate import SCENARIO_FILE, prepare_source_dir
+from hospital_ops_sim import SCENARIO_FILE, prepare_source_dir
 from hospital_ops.sources.spec import Entity
 from hospital_ops.sources.vendor import SOURCE
 
