@@ -28,9 +28,14 @@ import time
 from datetime import date, timedelta
 
 from hospital_ops import warehouse
-from hospital_ops.cli import _date, _print_airflow_login, _progress, _publish_dbt_docs, _run_nights_with_sources
+from hospital_ops.cli import (
+    _date,
+    _print_airflow_login,
+    _progress,
+    _publish_dbt_docs,
+    _run_nights_with_sources,
+)
 from hospital_ops.config import settings
-
 
 HIS_SIM_DATABASE = "his_sim"
 

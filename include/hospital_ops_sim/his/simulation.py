@@ -1,9 +1,8 @@
 """A simulated hospital information system 医院信息系统 (HIS) for a medical consortium 医联体.
 
-`create_his_database(url)` creates a normalized OLTP schema `his` in an existing, empty PostgreSQL
-database (tables named like the entities of `hospital_ops.sources.his.SOURCE`, with primary and
-foreign keys, checks, `created_at` and an indexed `updated_at`). `generate_his(url, end=…)` fills it
-with `months` months of consistent patient journeys up to `end`:
+`generate_his(url, end=…)` creates the HIS database's schema (`create_his_database`, in
+`hospital_ops_sim.his.database`) and fills it with `months` months of consistent patient journeys up
+to `end`, drawn from the catalogues of `hospital_ops_sim.his.catalogue`:
 
 - master data: hospitals (one tertiary lead hospital, secondary members), departments 科室 per
   hospital (clinical, medical-technical 医技, admin), staff 人员 with titles 职称 (hires and leavers
@@ -38,39 +37,72 @@ written: a stay still open then has no discharge, later surgeries and diagnoses 
 Every random draw comes from a `random.Random` seeded from `seed` and a purpose (never the wall
 clock, never the global generator), so the same arguments give the same database.
 
-`write_fhir_bulk` exports the same data as HL7 FHIR R4 Bulk Data NDJSON in the profile documented in
-`hospital_ops.extract.fhir`, which reads it back.
-
-Rows are bulk-loaded with PostgreSQL COPY through the SQLAlchemy engine's DBAPI connection: inserting
-several hundred thousand rows with executemany would take minutes instead of seconds.
+`hospital_ops_sim.his.fhir_export.write_fhir_bulk` exports the same data as HL7 FHIR R4 Bulk Data
+NDJSON.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import math
 import random
 import time as stopwatch
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from hospital_ops.extract import fhir as F
 from hospital_ops.sources.his import SENIOR_TITLE_GRADES, SOURCE
-from hospital_ops.sources.spec import Entity
+from hospital_ops_sim.his.catalogue import (
+    _AREA_CODES,
+    _COMORBIDITIES,
+    _DEPARTMENTS,
+    _EQUIPMENT,
+    _GENERIC_EQUIPMENT,
+    _GIVEN,
+    _HOSPITALS,
+    _ID_WEIGHTS,
+    _INITIAL_OCCUPANCY,
+    _MEDICAL_COMPLICATIONS,
+    _MEMBER_BEDS,
+    _MEMBER_DEPARTMENTS,
+    _MEMBER_OUTPATIENT,
+    _MOBILE_PREFIXES,
+    _MONTH_FACTOR,
+    _POSTOP_MIN_DAYS,
+    _PROFILES,
+    _QUIET_DAYS,
+    _SURGEON_GRADES,
+    _SURGERY_FEE,
+    _SURGICAL_COMPLICATIONS,
+    _SURNAMES,
+    _TARGET_OCCUPANCY,
+    _TITLE_NAMES,
+    _TITLE_SHARES,
+    _WEEKDAY_ADMISSION,
+    _WEEKDAY_OUTPATIENT,
+    _WINTER_FACTOR,
+    CHEMOTHERAPY,
+    _Case,
+    _Procedure,
+    _Profile,
+)
+from hospital_ops_sim.his.database import (
+    HIS_SCHEMA,
+    TABLE_ORDER,
+    TABLES,
+    HisGenerationError,
+    _copy_rows,
+    _require_empty,
+    create_his_database,
+)
 
 log = logging.getLogger(__name__)
 
-HIS_SCHEMA = "his"
 DEFAULT_SEED = 20260101
 DEFAULT_MONTHS = 6
 # Planted DRG cost jump (see _World.cost_jump): the factor, and the days after a month's end by which
@@ -79,349 +111,6 @@ COST_JUMP_FACTOR = Decimal("1.8")
 COST_JUMP_SETTLED_DAYS = 15
 DEFAULT_HOSPITALS = 3
 MAX_HOSPITALS = 9
-
-
-class HisGenerationError(RuntimeError):
-    """The simulated HIS cannot be generated as asked (bad arguments, a database that is not empty)."""
-
-
-# ===================================================================================== the schema
-
-_SA_TYPES: dict[str, Callable[[], sa.types.TypeEngine]] = {
-    "text": sa.Text,
-    "int": sa.Integer,
-    "decimal": lambda: sa.Numeric(14, 2),
-    "date": sa.Date,
-    "timestamp": sa.DateTime,
-    "bool": sa.Boolean,
-    "month": sa.Date,
-}
-_FOREIGN_KEYS: dict[tuple[str, str], str] = {
-    ("departments", "hospital_id"): "hospitals.hospital_id",
-    ("staff", "department_id"): "departments.department_id",
-    ("beds", "department_id"): "departments.department_id",
-    ("equipment", "department_id"): "departments.department_id",
-    ("outpatient_visits", "patient_id"): "patients.patient_id",
-    ("outpatient_visits", "department_id"): "departments.department_id",
-    ("outpatient_visits", "doctor_id"): "staff.staff_id",
-    ("inpatient_stays", "patient_id"): "patients.patient_id",
-    ("inpatient_stays", "department_id"): "departments.department_id",
-    ("inpatient_stays", "attending_doctor_id"): "staff.staff_id",
-    ("diagnoses", "stay_id"): "inpatient_stays.stay_id",
-    ("surgeries", "stay_id"): "inpatient_stays.stay_id",
-    ("surgeries", "surgeon_id"): "staff.staff_id",
-    ("charges", "visit_id"): "outpatient_visits.visit_id",
-    ("charges", "stay_id"): "inpatient_stays.stay_id",
-    ("charges", "department_id"): "departments.department_id",
-}
-_CHECKS: dict[str, tuple[str, ...]] = {
-    "surgeries": ("grade between 1 and 4",),
-    "charges": ("(visit_id is null) <> (stay_id is null)",),
-    "inpatient_stays": ("discharged_at is null or discharged_at >= admitted_at",),
-    "beds": ("open_to is null or open_to >= open_from",),
-}
-_UNIQUE: dict[str, tuple[str, ...]] = {"patients": ("mrn",)}
-
-
-def _table(metadata: sa.MetaData, entity: Entity) -> sa.Table:
-    """The HIS table of an entity: the spec's columns (updated_at last), created_at, keys and checks."""
-    columns: list[sa.SchemaItem] = []
-    for column in entity.columns:
-        if column.name == "updated_at":
-            columns.append(sa.Column("created_at", sa.DateTime, nullable=False))
-        args: list[sa.SchemaItem] = []
-        target = _FOREIGN_KEYS.get((entity.name, column.name))
-        if target:
-            args.append(sa.ForeignKey(f"{HIS_SCHEMA}.{target}"))
-        columns.append(sa.Column(column.name, _SA_TYPES[column.type](), *args,
-                                 nullable=not (column.required or column.name in entity.business_key)))
-    columns.append(sa.PrimaryKeyConstraint(*entity.business_key, name=f"{entity.name}_pkey"))
-    columns.extend(sa.CheckConstraint(check) for check in _CHECKS.get(entity.name, ()))
-    columns.extend(sa.UniqueConstraint(name) for name in _UNIQUE.get(entity.name, ()))
-    table = sa.Table(entity.name, metadata, *columns)
-    sa.Index(f"{entity.name}__updated_at", table.c.updated_at)
-    return table
-
-
-METADATA = sa.MetaData(schema=HIS_SCHEMA)
-TABLES: dict[str, sa.Table] = {entity.name: _table(METADATA, entity) for entity in SOURCE.entities}
-TABLE_ORDER: tuple[str, ...] = tuple(e.name for e in sorted(SOURCE.entities, key=lambda e: e.load_order))
-
-
-def create_his_database(url: str) -> None:
-    """Create the `his` schema and its tables in the (existing) database at `url`; idempotent."""
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f"create schema if not exists {HIS_SCHEMA}"))
-            METADATA.create_all(conn, checkfirst=True)
-    finally:
-        engine.dispose()
-
-
-# ===================================================================================== catalogue
-
-
-@dataclass(frozen=True)
-class _Procedure:
-    code: str  # ICD-9-CM-3
-    name: str
-    grade: int  # 手术分级 1-4
-    minimally_invasive: bool
-    consumables: float  # implants and disposables of the operation, CNY (mean)
-    weight: float = 1.0
-
-
-@dataclass(frozen=True)
-class _Case:
-    icd10: str
-    name: str
-    weight: float
-    los: float  # mean length of stay, days
-    surgery_share: float = 0.0
-    procedures: tuple[_Procedure, ...] = ()
-    mortality: float = 0.0
-    planned_return: float = 0.0  # share of home discharges planning a readmission within 31 days
-    emergency: bool = False
-    gender: str | None = None  # GB/T 2261.1 code when the condition belongs to one sex
-
-
-@dataclass(frozen=True)
-class _Profile:
-    code: str
-    name: str
-    kind: str
-    beds: int = 0  # at the lead hospital, scale 1
-    outpatient: float = 0.0  # visits a day at the lead hospital, scale 1
-    group: str = "adult"  # who the patients are: adult, child, woman
-    cases: tuple[_Case, ...] = ()
-    daily_cost: tuple[float, float, float, float] = (0, 0, 0, 0)  # drug, consumables, exam_lab, service a day
-    outpatient_cost: tuple[float, float] = (160, 200)  # drug, exam_lab per visit that has them
-    preop_wait: tuple[int, int] = (1, 3)
-    winter: bool = False  # respiratory and paediatric winter peak
-
-    @property
-    def surgical(self) -> bool:
-        return any(case.procedures for case in self.cases)
-
-
-_P = _Procedure
-_K = _Case
-CHEMOTHERAPY = _K("Z51.1", "肿瘤化学治疗疗程", 0, 3, planned_return=0.75)
-
-_DEPARTMENTS: tuple[_Profile, ...] = (
-    _Profile("CARD", "心血管内科", "clinical", 45, 50, daily_cost=(450, 150, 350, 320), outpatient_cost=(260, 300), cases=(
-        _K("I21.0", "急性前壁透壁性心肌梗死", 0.12, 8, 0.85, (_P("36.07", "药物洗脱冠状动脉支架置入术", 4, True, 22000, 3),
-                                                    _P("00.66", "经皮冠状动脉腔内成形术", 4, True, 9000)), 0.05,
-           emergency=True),
-        _K("I20.0", "不稳定性心绞痛", 0.25, 6, 0.45, (_P("36.07", "药物洗脱冠状动脉支架置入术", 4, True, 20000),
-                                              _P("88.56", "冠状动脉造影术", 3, True, 2500, 2)), 0.003),
-        _K("I50.0", "充血性心力衰竭", 0.2, 9, mortality=0.03),
-        _K("I48.9", "心房颤动和心房扑动", 0.15, 6, 0.15, (_P("37.34", "心脏射频消融术", 4, True, 30000),), 0.002),
-        _K("I10", "特发性(原发性)高血压", 0.15, 5, mortality=0.0005),
-        _K("I25.1", "动脉硬化性心脏病", 0.13, 6, 0.2, (_P("88.56", "冠状动脉造影术", 3, True, 2500),), 0.003),
-    )),
-    _Profile("RESP", "呼吸内科", "clinical", 40, 50, winter=True, daily_cost=(600, 80, 300, 260), cases=(
-        _K("J18.9", "肺炎", 0.35, 9, mortality=0.01),
-        _K("J44.1", "慢性阻塞性肺病伴急性加重", 0.3, 10, mortality=0.015),
-        _K("J45.9", "哮喘", 0.1, 6, mortality=0.001),
-        _K("C34.9", "支气管和肺恶性肿瘤", 0.15, 10, 0.1, (_P("33.27", "经支气管镜肺活组织检查", 2, True, 800),), 0.03,
-           planned_return=0.6),
-        _K("J20.9", "急性支气管炎", 0.1, 5),
-    )),
-    _Profile("GAST", "消化内科", "clinical", 40, 45, daily_cost=(500, 90, 320, 260), cases=(
-        _K("K29.7", "胃炎", 0.15, 5),
-        _K("K25.9", "胃溃疡", 0.1, 7, 0.3, (_P("44.43", "内镜下胃出血控制术", 3, True, 3000),)),
-        _K("K92.2", "胃肠出血", 0.15, 8, 0.4, (_P("44.43", "内镜下胃出血控制术", 3, True, 3000),), 0.02, emergency=True),
-        _K("K74.6", "肝硬化", 0.15, 12, mortality=0.03),
-        _K("K85.9", "急性胰腺炎", 0.15, 11, mortality=0.02, emergency=True),
-        _K("K63.5", "结肠息肉", 0.3, 4, 0.9, (_P("45.42", "内镜下结肠息肉切除术", 2, True, 1500),)),
-    )),
-    _Profile("NEUR", "神经内科", "clinical", 45, 40, daily_cost=(550, 80, 350, 260), cases=(
-        _K("I63.9", "脑梗死", 0.5, 11, 0.05, (_P("39.74", "血管内脑血栓取出术", 4, True, 60000),), 0.025, emergency=True),
-        _K("I61.9", "脑内出血", 0.1, 14, mortality=0.08, emergency=True),
-        _K("G45.9", "短暂性脑缺血发作", 0.15, 6),
-        _K("G40.9", "癫痫", 0.1, 7, mortality=0.002),
-        _K("G20", "帕金森病", 0.15, 9),
-    )),
-    _Profile("GIM", "内科", "clinical", 40, 60, daily_cost=(400, 60, 250, 220), cases=(
-        _K("E11.9", "2型糖尿病不伴有并发症", 0.25, 8),
-        _K("J18.9", "肺炎", 0.25, 8, mortality=0.01),
-        _K("I10", "特发性(原发性)高血压", 0.2, 6),
-        _K("N39.0", "泌尿道感染", 0.15, 6),
-        _K("D64.9", "贫血", 0.15, 6, mortality=0.002),
-    )),
-    _Profile("GSUR", "普通外科", "clinical", 50, 35, daily_cost=(350, 120, 250, 320), preop_wait=(1, 3), cases=(
-        _K("K35.8", "急性阑尾炎", 0.2, 5, 0.95, (_P("47.01", "腹腔镜下阑尾切除术", 2, True, 1500, 4),
-                                           _P("47.09", "阑尾切除术", 2, False, 300)), emergency=True),
-        _K("K80.2", "胆囊结石不伴有胆囊炎", 0.2, 5, 0.95, (_P("51.23", "腹腔镜下胆囊切除术", 3, True, 2500, 4),
-                                                 _P("51.22", "胆囊切除术", 3, False, 800))),
-        _K("K40.9", "单侧腹股沟疝", 0.15, 4, 0.95, (_P("53.00", "单侧腹股沟疝修补术", 2, False, 3000),
-                                             _P("17.11", "腹腔镜下单侧腹股沟直疝修补术", 3, True, 6000))),
-        _K("C18.9", "结肠恶性肿瘤", 0.12, 14, 0.85, (_P("45.73", "右半结肠切除术", 4, False, 8000),
-                                              _P("17.33", "腹腔镜下右半结肠切除术", 4, True, 15000, 2)), 0.01,
-           planned_return=0.5),
-        _K("C50.9", "乳房恶性肿瘤", 0.1, 9, 0.85, (_P("85.43", "单侧乳房改良根治术", 3, False, 3000),), 0.002,
-           planned_return=0.5, gender="2"),
-        _K("E04.1", "甲状腺单个结节", 0.13, 5, 0.9, (_P("06.2", "单侧甲状腺腺叶切除术", 3, False, 1500),)),
-        _K("K56.7", "肠梗阻", 0.1, 9, 0.3, (_P("54.59", "腹腔粘连松解术", 3, False, 1000),), 0.01, emergency=True),
-    )),
-    _Profile("ORTH", "骨科", "clinical", 50, 40, daily_cost=(250, 110, 200, 300), preop_wait=(2, 5), cases=(
-        _K("S72.0", "股骨颈骨折", 0.18, 12, 0.9, (_P("81.52", "人工股骨头置换术", 4, False, 25000),
-                                            _P("79.35", "股骨骨折切开复位内固定术", 3, False, 12000)), 0.01,
-           emergency=True),
-        _K("M17.9", "膝关节病", 0.15, 10, 0.8, (_P("81.54", "全膝关节置换术", 4, False, 35000),
-                                          _P("80.26", "膝关节镜检查", 1, True, 2000))),
-        _K("M16.9", "髋关节病", 0.08, 11, 0.85, (_P("81.51", "全髋关节置换术", 4, False, 40000),)),
-        _K("M51.2", "腰椎间盘移位", 0.2, 9, 0.6, (_P("80.51", "椎间盘切除术", 3, False, 5000),
-                                            _P("80.59", "经皮椎间孔镜下髓核摘除术", 3, True, 6000))),
-        _K("S82.1", "胫骨近端骨折", 0.12, 11, 0.85, (_P("79.36", "胫腓骨骨折切开复位内固定术", 3, False, 9000),),
-           emergency=True),
-        _K("S52.5", "桡骨下端骨折", 0.15, 6, 0.6, (_P("79.32", "桡尺骨骨折切开复位内固定术", 2, False, 5000),
-                                             _P("79.02", "桡尺骨骨折闭合复位术", 1, False, 300))),
-        _K("S42.0", "锁骨骨折", 0.12, 6, 0.7, (_P("79.39", "锁骨骨折切开复位内固定术", 2, False, 4000),)),
-    )),
-    _Profile("OBGY", "妇产科", "clinical", 40, 45, group="woman", daily_cost=(150, 90, 150, 300),
-             outpatient_cost=(120, 220), preop_wait=(0, 2), cases=(
-        _K("O80.0", "单胎顺产", 0.3, 3),
-        _K("O82.0", "经选择性剖宫产术的分娩", 0.22, 5, 1.0, (_P("74.1", "子宫下段剖宫产术", 2, False, 800),)),
-        _K("D25.9", "子宫平滑肌瘤", 0.15, 6, 0.9, (_P("68.41", "腹腔镜下全子宫切除术", 3, True, 5000),
-                                             _P("68.49", "经腹全子宫切除术", 3, False, 1500),
-                                             _P("68.29", "子宫肌瘤剔除术", 2, False, 1000))),
-        _K("N83.2", "卵巢囊肿", 0.13, 4, 0.9, (_P("65.25", "腹腔镜下卵巢病损切除术", 2, True, 3000),)),
-        _K("O14.9", "子痫前期", 0.05, 7, 0.6, (_P("74.1", "子宫下段剖宫产术", 2, False, 800),), 0.0005),
-        _K("O00.9", "异位妊娠", 0.1, 4, 0.9, (_P("66.62", "输卵管切除伴输卵管妊娠物去除术", 2, True, 2500),),
-           emergency=True),
-    )),
-    _Profile("PEDS", "儿科", "clinical", 35, 60, group="child", winter=True, daily_cost=(200, 40, 150, 200),
-             outpatient_cost=(90, 150), cases=(
-        _K("J18.9", "肺炎", 0.35, 6, mortality=0.0005),
-        _K("J21.9", "急性细支气管炎", 0.15, 5),
-        _K("A09.9", "胃肠炎和结肠炎", 0.2, 4),
-        _K("J06.9", "急性上呼吸道感染", 0.15, 4),
-        _K("A08.0", "轮状病毒性肠炎", 0.1, 5),
-        _K("J45.9", "哮喘", 0.05, 5),
-    )),
-    _Profile("NSUR", "神经外科", "clinical", 30, 15, daily_cost=(700, 150, 400, 420), preop_wait=(1, 4), cases=(
-        _K("S06.5", "创伤性硬脑膜下出血", 0.25, 16, 0.6, (_P("01.31", "硬脑膜下血肿清除术", 4, False, 8000),
-                                                 _P("01.09", "颅骨钻孔引流术", 3, False, 2000)), 0.08,
-           emergency=True),
-        _K("I61.9", "脑内出血", 0.25, 18, 0.35, (_P("01.39", "脑内血肿清除术", 4, False, 9000),), 0.1, emergency=True),
-        _K("D32.9", "脑膜良性肿瘤", 0.2, 15, 0.9, (_P("01.51", "脑膜病损切除术", 4, False, 15000),), 0.01),
-        _K("C71.9", "脑恶性肿瘤", 0.1, 18, 0.8, (_P("01.59", "脑病损切除术", 4, False, 20000),), 0.04,
-           planned_return=0.4),
-        _K("S06.0", "脑震荡", 0.2, 6),
-    )),
-    _Profile("UROL", "泌尿外科", "clinical", 30, 25, daily_cost=(300, 110, 250, 300), cases=(
-        _K("N20.0", "肾结石", 0.25, 6, 0.85, (_P("55.04", "经皮肾镜碎石取石术", 3, True, 6000),
-                                         _P("98.51", "体外冲击波肾碎石术", 1, True, 500))),
-        _K("N20.1", "输尿管结石", 0.25, 5, 0.9, (_P("56.0", "经尿道输尿管镜取石术", 2, True, 4000),)),
-        _K("N40", "前列腺增生", 0.25, 8, 0.85, (_P("60.29", "经尿道前列腺电切术", 3, True, 3000),), gender="1"),
-        _K("C67.9", "膀胱恶性肿瘤", 0.15, 9, 0.9, (_P("57.49", "经尿道膀胱病损切除术", 3, True, 4000),), 0.005,
-           planned_return=0.5),
-        _K("N39.0", "泌尿道感染", 0.1, 6),
-    )),
-    _Profile("OPHT", "眼科", "clinical", 15, 35, daily_cost=(150, 200, 200, 300), outpatient_cost=(80, 120),
-             preop_wait=(1, 1), cases=(
-        _K("H25.9", "老年性白内障", 0.6, 2, 0.98, (_P("13.41", "白内障超声乳化抽吸术", 3, True, 3500),)),
-        _K("H40.9", "青光眼", 0.15, 5, 0.8, (_P("12.64", "小梁切除术", 3, False, 1000),)),
-        _K("H33.0", "视网膜脱离伴视网膜裂孔", 0.15, 6, 0.9, (_P("14.74", "玻璃体切除术", 4, True, 6000),)),
-        _K("H11.0", "翼状胬肉", 0.1, 2, 0.95, (_P("11.39", "翼状胬肉切除术", 1, False, 300),)),
-    )),
-    _Profile("EMER", "急诊科", "clinical", 0, 80, outpatient_cost=(150, 250)),
-    _Profile("LAB", "检验科", "medical_technical"),
-    _Profile("RADI", "放射科", "medical_technical"),
-    _Profile("PHAR", "药剂科", "medical_technical"),
-    _Profile("MEDA", "医务处", "admin"),
-    _Profile("FINA", "财务处", "admin"),
-)
-_PROFILES = {profile.code: profile for profile in _DEPARTMENTS}
-_MEMBER_DEPARTMENTS = ("GIM", "GSUR", "ORTH", "OBGY", "PEDS", "EMER", "LAB", "RADI", "PHAR", "MEDA", "FINA")
-_MEMBER_BEDS = 0.55
-_MEMBER_OUTPATIENT = 0.45
-
-# name, level, role — the first hospital leads the consortium
-_HOSPITALS = (
-    ("市第一人民医院", "tertiary", "lead"), ("城东区人民医院", "secondary", "member"),
-    ("城西区中心医院", "secondary", "member"), ("北郊人民医院", "secondary", "member"),
-    ("南湖区人民医院", "secondary", "member"), ("江北区中医医院", "secondary", "member"),
-    ("高新区人民医院", "secondary", "member"), ("滨海新区医院", "secondary", "member"),
-    ("临港人民医院", "secondary", "member"),
-)
-
-_COMORBIDITIES = (("I10", "特发性(原发性)高血压"), ("E11.9", "2型糖尿病不伴有并发症"), ("E78.5", "高脂血症"),
-                  ("I25.1", "动脉硬化性心脏病"), ("N18.9", "慢性肾脏病"), ("J44.9", "慢性阻塞性肺病"),
-                  ("D64.9", "贫血"), ("K21.9", "胃食管反流病"), ("E03.9", "甲状腺功能减退症"),
-                  ("M81.9", "骨质疏松"))
-_SURGICAL_COMPLICATIONS = (("T81.4", "操作后感染"), ("T81.0", "操作并发出血和血肿"),
-                           ("I80.2", "下肢深静脉血栓形成"), ("J18.9", "医院获得性肺炎"))
-_MEDICAL_COMPLICATIONS = (("J18.9", "医院获得性肺炎"), ("N39.0", "泌尿道感染"), ("L89.9", "压疮"),
-                          ("I26.9", "肺栓塞"))
-_POSTOP_MIN_DAYS = {1: 1, 2: 1, 3: 2, 4: 3}
-_SURGERY_FEE = {1: 600.0, 2: 1800.0, 3: 4000.0, 4: 8500.0}  # operation and anaesthesia, CNY
-_SURGEON_GRADES = {4: SENIOR_TITLE_GRADES, 3: ("正高", "副高", "中级")}  # 手术分级授权
-_TARGET_OCCUPANCY = 0.93
-_INITIAL_OCCUPANCY = 0.85  # the wards are not empty when the history starts
-_QUIET_DAYS = 60  # a random admission never picks someone discharged this recently (readmissions are booked)
-
-# outpatient volume: month of year, weekday (Mon..Sun); respiratory/paediatric winter on top
-_MONTH_FACTOR = {1: 1.08, 2: 0.82, 3: 1.02, 4: 1.0, 5: 0.97, 6: 0.96, 7: 1.0, 8: 0.98, 9: 1.0, 10: 0.9, 11: 1.04,
-                 12: 1.1}
-_WINTER_FACTOR = {12: 1.25, 1: 1.3, 2: 1.15, 3: 1.05, 6: 0.85, 7: 0.8, 8: 0.85}
-_WEEKDAY_OUTPATIENT = (1.18, 1.08, 1.04, 1.03, 1.0, 0.68, 0.55)
-_WEEKDAY_ADMISSION = (1.2, 1.12, 1.08, 1.05, 1.0, 0.8, 0.7)
-
-# title grade shares and title names by role
-_TITLE_SHARES = {
-    "doctor": (("正高", 0.12), ("副高", 0.22), ("中级", 0.38), ("初级", 0.28)),
-    "nurse": (("正高", 0.02), ("副高", 0.08), ("中级", 0.35), ("初级", 0.55)),
-    "technician": (("正高", 0.03), ("副高", 0.1), ("中级", 0.4), ("初级", 0.47)),
-    "admin": (("中级", 0.3), ("初级", 0.2), ("无", 0.5)),
-}
-_TITLE_NAMES = {
-    "doctor": {"正高": "主任医师", "副高": "副主任医师", "中级": "主治医师", "初级": "住院医师"},
-    "nurse": {"正高": "主任护师", "副高": "副主任护师", "中级": "主管护师", "初级": "护师"},
-    "technician": {"正高": "主任技师", "副高": "副主任技师", "中级": "主管技师", "初级": "技师"},
-    "admin": {"中级": "经济师", "初级": "助理经济师"},
-}
-
-# equipment: name, category, value range CNY, count range; generic items go to every clinical ward
-_GENERIC_EQUIPMENT = (("多参数心电监护仪", "监护设备", 40_000, 120_000, (3, 8)),
-                      ("输液泵", "治疗设备", 8_000, 20_000, (4, 10)),
-                      ("除颤仪", "急救设备", 60_000, 150_000, (1, 2)))
-_EQUIPMENT = {
-    "CARD": (("数字减影血管造影机(DSA)", "影像设备", 8_000_000, 15_000_000, (1, 1)),
-             ("心脏彩色多普勒超声诊断仪", "超声设备", 800_000, 2_000_000, (1, 2))),
-    "RESP": (("有创呼吸机", "生命支持设备", 200_000, 450_000, (2, 4)), ("电子支气管镜", "内镜设备", 300_000, 600_000, (1, 2))),
-    "GAST": (("电子胃肠镜系统", "内镜设备", 500_000, 1_200_000, (1, 3)),),
-    "NEUR": (("经颅多普勒超声仪", "超声设备", 200_000, 500_000, (1, 1)),),
-    "GIM": (("动态心电图仪", "诊疗设备", 50_000, 120_000, (1, 2)),),
-    "GSUR": (("腹腔镜系统", "手术设备", 1_200_000, 2_500_000, (1, 2)), ("高频电刀", "手术设备", 80_000, 200_000, (2, 4))),
-    "ORTH": (("C型臂X光机", "影像设备", 600_000, 1_500_000, (1, 1)), ("关节镜系统", "手术设备", 800_000, 1_500_000, (1, 1))),
-    "OBGY": (("胎儿监护仪", "监护设备", 30_000, 60_000, (2, 5)), ("宫腔镜系统", "内镜设备", 400_000, 800_000, (1, 1))),
-    "PEDS": (("婴儿培养箱", "生命支持设备", 80_000, 150_000, (2, 4)), ("新生儿蓝光治疗仪", "治疗设备", 20_000, 50_000, (1, 3))),
-    "NSUR": (("神经外科手术显微镜", "手术设备", 1_500_000, 3_500_000, (1, 1)),),
-    "UROL": (("钬激光治疗机", "手术设备", 800_000, 1_600_000, (1, 1)),
-             ("体外冲击波碎石机", "治疗设备", 600_000, 1_200_000, (1, 1))),
-    "OPHT": (("超声乳化玻切一体机", "手术设备", 1_000_000, 2_000_000, (1, 1)),
-             ("光学相干断层扫描仪(OCT)", "影像设备", 500_000, 1_000_000, (1, 1))),
-    "EMER": (("急救转运呼吸机", "生命支持设备", 100_000, 250_000, (1, 3)),),
-    "RADI": (("CT扫描仪", "影像设备", 5_000_000, 12_000_000, (1, 2)), ("磁共振成像系统(MRI)", "影像设备", 10_000_000, 25_000_000, (0, 1)),
-             ("数字化X线摄影系统(DR)", "影像设备", 800_000, 1_500_000, (1, 2))),
-    "LAB": (("全自动生化分析仪", "检验设备", 1_000_000, 3_000_000, (1, 2)),
-            ("全自动血细胞分析仪", "检验设备", 300_000, 800_000, (1, 2)),
-            ("化学发光免疫分析仪", "检验设备", 800_000, 1_800_000, (1, 1))),
-    "PHAR": (("自动发药机", "药事设备", 1_000_000, 2_000_000, (0, 1)),),
-    "MEDA": (("服务器", "信息设备", 100_000, 300_000, (1, 2)),),
-    "FINA": (("服务器", "信息设备", 100_000, 300_000, (1, 1)),),
-}
-
-_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严武戴莫孔汤"
-_GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰红梅建国志文斌辉鹏宇浩婷雪琳晨欣怡思佳涵轩诺雨萍波宁凯子睿"
-_MOBILE_PREFIXES = ("130", "131", "132", "135", "136", "137", "138", "139", "150", "151", "152", "155", "156", "158",
-                    "159", "176", "177", "180", "181", "182", "186", "187", "188", "189", "199")
-_AREA_CODES = ("310115", "310104", "310110", "320102", "320506", "330106", "340104", "360102", "410105", "420106")
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
 
 # ===================================================================================== result
@@ -1267,253 +956,3 @@ def _plant_cost_jump(world: _World) -> None:
         if row[csid] in stays:
             row[amount] = (row[amount] * COST_JUMP_FACTOR).quantize(Decimal("0.01"))
     world.cost_jump.update({"department_id": department, "stays": len(stays)})
-
-
-def _require_empty(conn: sa.Connection) -> None:
-    for name in TABLE_ORDER:
-        if conn.execute(sa.select(sa.literal(1)).select_from(TABLES[name]).limit(1)).first() is not None:
-            raise HisGenerationError(f"{HIS_SCHEMA}.{name} already has rows: generate into an empty database")
-
-
-def _copy_rows(conn: sa.Connection, rows: Mapping[str, list[list[object]]], chunk: int = 50_000) -> None:
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        for name in TABLE_ORDER:
-            columns = ", ".join(column.name for column in TABLES[name].columns)
-            sql = f"copy {HIS_SCHEMA}.{name} ({columns}) from stdin with (format csv)"
-            table_rows = rows[name]
-            for offset in range(0, len(table_rows), chunk):
-                buffer = io.StringIO()
-                csv.writer(buffer, lineterminator="\n").writerows(table_rows[offset:offset + chunk])
-                if hasattr(cursor, "copy_expert"):  # psycopg2
-                    buffer.seek(0)
-                    cursor.copy_expert(sql, buffer)
-                else:  # psycopg 3, SQLAlchemy's default PostgreSQL driver
-                    with cursor.copy(sql) as copy:
-                        copy.write(buffer.getvalue())
-    finally:
-        cursor.close()
-
-
-# ===================================================================================== FHIR export
-
-
-@dataclass
-class FhirExport:
-    out_dir: Path
-    transaction_time: str
-    counts: dict[str, int]  # resource type -> resources written
-    paths: list[Path]
-
-
-def write_fhir_bulk(url: str, out_dir: Path, *, since: datetime | None = None, until: datetime | None = None,
-                    tz: tzinfo = F.HIS_TZ) -> FhirExport:
-    """Export the HIS as FHIR R4 Bulk Data NDJSON (one file per resource type) plus `manifest.json`.
-
-    Like `$export?_since=`: only resources whose `updated_at` is after `since` (and before `until`,
-    exclusive, when given). Resource shapes and coding systems: see `hospital_ops.extract.fhir`.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url)
-    counts: dict[str, int] = {}
-    paths: list[Path] = []
-    latest: datetime | None = None
-    try:
-        with engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-            with conn.begin():
-                for resource_type, query, build in _fhir_queries():
-                    path = out_dir / f"{resource_type}.ndjson"
-                    count = 0
-                    with path.open("w", encoding="utf-8", newline="\n") as handle:
-                        for row in _stream(conn, query, since, until):
-                            handle.write(json.dumps(build(row, tz), ensure_ascii=False, separators=(",", ":")))
-                            handle.write("\n")
-                            count += 1
-                            latest = row.updated_at if latest is None or row.updated_at > latest else latest
-                    counts[resource_type] = count
-                    paths.append(path)
-    finally:
-        engine.dispose()
-    transaction_time = F.fhir_instant(until or latest or datetime(1970, 1, 1), tz)
-    manifest = {
-        "transactionTime": transaction_time,
-        "request": f"[base]/$export?_type={','.join(counts)}" + (f"&_since={F.fhir_instant(since, tz)}" if since else ""),
-        "requiresAccessToken": False,
-        "output": [{"type": t, "url": (out_dir / f"{t}.ndjson").resolve().as_uri(), "count": n}
-                   for t, n in counts.items()],
-        "error": [],
-    }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
-    log.info("FHIR bulk export to %s: %s", out_dir, counts)
-    return FhirExport(out_dir, transaction_time, counts, paths)
-
-
-def _stream(conn: sa.Connection, query: sa.Select, since: datetime | None,
-            until: datetime | None) -> Iterator[sa.Row]:
-    stamp = query.selected_columns.updated_at
-    if since is not None:
-        query = query.where(stamp > since)
-    if until is not None:
-        query = query.where(stamp < until)
-    for partition in conn.execution_options(yield_per=5_000).execute(query).partitions():
-        yield from partition
-
-
-def _fhir_queries() -> list[tuple[str, sa.Select, Callable[[sa.Row, tzinfo], dict]]]:
-    h, d, p = TABLES["hospitals"], TABLES["departments"], TABLES["patients"]
-    v, s, dx = TABLES["outpatient_visits"], TABLES["inpatient_stays"], TABLES["diagnoses"]
-    op, ch = TABLES["surgeries"], TABLES["charges"]
-    organizations = sa.union_all(
-        sa.select(sa.literal("prov").label("org_type"), h.c.hospital_id.label("id"), h.c.hospital_name.label("name"),
-                  sa.null().label("part_of"), sa.null().label("kind"), h.c.campus_name, h.c.level,
-                  h.c.consortium_role, h.c.updated_at),
-        sa.select(sa.literal("dept"), d.c.department_id, d.c.department_name, d.c.hospital_id, d.c.kind,
-                  sa.null(), sa.null(), sa.null(), d.c.updated_at),
-    ).subquery()
-    encounters = sa.union_all(
-        sa.select(sa.literal("visit").label("kind"), v.c.visit_id.label("id"), v.c.patient_id, v.c.department_id,
-                  v.c.doctor_id, v.c.visit_at.label("start"), sa.null().label("end"), v.c.visit_type,
-                  sa.null().label("disposition"), sa.null().label("planned"), v.c.updated_at),
-        sa.select(sa.literal("stay"), s.c.stay_id, s.c.patient_id, s.c.department_id, s.c.attending_doctor_id,
-                  s.c.admitted_at, s.c.discharged_at, sa.null(), s.c.discharge_disposition, s.c.planned_readmission,
-                  s.c.updated_at),
-    ).subquery()
-    return [
-        ("Organization", sa.select(organizations).order_by(organizations.c.org_type.desc(), organizations.c.id),
-         _fhir_organization),
-        ("Patient", sa.select(p).order_by(p.c.patient_id), _fhir_patient),
-        ("Encounter", sa.select(encounters).order_by(encounters.c.id), _fhir_encounter),
-        ("Condition", sa.select(dx, s.c.patient_id).join_from(dx, s).order_by(dx.c.stay_id, dx.c.seq_no),
-         _fhir_condition),
-        ("Procedure", sa.select(op, s.c.patient_id).join_from(op, s).order_by(op.c.surgery_id), _fhir_procedure),
-        ("ChargeItem", sa.select(ch, sa.func.coalesce(v.c.patient_id, s.c.patient_id).label("patient_id"),
-                                 v.c.visit_type)
-         .select_from(ch.outerjoin(v, ch.c.visit_id == v.c.visit_id).outerjoin(s, ch.c.stay_id == s.c.stay_id))
-         .order_by(ch.c.charge_id), _fhir_charge_item),
-    ]
-
-
-def _meta(row: sa.Row, tz: tzinfo) -> dict:
-    return {"lastUpdated": F.fhir_instant(row.updated_at, tz)}
-
-
-def _ref(resource_type: str, resource_id: str | None) -> dict | None:
-    return {"reference": f"{resource_type}/{resource_id}"} if resource_id else None
-
-
-def _drop_none(resource: dict) -> dict:
-    return {key: value for key, value in resource.items() if value not in (None, [], {})}
-
-
-def _fhir_organization(row: sa.Row, tz: tzinfo) -> dict:
-    types = [{"coding": [{"system": F.ORGANIZATION_TYPE_SYSTEM, "code": row.org_type,
-                          "display": "Healthcare Provider" if row.org_type == "prov" else "Hospital Department"}]}]
-    extensions = []
-    if row.org_type == "prov":
-        extensions = [{"url": F.EXT_CAMPUS_NAME, "valueString": row.campus_name},
-                      {"url": F.EXT_HOSPITAL_LEVEL, "valueCode": row.level},
-                      {"url": F.EXT_CONSORTIUM_ROLE, "valueCode": row.consortium_role}]
-    else:
-        types.append({"coding": [{"system": F.DEPARTMENT_KIND_SYSTEM, "code": row.kind}]})
-    return _drop_none({"resourceType": "Organization", "id": row.id, "meta": _meta(row, tz), "extension": extensions,
-                       "active": True, "type": types, "name": row.name, "partOf": _ref("Organization", row.part_of)})
-
-
-def _identifier(type_code: str, display: str, system: str, value: str | None, use: str) -> dict | None:
-    if value is None:
-        return None
-    return {"use": use, "type": {"coding": [{"system": F.IDENTIFIER_TYPE_SYSTEM, "code": type_code,
-                                             "display": display}]}, "system": system, "value": value}
-
-
-def _fhir_patient(row: sa.Row, tz: tzinfo) -> dict:
-    identifiers = [_identifier("MR", "Medical record number", F.MRN_SYSTEM, row.mrn, "usual"),
-                   _identifier("NI", "National unique individual identifier", F.NATIONAL_ID_SYSTEM, row.national_id,
-                               "official")]
-    return _drop_none({
-        "resourceType": "Patient", "id": row.patient_id, "meta": _meta(row, tz),
-        "identifier": [i for i in identifiers if i],
-        "name": [{"use": "official", "text": row.patient_name}] if row.patient_name else None,
-        "telecom": [{"system": "phone", "value": row.phone, "use": "mobile"}] if row.phone else None,
-        "gender": F.GENDER_TO_FHIR.get(row.gender),
-        "birthDate": row.birth_date.isoformat() if row.birth_date else None,
-    })
-
-
-def _fhir_encounter(row: sa.Row, tz: tzinfo) -> dict:
-    if row.kind == "visit":
-        code = "EMER" if row.visit_type == "emergency" else "AMB"
-        encounter_class = {"system": F.ACT_CODE_SYSTEM, "code": code,
-                           "display": "emergency" if code == "EMER" else "ambulatory"}
-        types = [{"coding": [{"system": F.VISIT_TYPE_SYSTEM, "code": row.visit_type}]}]
-        participant_type = "PPRF"
-    else:
-        encounter_class = {"system": F.ACT_CODE_SYSTEM, "code": "IMP", "display": "inpatient encounter"}
-        types = None
-        participant_type = "ATND"
-    participants = [{"type": [{"coding": [{"system": F.PARTICIPATION_TYPE_SYSTEM, "code": participant_type}]}],
-                     "individual": _ref("Practitioner", row.doctor_id)}] if row.doctor_id else None
-    period = _drop_none({"start": F.fhir_instant(row.start, tz), "end": F.fhir_instant(row.end, tz) if row.end else None})
-    hospitalization = None
-    extensions = None
-    if row.kind == "stay":
-        if row.disposition:
-            hospitalization = {"dischargeDisposition": {"coding": [{"system": F.DISCHARGE_DISPOSITION_SYSTEM,
-                                                                    "code": F.DISPOSITION_TO_FHIR[row.disposition]}]}}
-        if row.planned is not None:
-            extensions = [{"url": F.EXT_PLANNED_READMISSION, "valueBoolean": bool(row.planned)}]
-    finished = row.kind == "visit" or row.end is not None
-    return _drop_none({
-        "resourceType": "Encounter", "id": row.id, "meta": _meta(row, tz), "extension": extensions,
-        "status": "finished" if finished else "in-progress", "class": encounter_class, "type": types,
-        "subject": _ref("Patient", row.patient_id), "participant": participants, "period": period,
-        "hospitalization": hospitalization, "serviceProvider": _ref("Organization", row.department_id),
-    })
-
-
-def _fhir_condition(row: sa.Row, tz: tzinfo) -> dict:
-    return {
-        "resourceType": "Condition", "id": f"{row.stay_id}-{row.seq_no}", "meta": _meta(row, tz),
-        "extension": [{"url": F.EXT_DIAGNOSIS_SEQUENCE, "valueInteger": row.seq_no},
-                      {"url": F.EXT_PRIMARY_DIAGNOSIS, "valueBoolean": bool(row.is_primary)},
-                      {"url": F.EXT_COMPLICATION, "valueBoolean": bool(row.is_complication)}],
-        "verificationStatus": {"coding": [{"system": F.CONDITION_VERIFICATION_SYSTEM, "code": "confirmed"}]},
-        "category": [{"coding": [{"system": F.CONDITION_CATEGORY_SYSTEM, "code": "encounter-diagnosis"}]}],
-        "code": {"coding": [{"system": F.ICD10_SYSTEM, "code": row.icd10_code, "display": row.diagnosis_name}],
-                 "text": row.diagnosis_name},
-        "subject": _ref("Patient", row.patient_id), "encounter": _ref("Encounter", row.stay_id),
-        "recordedDate": F.fhir_instant(row.created_at, tz),
-    }
-
-
-def _fhir_procedure(row: sa.Row, tz: tzinfo) -> dict:
-    return _drop_none({
-        "resourceType": "Procedure", "id": row.surgery_id, "meta": _meta(row, tz),
-        "extension": [{"url": F.EXT_SURGERY_GRADE, "valueInteger": row.grade},
-                      {"url": F.EXT_MINIMALLY_INVASIVE, "valueBoolean": bool(row.minimally_invasive)}],
-        "status": "completed",
-        "code": {"coding": [{"system": F.ICD9CM_SYSTEM, "code": row.procedure_code, "display": row.procedure_name}]},
-        "subject": _ref("Patient", row.patient_id), "encounter": _ref("Encounter", row.stay_id),
-        "performedDateTime": F.fhir_instant(row.performed_at, tz),
-        "performer": [{"actor": _ref("Practitioner", row.surgeon_id)}] if row.surgeon_id else None,
-    })
-
-
-def _fhir_charge_item(row: sa.Row, tz: tzinfo) -> dict:
-    encounter_id = row.visit_id or row.stay_id
-    encounter_class = "IMP" if row.stay_id else ("EMER" if row.visit_type == "emergency" else "AMB")
-    return {
-        "resourceType": "ChargeItem", "id": row.charge_id, "meta": _meta(row, tz),
-        "extension": [{"url": F.EXT_ENCOUNTER_CLASS, "valueCode": encounter_class}],
-        "status": "billed",
-        "code": {"coding": [{"system": F.CHARGE_CATEGORY_SYSTEM, "code": row.category}]},
-        "subject": _ref("Patient", row.patient_id), "context": _ref("Encounter", encounter_id),
-        "occurrenceDateTime": F.fhir_instant(row.charged_at, tz),
-        "requestingOrganization": _ref("Organization", row.department_id),
-        "quantity": {"value": 1},
-        # exact to the cent: a float's shortest repr of a two-decimal amount reads back as the same Decimal
-        "priceOverride": {"value": float(row.amount_cny), "currency": "CNY"},
-        "enteredDate": F.fhir_instant(row.created_at, tz),
-    }
