@@ -523,8 +523,8 @@ def test_the_scheduler_path_measures_nights_under_a_real_local_executor(tmp_path
 
     from hospital_ops import warehouse
     from hospital_ops.airflow_local import airflow_env
-    from hospital_ops_sim.survey_api import simulated_survey_api
     from hospital_ops.sources import SOURCES
+    from hospital_ops_sim.survey_api import simulated_survey_api
 
     prefix = f"benchsched_{os.getpid()}"
     scale = bench.Scale.of(2, 3, 0.1)

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 import psycopg2
 import pytest
+
 from hospital_ops.extract.fhir import (
     ICD10_SYSTEM,
     MRN_SYSTEM,
@@ -28,6 +29,10 @@ from hospital_ops.extract.fhir import (
     fhir_to_landing,
 )
 from hospital_ops.extract.sql import SqlExtractError, extract_sql_source, load_watermarks, night_cutoff, run_sql_night
+from hospital_ops.load.loader import load_night, plan_extract
+from hospital_ops.load.parsing import pseudonymize
+from hospital_ops.sources.his import SOURCE
+from hospital_ops.sources.spec import Column, Entity, Source
 from hospital_ops_sim.his import (
     HIS_SCHEMA,
     TABLE_ORDER,
@@ -37,10 +42,6 @@ from hospital_ops_sim.his import (
     generate_his,
     write_fhir_bulk,
 )
-from hospital_ops.load.loader import load_night, plan_extract
-from hospital_ops.load.parsing import pseudonymize
-from hospital_ops.sources.his import SOURCE
-from hospital_ops.sources.spec import Column, Entity, Source
 
 KEY = b"test-key"
 END = date(2026, 3, 15)

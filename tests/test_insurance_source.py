@@ -26,6 +26,15 @@ from types import SimpleNamespace
 
 import psycopg2
 import pytest
+from reference_parsing import parse_date
+
+from hospital_ops.load.loader import (
+    ensure_raw_schema,
+    load_night,
+    plan_extract,
+    watermark,
+)
+from hospital_ops.sources.insurance import DRG_CODE_PATTERN, SOURCE
 from hospital_ops_sim.his import generate_his
 from hospital_ops_sim.insurance import (
     ADRGS,
@@ -36,14 +45,6 @@ from hospital_ops_sim.insurance import (
     curated_codes,
     generate_insurance,
 )
-from hospital_ops.load.loader import (
-    ensure_raw_schema,
-    load_night,
-    plan_extract,
-    watermark,
-)
-from hospital_ops.load.parsing import parse_date
-from hospital_ops.sources.insurance import DRG_CODE_PATTERN, SOURCE
 
 KEY = b"test-key"
 END = date(2026, 2, 20)

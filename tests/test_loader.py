@@ -9,10 +9,10 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from reference_parsing import convert, parse_date, parse_timestamp
 
 from hospital_ops.load.files import SourceFileError
 from hospital_ops.load.loader import ManifestEntry, load_night, plan_extract, watermark
-from hospital_ops.load.parsing import convert, parse_date, parse_timestamp
 from hospital_ops.sources.vendor import SOURCE
 
 KEY = b"test-key"

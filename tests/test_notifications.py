@@ -25,8 +25,8 @@ from openpyxl import Workbook
 
 from hospital_ops import notify
 from hospital_ops.airflow_local import run_night
-from hospital_ops_sim.vendor import generate_vendor_source
 from hospital_ops.sources.vendor import SOURCE
+from hospital_ops_sim.vendor import generate_vendor_source
 
 pytestmark = pytest.mark.e2e
 

@@ -21,11 +21,11 @@ import psycopg2
 import pytest
 
 from hospital_ops.extract.scrub import NATIONAL_ID_MARK, PHONE_MARK, scrub
-from hospital_ops_sim.survey_api import ID_FIELDS, SurveyApiServer
 from hospital_ops.load.files import SourceFileError, header_positions
 from hospital_ops.quality import run_quality_gate
 from hospital_ops.quality.gate import REDACTED, sensitive_columns
 from hospital_ops.sources.survey import SOURCE
+from hospital_ops_sim.survey_api import ID_FIELDS, SurveyApiServer
 
 KEY = b"pii-test-key"
 TOKEN = "pii-test-token"

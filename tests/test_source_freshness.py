@@ -20,13 +20,13 @@ import yaml
 
 from hospital_ops.config import settings
 from hospital_ops.dbt_runner import FRESHNESS_TABLE, run_stage
-from hospital_ops_sim.his import generate_his
-from hospital_ops_sim.referral import generate_referral
-from hospital_ops_sim.vendor import generate_vendor_source
 from hospital_ops.load.loader import ensure_raw_schema, load_night, plan_extract
 from hospital_ops.pipeline import format_summary, night_summary
 from hospital_ops.sources import SOURCES
 from hospital_ops.sources.his_fhir import SOURCE as HIS_FHIR
+from hospital_ops_sim.his import generate_his
+from hospital_ops_sim.referral import generate_referral
+from hospital_ops_sim.vendor import generate_vendor_source
 
 KEY = b"freshness-test"
 NIGHT = date(2026, 3, 15)

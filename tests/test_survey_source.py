@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 import psycopg2
 import pytest
+
 from hospital_ops.extract.api import (
     ApiExtractError,
     default_retry,
@@ -29,11 +30,11 @@ from hospital_ops.extract.api import (
 )
 from hospital_ops.extract.scrub import NATIONAL_ID_MARK, PHONE_MARK, scrub
 from hospital_ops.extract.sql import load_watermarks, night_cutoff, watermark_overlap
+from hospital_ops.load.parsing import pseudonymize
+from hospital_ops.sources.survey import SOURCE
 from hospital_ops_sim.his import generate_his
 from hospital_ops_sim.survey import generate_survey
 from hospital_ops_sim.survey_api import Fault, SurveyApiServer
-from hospital_ops.load.parsing import pseudonymize
-from hospital_ops.sources.survey import SOURCE
 
 KEY = b"test-key"
 TOKEN = "test-token-123"

@@ -13,9 +13,9 @@ import pytest
 
 from hospital_ops.extract.api import ApiExtractError, default_retry, run_api_night
 from hospital_ops.extract.sql import run_sql_night, watermark_overlap
-from hospital_ops_sim.survey_api import Fault, SurveyApiServer
 from hospital_ops.sources.spec import Column, Entity, Source
 from hospital_ops.sources.survey import SOURCE as SURVEY
+from hospital_ops_sim.survey_api import Fault, SurveyApiServer
 
 KEY = b"lookback-key"
 TOKEN = "lookback-token"

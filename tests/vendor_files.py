@@ -13,9 +13,9 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 
-from hospital_ops_sim.vendor import VendorGenerationResult
 from hospital_ops.sources.spec import Entity
 from hospital_ops.sources.vendor import SOURCE
+from hospital_ops_sim.vendor import VendorGenerationResult
 
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d")
 _TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y-%m-%dT%H:%M:%S")

@@ -4,7 +4,7 @@ A file's cells are first COPYed, as text, into a landing table (`landing_table_d
 (`file_load_sql`) then converts and checks every row in the database and writes the good rows into
 `raw.<source>__<entity>` and the bad ones, with their reason, into `raw._quarantine`.
 
-The SQL mirrors `hospital_ops.load.parsing.convert` rule for rule and message for message, and
+The SQL mirrors the reference parser `tests/reference_parsing.py` (`convert`) rule for rule and message for message, and
 `tests/test_load_checks_sql.py` holds the two side by side on the same cells:
 
 - a cell is stripped of the whitespace Python's `str.strip` removes; blank is NULL;
@@ -15,7 +15,7 @@ The SQL mirrors `hospital_ops.load.parsing.convert` rule for rule and message fo
   (`KEY_TABLE`, see there: never a literal or a parameter in the SQL text);
 - text against its allowed values; yes/no values; numbers with thousands separators and ¥, finite,
   whole for int, within the plausibility bounds;
-- dates, timestamps and months in the formats `parsing` accepts (the common ISO form is checked
+- dates, timestamps and months in the formats `reference_parsing` accepts (the common ISO form is checked
   with a plain pattern; the others go through `pg_temp.hospital_ops_timestamp`, see `SESSION_SQL`);
 - references to an entity already landed, only for rows without a conversion error;
 - an exact duplicate of an earlier good row of the same file (same converted values).
@@ -33,17 +33,17 @@ from hospital_ops.load.parsing import SHOWN_CHARS
 from hospital_ops.sources.spec import Column, Entity, Source
 
 RAW_SCHEMA = "raw"
-TRUE_WORDS = ("y", "yes", "true", "t", "1", "是")  # as parsing._TRUE / _FALSE
+TRUE_WORDS = ("y", "yes", "true", "t", "1", "是")  # as reference_parsing._TRUE / _FALSE
 FALSE_WORDS = ("n", "no", "false", "f", "0", "否")
 # every character Python's str.strip() removes
 WHITESPACE = "".join(chr(code) for code in range(sys.maxunicode + 1) if chr(code).isspace())
-_MONTH = r"^([0-9]{4})[-/.年]([0-9]{1,2})月?$"  # as parsing._MONTH
+_MONTH = r"^([0-9]{4})[-/.年]([0-9]{1,2})月?$"  # as reference_parsing._MONTH
 _BIGINT = (-(2**63), 2**63 - 1)
 _PREFIXED = "('x', 'X', 'o', 'O', 'b', 'B')"  # 0x…, 0o…, 0b…
 
 # Functions for the rare cells the fast patterns above do not take; created per session in pg_temp
 # (nothing to install, nothing shared between concurrent loads). `hospital_ops_timestamp` accepts
-# exactly the formats of parsing.parse_timestamp / parse_date (the two accept the same strings):
+# exactly the formats of reference_parsing.parse_timestamp / parse_date (the two accept the same strings):
 # Y-m-d, Y/m/d, Y.m.d, compact Ymd, Y年m月d日, and for - and / a time H:M or H:M:S after whitespace
 # (or T for -), with strptime's one-or-two-digit fields and ranges; NULL when none fits.
 SESSION_SQL = r"""
@@ -75,13 +75,13 @@ $fn$;
 
 create or replace function pg_temp.hospital_ops_shown(value text) returns text
 language sql immutable strict as $fn$
-    -- a value in a message cut to parsing.SHOWN_CHARS characters, as parsing._shown cuts it
+    -- a value in a message cut to parsing.SHOWN_CHARS characters, as reference_parsing._shown cuts it
     select case when char_length(value) > __SHOWN_CHARS__ then left(value, __SHOWN_CHARS__) || '…' else value end
 $fn$;
 
 create or replace function pg_temp.hospital_ops_repr(value text) returns text
 language sql immutable strict as $fn$
-    -- Python's repr() of a str, as parsing's messages show values
+    -- Python's repr() of a str, as reference_parsing's messages show values
     select case when strpos(value, '''') > 0 and strpos(value, '"') = 0
                 then '"' || escaped || '"'
                 else '''' || replace(escaped, '''', '\''') || '''' end
@@ -133,7 +133,7 @@ def _hmac(text_sql: str) -> str:
 
 
 def _bound(value: float) -> str:
-    return str(value)  # as parsing formats it in the message (0, -40, 1000000000.0)
+    return str(value)  # as reference_parsing formats it in the message (0, -40, 1000000000.0)
 
 
 def _stripped(cell: str) -> str:
@@ -166,7 +166,7 @@ def _iso_timestamp(cell: str) -> str:
 
 
 def _number(text: str) -> str:
-    """parsing._number's Decimal, or NULL. The text is cleaned of thousands separators and yuan signs;
+    """reference_parsing._number's Decimal, or NULL. The text is cleaned of thousands separators and yuan signs;
     PostgreSQL's numeric input also reads 0x/0o/0b integers, which Decimal does not; NaN and the
     infinities both read, and they are refused later as not finite."""
     cleaned = f"replace(replace(replace({text}, ',', ''), '¥', ''), '￥', '')"
@@ -231,7 +231,7 @@ def _column_sql(column: Column, i: int, pseudonymised: bool = False) -> tuple[st
                  f"when {x} ~ '{_MONTH}' then {literal(name + ': month out of range in ')} || {repr_t} "
                  f"else {literal(name + ': unrecognised date/time ')} || {repr_t} end")
         return first, value, error
-    # int / decimal: parsing._number, then the plausibility bounds
+    # int / decimal: reference_parsing._number, then the plausibility bounds
     first = f"coalesce({_plain_number(r)}, {_number(t)})"
     checks = [f"when {t} is null then {missing}",
               f"when {x} is null then {prefix} || {repr_t} || ' is not a number'",

@@ -18,19 +18,6 @@ class SourceFileError(RuntimeError):
     """A delivered file cannot be read at all (missing, unreadable, wrong header)."""
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    if not path.is_file():
-        raise SourceFileError(f"{path}: file not found")
-    try:
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    except OSError as exc:
-        raise SourceFileError(f"{path}: cannot be read: {exc}") from exc
-    return digest.hexdigest()
-
-
 def detect_encoding(path: Path) -> str:
     """UTF-8 (with or without BOM) if the whole file decodes as such, else GB18030 (a superset of GBK).
 
@@ -101,12 +88,6 @@ def file_facts(path: Path) -> FileFacts:
     except OSError as exc:
         raise SourceFileError(f"{path}: cannot be read: {exc}") from exc
     return FileFacts(digest.hexdigest(), "utf-8-sig" if utf8 else "gb18030", newlines + (1 if run else 0), long_line)
-
-
-def digest_and_encoding(path: Path) -> tuple[str, str]:
-    """sha256_of and detect_encoding in one pass over the file, read in chunks."""
-    facts = file_facts(path)
-    return facts.sha256, facts.encoding
 
 
 def header_positions(path: Path, entity: Entity, header: list[object] | None) -> tuple[list[str], list[int]]:

@@ -418,7 +418,7 @@ def _copy_csv(cur, entity: Entity, entry: ManifestEntry, facts: FileFacts) -> bo
 
 
 def _cell_text(cell: object) -> str:
-    """A cell as the text parsing.convert reads it (Excel gives typed cells)."""
+    """A cell as the text the SQL checks read (Excel gives typed cells)."""
     if cell is None:
         return ""
     if isinstance(cell, datetime):
