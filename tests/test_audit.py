@@ -258,7 +258,7 @@ def test_the_doc_has_queries() -> None:
 
 @pytest.mark.parametrize("index", range(len(_doc_queries())))
 def test_every_query_in_the_auditors_doc_runs_as_the_auditor(consortium, index: int) -> None:
-    from hospital_ops.warnings import list_warnings, record_action
+    from hospital_ops.vendor_warnings import list_warnings, record_action
 
     if "warning_actions" in _doc_queries()[index] and not query(consortium.url, "select 1 from ops.warning_actions"):
         blue = next(w for w in list_warnings(consortium.url) if w["colour"] == "blue")

@@ -328,7 +328,7 @@ def test_rerunning_a_night_changes_nothing(env, nights) -> None:
 
 
 def test_supervisors_acknowledge_and_resolve_warnings_without_editing_history(env, nights) -> None:
-    from hospital_ops.warnings import WarningActionError, list_warnings, record_action
+    from hospital_ops.vendor_warnings import WarningActionError, list_warnings, record_action
 
     first, second = [w["warning_id"] for w in list_warnings(env["url"]) if w["colour"] == "blue"][:2]
     record_action(env["url"], first, "acknowledge", actor="运营管理部 王主任", note="rectification report requested")

@@ -27,7 +27,7 @@ from hospital_ops.quality import (
 )
 from hospital_ops.quality.gate import _build_suite
 
-CHECKPOINT = "vendor_nightly"
+CHECKPOINT = "nightly_sources"
 TONIGHT = date(2024, 5, 2)
 MART = "marts_build.fct_vendor_month_kpis"
 
@@ -142,6 +142,24 @@ def test_suites_are_valid_and_touch_only_real_columns():
             assert v.row_filter == "_batch_date = :business_date"
 
 
+@pytest.mark.parametrize("former_names", ["vendor_nightly", ["x", ""], ["checkpoint_x"]])
+def test_former_names_must_be_a_list_of_other_names(tmp_path, former_names):
+    import json
+
+    from hospital_ops.quality.gate import QualityGateError
+
+    (tmp_path / "checkpoints").mkdir()
+    definition = {"name": "checkpoint_x", "validations": [{"suite": "s", "table": "raw.t"}]}
+    path = tmp_path / "checkpoints" / "checkpoint_x.json"
+    path.write_text(json.dumps(definition), encoding="utf-8")
+    assert load_checkpoint("checkpoint_x", tmp_path).former_names == ()
+    path.write_text(json.dumps(definition | {"former_names": ["checkpoint_w"]}), encoding="utf-8")
+    assert load_checkpoint("checkpoint_x", tmp_path).former_names == ("checkpoint_w",)
+    path.write_text(json.dumps(definition | {"former_names": former_names}), encoding="utf-8")
+    with pytest.raises(QualityGateError, match="former_names"):
+        load_checkpoint("checkpoint_x", tmp_path)
+
+
 def test_good_night_passes_and_records_every_expectation(db_url, tmp_path):
     result = run_quality_gate(db_url, run_id="good_night", business_date=TONIGHT, data_docs_dir=tmp_path)
 
@@ -213,6 +231,29 @@ def test_rerun_of_a_run_id_replaces_its_rows(db_url, tmp_path):
     rows = _dq_rows(db_url, "rerun")
     assert len(rows) == expected_result_count(CHECKPOINT)
     assert all(row[4] for row in rows)
+
+
+def test_a_rerun_replaces_the_rows_a_run_recorded_under_the_checkpoint_s_former_name(db_url, tmp_path):
+    """A night gated before the checkpoint was renamed, rerun after: its rows under the former name
+    are the same checkpoint's and are replaced; another checkpoint's rows of that run stay."""
+    spec = load_checkpoint(CHECKPOINT)
+    assert spec.former_names, "the checkpoint names none: nothing to carry over"
+    former = spec.former_names[0]
+    night = date(2024, 7, 2)
+    first = run_quality_gate(db_url, run_id="renamed", business_date=night, data_docs_dir=tmp_path)
+    assert first.success
+    recorded = len(_dq_rows(db_url, "renamed"))
+    assert recorded == expected_result_count(CHECKPOINT)
+    _execute(db_url, "update dq.validation_results set checkpoint = %s where run_id = 'renamed'", (former,))
+    _execute(db_url, "insert into dq.validation_results (run_id, business_date, checkpoint, suite, target_table, "
+                     "expectation_type, kwargs, success) values ('renamed', %s, 'another_checkpoint', 's', 'raw.t', "
+                     "'e', '{}', true)", (night,))
+
+    second = run_quality_gate(db_url, run_id="renamed", business_date=night, data_docs_dir=tmp_path)
+    assert second.success
+    by_checkpoint = dict(_execute(db_url, "select checkpoint, count(*) from dq.validation_results "
+                                          "where run_id = 'renamed' group by checkpoint"))
+    assert by_checkpoint == {CHECKPOINT: recorded, "another_checkpoint": 1}
 
 
 def test_duplicate_business_key_within_a_file_fails(db_url, tmp_path):

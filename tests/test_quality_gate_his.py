@@ -32,7 +32,7 @@ from hospital_ops.quality.gate import _build_suite
 from hospital_ops.sources import SOURCES
 from hospital_ops.sources.insurance import DRG_CODE_PATTERN
 
-CHECKPOINT = "vendor_nightly"
+CHECKPOINT = "nightly_sources"
 TONIGHT = date(2026, 11, 22)
 HIS_MARTS = {"marts_build.fct_department_month_ledger": "his/fct_department_month_ledger.sql",
              "marts_build.fct_department_month_kpis": "his/fct_department_month_kpis.sql",

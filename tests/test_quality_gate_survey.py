@@ -16,7 +16,7 @@ from hospital_ops.quality import QualityGateFailed, load_checkpoint, load_suite,
 from hospital_ops.quality.gate import _build_suite
 from hospital_ops.sources import SOURCES
 
-CHECKPOINT = "vendor_nightly"
+CHECKPOINT = "nightly_sources"
 TONIGHT = date(2026, 11, 22)
 KEY = b"gate-test-key"
 SURVEY_SOURCES = ("survey", "referral")

@@ -138,7 +138,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 def cmd_warnings(args: argparse.Namespace) -> int:
-    from hospital_ops.warnings import WarningActionError, list_warnings, record_action
+    from hospital_ops.vendor_warnings import WarningActionError, list_warnings, record_action
 
     url = warehouse.url()
     if args.action == "list":

@@ -4,10 +4,10 @@ What is checked lives in the repository as plain JSON, not in code:
 
 * ``expectations/suites/<suite>.json`` — GX 1.x ExpectationSuite documents (built-in expectations only);
 * ``expectations/checkpoints/<checkpoint>.json`` — which suite validates which table, with an optional
-  row filter. ``:business_date`` in a filter becomes the night's date, so a raw table is validated
+  row filter (and ``former_names``: names the checkpoint had, under which ``dq`` rows were recorded). ``:business_date`` in a filter becomes the night's date, so a raw table is validated
   only for the batch landed tonight (``_batch_date = :business_date``)::
 
-      {"name": "vendor_nightly", "result_format": "SUMMARY",
+      {"name": "nightly_sources", "result_format": "SUMMARY",
        "validations": [{"suite": "raw.vendor__inspections", "table": "raw.vendor__inspections",
                         "row_filter": "_batch_date = :business_date"}, ...]}
 
@@ -124,7 +124,7 @@ class GateResult:
     run_id: str
     business_date: date
     results: list[dict]  # one per expectation (plus one per missing target table)
-    checkpoint: str = "vendor_nightly"
+    checkpoint: str = "nightly_sources"
     data_docs_index: Path | None = None
     seconds: float = 0.0
 
@@ -177,6 +177,7 @@ class CheckpointSpec:
     validations: tuple[Validation, ...]
     result_format: str = "SUMMARY"
     description: str = ""
+    former_names: tuple[str, ...] = ()  # earlier names of this checkpoint, in the dq history
 
 
 def load_checkpoint(name: str, expectations_dir: Path | None = None) -> CheckpointSpec:
@@ -206,7 +207,10 @@ def load_checkpoint(name: str, expectations_dir: Path | None = None) -> Checkpoi
         raise QualityGateError(f"{path}: no validations")
     if len({(v.suite, v.table) for v in validations}) != len(validations):
         raise QualityGateError(f"{path}: the same suite validates the same table twice")
-    return CheckpointSpec(name, tuple(validations), result_format, data.get("description", ""))
+    former_names = data.get("former_names") or []
+    if not isinstance(former_names, list) or not all(isinstance(n, str) and n and n != name for n in former_names):
+        raise QualityGateError(f"{path}: former_names must be a list of the checkpoint's earlier names")
+    return CheckpointSpec(name, tuple(validations), result_format, data.get("description", ""), tuple(former_names))
 
 
 def load_suite(name: str, expectations_dir: Path | None = None) -> dict:
@@ -233,7 +237,7 @@ def run_quality_gate(
     *,
     run_id: str,
     business_date: date,
-    checkpoint: str = "vendor_nightly",
+    checkpoint: str = "nightly_sources",
     data_docs_dir: Path | None = None,
     raise_on_failure: bool = True,
     expectations_dir: Path | None = None,
@@ -268,7 +272,8 @@ def run_quality_gate(
                 _drop_batch_views(conn, batch_views)
             by_validation.update(gx_results)
         results = [r for v in spec.validations for r in by_validation.get(v, [])]
-        _record(conn, results, run_id=run_id, business_date=business_date, checkpoint=spec.name)
+        _record(conn, results, run_id=run_id, business_date=business_date, checkpoint=spec.name,
+                former_names=spec.former_names)
         # a verdict on tonight's batch of each raw table: a rejected batch is held out of publication
         batches.record_gate_verdicts(conn, results, [v.table for v in present if v.row_filter],
                                      run_id=run_id, business_date=business_date)
@@ -696,8 +701,10 @@ def _missing_tables(conn, tables: Sequence[str]) -> set[str]:  # type: ignore[no
     return missing
 
 
-def _record(conn, results: list[dict], *, run_id: str, business_date: date, checkpoint: str) -> None:  # type: ignore[no-untyped-def]
-    """Replace this run's rows in dq.validation_results, in one transaction."""
+def _record(conn, results: list[dict], *, run_id: str, business_date: date, checkpoint: str,  # type: ignore[no-untyped-def]
+            former_names: Sequence[str] = ()) -> None:
+    """Replace this run's rows in dq.validation_results, in one transaction (rows recorded under one of
+    the checkpoint's former names are this checkpoint's too)."""
     from psycopg2.extras import Json, execute_values
 
     rows = [
@@ -711,8 +718,8 @@ def _record(conn, results: list[dict], *, run_id: str, business_date: date, chec
             # serialise concurrent first runs (create ... if not exists is not race-free) and reruns
             cur.execute("select pg_advisory_xact_lock(hashtext('hospital_ops.dq.validation_results'))")
             cur.execute(_DQ_DDL)
-            cur.execute(f"delete from {DQ_SCHEMA}.{DQ_TABLE} where run_id = %s and checkpoint = %s",
-                        (run_id, checkpoint))
+            cur.execute(f"delete from {DQ_SCHEMA}.{DQ_TABLE} where run_id = %s and checkpoint = any(%s)",
+                        (run_id, [checkpoint, *former_names]))
             if rows:
                 execute_values(cur, f"insert into {DQ_SCHEMA}.{DQ_TABLE} ({', '.join(_DQ_COLUMNS)}) values %s",
                                rows, page_size=1000)
