@@ -72,10 +72,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from hospital_ops_sim import SCENARIO_FILE, prepare_source_dir
-from hospital_ops_sim.his import HIS_SCHEMA
 from hospital_ops.sources.insurance import SOURCE
 from hospital_ops.sources.spec import Entity
+from hospital_ops_sim import SCENARIO_FILE, prepare_source_dir
+from hospital_ops_sim.his import HIS_SCHEMA
 
 log = logging.getLogger(__name__)
 

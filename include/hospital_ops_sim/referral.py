@@ -50,9 +50,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from hospital_ops.sources.referral import SOURCE
 from hospital_ops_sim import SCENARIO_FILE, month_start, prepare_source_dir
 from hospital_ops_sim.his import HIS_SCHEMA
-from hospital_ops.sources.referral import SOURCE
 
 log = logging.getLogger(__name__)
 
