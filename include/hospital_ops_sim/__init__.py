@@ -1,4 +1,10 @@
-"""Seeded, deterministic generators of synthetic source data for the drop-folder inbox."""
+"""The simulated hospital sources, for development, the demo, the benchmark and the tests: seeded,
+deterministic generators of each source's deliveries (vendor/, his/, insurance/, survey, referral),
+local servers speaking the sources' protocols (survey_api, fhir_bulk_server), and the command
+`hospital-ops-sim` (cli, bench) that drives the product with them.
+
+This package imports the product (`hospital_ops`); the product never imports it, and it is a separate,
+development-only distribution (pyproject.toml beside this file) the Airflow image does not install."""
 
 from __future__ import annotations
 
