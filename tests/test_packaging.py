@@ -114,3 +114,26 @@ def test_the_import_check_leaves_the_product_s_own_imports() -> None:
     source = "from hospital_ops import warehouse\nimport hospital_ops.cli\n'''hospital_ops_sim in prose'''"
     assert imported_modules(source) == {"hospital_ops", "hospital_ops.cli"}
     assert not _imports_sim(imported_modules(source))
+
+
+def _commands(parser) -> set[str]:  # type: ignore[no-untyped-def]
+    import argparse
+
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return set(sub.choices)
+
+
+def test_the_simulators_commands_are_hospital_ops_sim_s_and_forward_the_product_s() -> None:
+    from hospital_ops.cli import build_parser as product_parser
+    from hospital_ops_sim.cli import build_parser as sim_parser
+
+    simulated = {"generate", "demo", "bench"}
+    assert not simulated & _commands(product_parser())
+    assert simulated <= _commands(sim_parser())
+    # run-night and airflow pass everything after them to the product's command of that name
+    assert {"run-night", "airflow"} <= _commands(product_parser()) & _commands(sim_parser())
+    args = sim_parser().parse_args(["airflow", "up", "--manual-only"])
+    assert args.product_args == ["up", "--manual-only"]
+    assert product_parser().parse_args(["airflow", *args.product_args]).manual_only
+    args = sim_parser().parse_args(["run-night", "2026-11-30", "--force-publish"])
+    assert product_parser().parse_args(["run-night", *args.product_args]).force_publish
