@@ -21,8 +21,9 @@ from datetime import date, datetime, timedelta
 import psycopg2
 import pytest
 from hospital_ops.extract import night_folder
-from hospital_ops.extract.api import default_retry, run_api_night
-from hospital_ops.extract.sql import night_cutoff, run_sql_night
+from hospital_ops.extract.api import default_retry
+from incremental_nights import run_api_night, run_sql_night
+from hospital_ops.extract.sql import night_cutoff
 from hospital_ops.generate.his import generate_his
 from hospital_ops.generate.survey import generate_survey
 from hospital_ops.generate.survey_api import SurveyApiServer

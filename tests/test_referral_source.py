@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 import psycopg2
 import pytest
-from hospital_ops.extract.sql import run_sql_night
+from incremental_nights import run_sql_night
 from hospital_ops.generate.his import generate_his
 from hospital_ops.generate.referral import CHANNEL_PLAN, SCENARIO_FILE, UNKNOWN_CHANNEL_ID, generate_referral, quarter_of
 from hospital_ops.load.loader import load_night, plan_extract

@@ -54,7 +54,6 @@ from hospital_ops.config import settings
 log = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
-LEDGER_OBJECTS = "sql/run_ledger.sql"
 
 
 class LedgerNotInstalled(RuntimeError):
@@ -71,11 +70,6 @@ class VerifyResult:
     @property
     def ok(self) -> bool:
         return self.first_bad_seq is None
-
-
-def install_ledger(cur) -> None:  # type: ignore[no-untyped-def]
-    """The ledger, its trigger and append function, owned by the ledger role (run as a superuser)."""
-    cur.execute(files("hospital_ops").joinpath(LEDGER_OBJECTS).read_text(encoding="utf-8"))
 
 
 def ensure_audit_objects(cur) -> None:  # type: ignore[no-untyped-def]

@@ -18,7 +18,7 @@ PREAMBLE = (f'set role "{WRITER}"', f"create schema if not exists {VERSION_SCHEM
 def run_offline() -> None:
     context.configure(url=context.config.get_main_option("sqlalchemy.url"), literal_binds=True,
                       version_table=VERSION_TABLE, version_table_schema=VERSION_SCHEMA,
-                      transactional_ddl=True)
+                      transactional_ddl=True, dialect_opts={"paramstyle": "named"})  # '%' printed as is
     with context.begin_transaction():
         for statement in PREAMBLE:
             context.execute(statement)
