@@ -88,6 +88,12 @@ def catalog(url: str) -> set[tuple]:
     return out
 
 
+def _audit_name(entry: str) -> str | None:
+    """The name of an audit schema's function or view in a `pg_restore --list` entry (or its ACL)."""
+    found = re.search(r"(?:FUNCTION|VIEW|TABLE) audit (\w+)|ACL audit (?:FUNCTION|TABLE) (\w+)", entry)
+    return (found.group(1) or found.group(2)) if found else None
+
+
 def restore_previous_release(var_dir: Path) -> tuple[str, str]:
     """The fixture's warehouse, restored as it was (owners and grants), with its anchor in `var_dir`."""
     shutil.copytree(FIXTURES / "prev_release_var", var_dir, dirs_exist_ok=True)
@@ -104,8 +110,18 @@ def restore_previous_release(var_dir: Path) -> tuple[str, str]:
         with conn.cursor() as cur:
             cur.execute("revoke create on schema public from public")
             cur.execute(f'alter schema public owner to "{security.WRITER}"')
-    subprocess.run([warehouse.find_binaries().tool("pg_restore"), "--exit-on-error", f"--dbname={admin_db}",
-                    str(FIXTURES / "prev_release.dump")], check=True, capture_output=True, text=True)
+    # all but the auditors' views and functions over dbt's relations (snapshots, scoring: not in the dump),
+    # which the writer re-creates at the next night's first ledger row (audit.ensure_audit_objects)
+    pg_restore = warehouse.find_binaries().tool("pg_restore")
+    listing = subprocess.run([pg_restore, "--list", str(FIXTURES / "prev_release.dump")], check=True,
+                             capture_output=True, text=True).stdout.splitlines()
+    derived = audit_object_names()
+    keep = [line for line in listing if _audit_name(line) not in derived]
+    (var_dir.parent / "restore.list").write_text("\n".join(keep) + "\n")
+    restored = subprocess.run([pg_restore, "--exit-on-error", f"--dbname={admin_db}",
+                               f"--use-list={var_dir.parent / 'restore.list'}", str(FIXTURES / "prev_release.dump")],
+                              capture_output=True, text=True)
+    assert restored.returncode == 0, restored.stderr
     return warehouse.with_database(warehouse.url(), DATABASE), admin_db
 
 

@@ -66,6 +66,15 @@ def upgrade(url: str, revision: str = "head") -> str | None:
     return current(url)
 
 
+def downgrade(url: str, revision: str) -> str | None:
+    """Take the database at `url` back to `revision` (not below the baseline, which holds the history)."""
+    from alembic import command
+
+    with _config(url) as config:
+        command.downgrade(config, revision)
+    return current(url)
+
+
 def upgrade_sql(revision: str = "head", *, start: str | None = None) -> str:
     """The SQL `upgrade` would run from `start` (default: an empty warehouse), for a DBA to apply."""
     from alembic import command
@@ -100,4 +109,4 @@ def head() -> str:
         return ScriptDirectory.from_config(config).get_current_head()
 
 
-__all__ = ["WRITER", "current", "head", "upgrade", "upgrade_sql"]
+__all__ = ["WRITER", "current", "downgrade", "head", "upgrade", "upgrade_sql"]
