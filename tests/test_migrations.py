@@ -249,3 +249,16 @@ def test_the_offline_sql_is_what_a_dba_applies() -> None:
     assert "create table raw._watermarks" in text.lower()
     assert "ops.alembic_version" in text
     assert f"UPDATE ops.alembic_version SET version_num='{migrate.head()}'" in text
+
+
+def test_a_night_refuses_a_warehouse_not_migrated_to_this_release(fresh_database, admin_database_url, tmp_path,
+                                                                 monkeypatch) -> None:
+    from hospital_ops.audit import record_started
+
+    url = fresh_database("mig_behind")
+    monkeypatch.setenv("HOSPITAL_OPS_VAR_DIR", str(tmp_path / "var"))
+    record_started(url, run_id="at-head", business_date=PREV_NIGHT)  # migrated: the night starts
+    migrate.downgrade(admin_database_url(url), "0001_baseline")
+    with pytest.raises(migrate.WarehouseNotMigrated, match="hospital-ops warehouse migrate"):
+        record_started(url, run_id="behind", business_date=PREV_NIGHT)
+    assert query(url, "select run_id from audit.run_ledger order by seq") == [("at-head",)]

@@ -48,7 +48,7 @@ from pathlib import Path
 
 import psycopg2
 
-from hospital_ops import security
+from hospital_ops import migrate, security
 from hospital_ops.config import settings
 
 log = logging.getLogger(__name__)
@@ -198,6 +198,7 @@ def record_started(warehouse_url: str, *, run_id: str, business_date: date) -> d
     row leaves this row open (audit.open_runs)."""
     with closing(psycopg2.connect(warehouse_url, application_name="hospital_ops.audit")) as conn:
         with conn.cursor() as cur:
+            migrate.require_current(cur)  # a night on tables of another release would fail half-way
             ensure_audit_objects(cur)
             payload = {
                 "run_id": run_id,

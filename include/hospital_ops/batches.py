@@ -3,8 +3,8 @@ everything published until it is corrected or explicitly accepted, while later g
 
 - The gate appends a verdict for each raw table whose batch it validated (`record_gate_verdicts`):
   `rejected` with the failed expectations, or `passed`.
-- `raw._batch_verdicts` (created by the migrations, hospital_ops.migrate) is append-only (a trigger refuses UPDATE and DELETE); the latest verdict of a
-  (source, entity, batch date) decides. A batch is held while that verdict is `rejected`
+- `raw._batch_verdicts` (made by the migrations, hospital_ops.migrate) is append-only (a trigger refuses
+  UPDATE and DELETE); the latest verdict of a (source, entity, batch date) decides. A batch is held while that verdict is `rejected`
   (`raw._held_batches`). It is released by a rerun of that night whose batch passes the gate (the
   source corrected its delivery and the night was run again), by a later batch that passes and
   re-delivers every business key of the held one (verdict `superseded`: nothing of the held batch

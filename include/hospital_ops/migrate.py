@@ -85,6 +85,25 @@ def upgrade_sql(revision: str = "head", *, start: str | None = None) -> str:
     return buffer.getvalue()
 
 
+class WarehouseNotMigrated(RuntimeError):
+    """The warehouse's own tables are not at the revision this release needs."""
+
+
+def require_current(cur) -> None:  # type: ignore[no-untyped-def]
+    """Refuse to run a night on a warehouse not migrated to this release (psycopg2 cursor, any role)."""
+    cur.execute(f"select to_regclass('{VERSION_SCHEMA}.{VERSION_TABLE}') is not null")
+    found = None
+    if cur.fetchone()[0]:
+        cur.execute(f"select version_num from {VERSION_SCHEMA}.{VERSION_TABLE}")
+        row = cur.fetchone()
+        found = row[0] if row else None
+    needed = head()
+    if found != needed:
+        raise WarehouseNotMigrated(
+            f"the warehouse is at revision {found or 'none (set up by a release before migrations)'}, this release "
+            f"needs {needed}: run `hospital-ops warehouse migrate` (as the warehouse's administrator) first")
+
+
 def current(url: str) -> str | None:
     """The revision the database is at (None: never migrated)."""
     import sqlalchemy as sa
@@ -109,4 +128,4 @@ def head() -> str:
         return ScriptDirectory.from_config(config).get_current_head()
 
 
-__all__ = ["WRITER", "current", "downgrade", "head", "upgrade", "upgrade_sql"]
+__all__ = ["WRITER", "WarehouseNotMigrated", "current", "downgrade", "head", "require_current", "upgrade", "upgrade_sql"]
