@@ -39,7 +39,8 @@ OLD_WATERMARKS = ("raw._sql_watermarks", "raw._extract_log")
 def tables(url: str) -> list[str]:
     return [r[0] for r in query(url, "select format('%%I.%%I', n.nspname, c.relname) from pg_class c "
                                      "join pg_namespace n on n.oid = c.relnamespace "
-                                     "where n.nspname = any(%s) and c.relkind in ('r', 'p') order by 1", (list(OWNED),))]
+                                     "where n.nspname = any(%s) and c.relkind in ('r', 'p') order by 1",
+                                     (list(OWNED),))]
 
 
 def rows(url: str, relation: str) -> Counter:
@@ -60,8 +61,10 @@ def catalog(url: str) -> set[tuple]:
     out: set[tuple] = set()
     spec_table = r"^[a-z0-9_]+__[a-z0-9_]+$"
     for row in query(url, """
-            select n.nspname, c.relname, c.relkind::text, pg_get_userbyid(c.relowner), coalesce(obj_description(c.oid), ''),
-                   coalesce((select string_agg(format('%%s %%s %%s %%s', a.attname, format_type(a.atttypid, a.atttypmod),
+            select n.nspname, c.relname, c.relkind::text, pg_get_userbyid(c.relowner),
+                   coalesce(obj_description(c.oid), ''),
+                   coalesce((select string_agg(format('%%s %%s %%s %%s', a.attname,
+                                                      format_type(a.atttypid, a.atttypmod),
                                                       a.attnotnull, coalesce(pg_get_expr(d.adbin, d.adrelid), '')),
                                                ', ' order by a.attnum)
                              from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
@@ -84,7 +87,8 @@ def catalog(url: str) -> set[tuple]:
     for row in query(url, "select nspname, pg_get_userbyid(nspowner) from pg_namespace where nspname = any(%s)",
                      (list(OWNED),)):
         out.add(("schema", *row))
-    out.add(("ledger grants", *query(url, "select relacl::text from pg_class where oid = 'audit.run_ledger'::regclass")[0]))
+    ledger_acl = query(url, "select relacl::text from pg_class where oid = 'audit.run_ledger'::regclass")[0]
+    out.add(("ledger grants", *ledger_acl))
     return out
 
 
@@ -158,7 +162,8 @@ def upgraded(tmp_path_factory, fresh_database, role_url):
             run = run_night(NEXT_NIGHT, url)
             env = dict(os.environ, WAREHOUSE_AUDITOR_URL=role_url(url, security.AUDITOR))
         yield {"url": url, "admin": admin_db, "before": before, "after_upgrade": after_upgrade,
-               "revision_before": revision_before, "old_watermarks": old_watermarks, "revision": revision, "run": run, "env": env}
+               "revision_before": revision_before, "old_watermarks": old_watermarks, "revision": revision,
+               "run": run, "env": env}
     finally:
         warehouse.drop_database(DATABASE)
 
@@ -181,13 +186,13 @@ def test_upgrade_reaches_head_and_loses_nothing(upgraded) -> None:
 
 
 def test_watermarks_moved_to_the_one_table(upgraded) -> None:
-    moved = query(upgraded["admin"], "select source, entity, batch_date, watermark, taken_from, files, run_id, recorded_at "
-                                     "from raw._watermarks where batch_date <= %s", (PREV_NIGHT,))
+    moved = query(upgraded["admin"], "select source, entity, batch_date, watermark, taken_from, files, run_id, "
+                                     "recorded_at from raw._watermarks where batch_date <= %s", (PREV_NIGHT,))
     sql_marks, folder_marks = upgraded["old_watermarks"]
     assert sql_marks and folder_marks
     assert sorted(moved) == sorted([(s, e, d, w, None, None, r, at) for s, e, d, w, r, at in sql_marks]
-                                   + [(s, "drop_folders", d, None if to is None else datetime.combine(to, time()), fr, n, r, at)
-                                      for s, d, r, fr, to, n, at in folder_marks])
+                                   + [(s, "drop_folders", d, None if to is None else datetime.combine(to, time()),
+                                       fr, n, r, at) for s, d, r, fr, to, n, at in folder_marks])
 
 
 def test_the_next_night_runs_on_the_migrated_warehouse_and_keeps_every_row(upgraded) -> None:
