@@ -109,7 +109,8 @@ def test_every_table_the_night_builds_or_publishes_has_planner_statistics(env, n
 
 def test_first_night_catches_up_and_later_nights_are_incremental(env, nights, generated) -> None:
     folders = sorted(p.name for p in (generated.inbox_dir / "vendor").iterdir() if p.is_dir())
-    log = {r[0]: r[1:] for r in q(env, "select batch_date, folder_from, folder_to from raw._extract_log")}
+    log = {r[0]: r[1:] for r in q(env, "select batch_date, taken_from, watermark::date from raw._watermarks "
+                                       "where source = 'vendor' and entity = 'drop_folders'")}
     assert log[NIGHTS[0]] == (date.fromisoformat(folders[0]), NIGHTS[0])
     for night in NIGHTS[1:]:
         assert log[night] == (night, night)

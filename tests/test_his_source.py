@@ -28,7 +28,8 @@ from hospital_ops.extract.fhir import (
     SUPPORTED_TYPES,
     fhir_to_landing,
 )
-from hospital_ops.extract.sql import SqlExtractError, extract_sql_source, load_watermarks, night_cutoff, run_sql_night
+from hospital_ops.extract.sql import SqlExtractError, extract_sql_source, load_watermarks, night_cutoff
+from incremental_nights import run_sql_night
 from hospital_ops.load.loader import load_night, plan_extract
 from hospital_ops.load.parsing import pseudonymize
 from hospital_ops.sources.his import SOURCE
@@ -446,13 +447,13 @@ def test_later_nights_take_exactly_the_corrections_and_reruns_are_exact(his, nig
     # rerunning the night changes nothing: same files, same rows, same watermarks
     files = query(warehouse, "select source_file, file_sha256, rows_loaded from raw._load_files "
                              "where batch_date = %s order by 1", (night2,))
-    marks = query(warehouse, "select entity, max_updated_at from raw._sql_watermarks where batch_date = %s "
+    marks = query(warehouse, "select entity, watermark from raw._watermarks where batch_date = %s "
                              "order by 1", (night2,))
     batch = {entity.name: raw_rows(warehouse, entity, night2) for entity in SOURCE.entities}
     sql_night(his.url, warehouse, landing, night2, "night-2-rerun")
     assert query(warehouse, "select source_file, file_sha256, rows_loaded from raw._load_files "
                             "where batch_date = %s order by 1", (night2,)) == files
-    assert query(warehouse, "select entity, max_updated_at from raw._sql_watermarks where batch_date = %s "
+    assert query(warehouse, "select entity, watermark from raw._watermarks where batch_date = %s "
                             "order by 1", (night2,)) == marks
     assert {entity.name: raw_rows(warehouse, entity, night2) for entity in SOURCE.entities} == batch
     assert {r[0] for r in query(warehouse, "select distinct _run_id from raw.his__charges where _batch_date = %s",

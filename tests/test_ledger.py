@@ -110,19 +110,22 @@ from (select '{"run_id": "old-night", "status": "published", "business_date": "2
 
 def test_a_ledger_the_writer_owned_in_an_older_release_is_taken_over_at_setup(db_url, role_url, admin_database_url,
                                                                                tmp_path, monkeypatch) -> None:
-    from hospital_ops.audit import anchor_existing_head, install_ledger
+    from hospital_ops import migrate
+    from hospital_ops.audit import anchor_existing_head
 
     monkeypatch.setenv("HOSPITAL_OPS_VAR_DIR", str(tmp_path / "var"))
+    migrate.downgrade(admin_database_url(db_url), "0001_baseline")  # the tables of the release before migrations
     with closing(psycopg2.connect(admin_database_url(db_url))) as conn, conn.cursor() as cur:
         cur.execute("drop schema audit cascade")
+        cur.execute("drop table ops.alembic_version")  # that release kept no version
         conn.commit()
     with closing(psycopg2.connect(db_url)) as conn, conn.cursor() as cur:  # as an older release did it
         cur.execute(_OLDER_RELEASE)
         conn.commit()
     database = db_url.rsplit("/", 1)[1]
-    # what warehouse.install_ledger does at `hospital-ops warehouse start` / `roles`, as the superuser
+    # what `hospital-ops warehouse start` / `roles` / `migrate` do (warehouse.migrate_database), as the superuser
+    migrate.upgrade(admin_database_url(db_url))
     with closing(psycopg2.connect(admin_database_url(db_url))) as conn, conn.cursor() as cur:
-        install_ledger(cur)
         anchor_existing_head(cur, database)
         conn.commit()
 

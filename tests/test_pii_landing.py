@@ -22,8 +22,9 @@ import psycopg2
 import pytest
 
 from hospital_ops.extract import night_folder
-from hospital_ops.extract.api import default_retry, run_api_night
-from hospital_ops.extract.sql import night_cutoff, run_sql_night
+from hospital_ops.extract.api import default_retry
+from hospital_ops.extract.sql import night_cutoff
+from incremental_nights import run_api_night, run_sql_night
 from hospital_ops.load.loader import load_night, plan_extract
 from hospital_ops.sources.his import SOURCE as HIS
 from hospital_ops.sources.survey import SOURCE as SURVEY

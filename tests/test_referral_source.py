@@ -20,9 +20,9 @@ from types import SimpleNamespace
 
 import psycopg2
 import pytest
+from incremental_nights import run_sql_night
 from reference_parsing import parse_timestamp
 
-from hospital_ops.extract.sql import run_sql_night
 from hospital_ops.load.loader import load_night, plan_extract
 from hospital_ops.load.parsing import pseudonymize
 from hospital_ops.sources import his as his_source

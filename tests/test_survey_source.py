@@ -26,8 +26,8 @@ from hospital_ops.extract.api import (
     default_retry,
     endpoint_from_connection,
     extract_api_source,
-    run_api_night,
 )
+from incremental_nights import run_api_night
 from hospital_ops.extract.scrub import NATIONAL_ID_MARK, PHONE_MARK, scrub
 from hospital_ops.extract.sql import load_watermarks, night_cutoff, watermark_overlap
 from hospital_ops.load.parsing import pseudonymize

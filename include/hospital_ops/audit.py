@@ -48,13 +48,12 @@ from pathlib import Path
 
 import psycopg2
 
-from hospital_ops import security
+from hospital_ops import migrate, security
 from hospital_ops.config import settings
 
 log = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
-LEDGER_OBJECTS = "sql/run_ledger.sql"
 
 
 class LedgerNotInstalled(RuntimeError):
@@ -71,11 +70,6 @@ class VerifyResult:
     @property
     def ok(self) -> bool:
         return self.first_bad_seq is None
-
-
-def install_ledger(cur) -> None:  # type: ignore[no-untyped-def]
-    """The ledger, its trigger and append function, owned by the ledger role (run as a superuser)."""
-    cur.execute(files("hospital_ops").joinpath(LEDGER_OBJECTS).read_text(encoding="utf-8"))
 
 
 def ensure_audit_objects(cur) -> None:  # type: ignore[no-untyped-def]
@@ -204,6 +198,7 @@ def record_started(warehouse_url: str, *, run_id: str, business_date: date) -> d
     row leaves this row open (audit.open_runs)."""
     with closing(psycopg2.connect(warehouse_url, application_name="hospital_ops.audit")) as conn:
         with conn.cursor() as cur:
+            migrate.require_current(cur)  # a night on tables of another release would fail half-way
             ensure_audit_objects(cur)
             payload = {
                 "run_id": run_id,

@@ -3,8 +3,8 @@ everything published until it is corrected or explicitly accepted, while later g
 
 - The gate appends a verdict for each raw table whose batch it validated (`record_gate_verdicts`):
   `rejected` with the failed expectations, or `passed`.
-- `raw._batch_verdicts` is append-only (a trigger refuses UPDATE and DELETE); the latest verdict of a
-  (source, entity, batch date) decides. A batch is held while that verdict is `rejected`
+- `raw._batch_verdicts` (made by the migrations, hospital_ops.migrate) is append-only (a trigger refuses
+  UPDATE and DELETE); the latest verdict of a (source, entity, batch date) decides. A batch is held while that verdict is `rejected`
   (`raw._held_batches`). It is released by a rerun of that night whose batch passes the gate (the
   source corrected its delivery and the night was run again), by a later batch that passes and
   re-delivers every business key of the held one (verdict `superseded`: nothing of the held batch
@@ -30,40 +30,8 @@ VERDICTS = "raw._batch_verdicts"
 HELD = "raw._held_batches"
 APPLIED = "raw._held_batches_applied"
 
-_DDL = f"""
-create schema if not exists raw;
-create table if not exists {VERDICTS} (
-    source text not null, entity text not null, batch_date date not null,
-    verdict text not null check (verdict in ('passed', 'rejected', 'accepted', 'superseded')),
-    reasons text, note text, decided_by text not null, run_id text,
-    decided_at timestamptz not null default clock_timestamp());
-create or replace function raw._batch_verdicts_append_only() returns trigger language plpgsql as $fn$
-begin
-    raise exception 'raw._batch_verdicts is append-only: record a new verdict instead';
-end
-$fn$;
-create or replace trigger batch_verdicts_append_only before update or delete or truncate on {VERDICTS}
-    for each statement execute function raw._batch_verdicts_append_only();
-create or replace view {HELD} as
-select source, entity, source || '__' || entity as raw_table, batch_date, reasons, decided_at as held_since, run_id
-from (select distinct on (source, entity, batch_date) *
-      from {VERDICTS} order by source, entity, batch_date, decided_at desc) latest
-where verdict = 'rejected';
-create table if not exists {APPLIED} (
-    held_set text not null, applied_at timestamptz not null default now());
-"""
-
-
 class BatchError(RuntimeError):
     """A verdict that cannot be recorded (nothing held to accept, no reason given)."""
-
-
-def ensure_verdict_objects(cur) -> None:  # type: ignore[no-untyped-def]
-    """Create the verdict table, its append-only trigger, the held-batches view (idempotent)."""
-    cur.execute("select pg_advisory_xact_lock(hashtext('hospital_ops.raw._batch_verdicts'))")
-    cur.execute("select to_regclass(%s) is not null", (HELD,))
-    if not cur.fetchone()[0]:
-        cur.execute(_DDL)
 
 
 def record_gate_verdicts(conn, results: Iterable[dict], raw_tables: Iterable[str], *,  # type: ignore[no-untyped-def]
@@ -88,7 +56,6 @@ def record_gate_verdicts(conn, results: Iterable[dict], raw_tables: Iterable[str
             rejected.append((source, entity, reasons or ""))
     try:
         with conn.cursor() as cur:
-            ensure_verdict_objects(cur)
             # a rerun of the gate on an unchanged batch says the same again: only a changed verdict is appended
             for row in rows:
                 cur.execute(
@@ -139,7 +106,6 @@ def accept(conn, source: str, batch_date: date, *, by: str, note: str) -> list[s
     if not by.strip() or not note.strip():
         raise BatchError("accepting a held batch needs --by (who) and --note (why)")
     with conn.cursor() as cur:
-        ensure_verdict_objects(cur)
         cur.execute(f"select entity from {HELD} where source = %s and batch_date = %s order by entity",
                     (source, batch_date))
         entities = [row[0] for row in cur.fetchall()]

@@ -1,6 +1,6 @@
 """`hospital-ops`: the command line of the platform.
 
-    hospital-ops warehouse start|stop|status|url|roles
+    hospital-ops warehouse start|stop|status|url|roles|migrate [--sql]
     hospital-ops run-night DATE          run the nightly DAG for one business date (airflow dags test)
     hospital-ops summary DATE            print what a night loaded, quarantined, gated and published
     hospital-ops warnings list|acknowledge|resolve   a supervisor's actions on vendor warnings
@@ -55,9 +55,16 @@ def cmd_warehouse(args: argparse.Namespace) -> int:
             security.harden_roles(cur)
             limits.apply_role_limits(cur, security.WRITER)
         conn.close()
-        warehouse.install_ledger(warehouse.DATABASE)
+        warehouse.migrate_database(warehouse.DATABASE)
         print(f"roles ready: {security.WRITER}, {security.BI_READER}, {security.AUDITOR}, and the run ledger owned by "
               f"{security.LEDGER_OWNER} (set the login roles' passwords as DBA)")
+    elif args.action == "migrate":
+        from hospital_ops import migrate
+
+        if args.sql:  # offline: the SQL from an empty warehouse to this release, for a DBA to review and apply
+            print(migrate.upgrade_sql())
+        else:
+            print(f"warehouse at revision {warehouse.migrate_database(warehouse.DATABASE)}")
     else:
         # the role's URL with its password: for a person at a terminal (psql, a BI tool), never a log
         from hospital_ops import security
@@ -284,9 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     wh = sub.add_parser("warehouse", help="manage the embedded PostgreSQL warehouse")
-    wh.add_argument("action", choices=["start", "stop", "status", "url", "roles"],
+    wh.add_argument("action", choices=["start", "stop", "status", "url", "roles", "migrate"],
                     help="roles: create the writer, bi_reader and auditor roles and the run ledger (needs "
-                         "WAREHOUSE_ADMIN_URL on an external server)")
+                         "WAREHOUSE_ADMIN_URL on an external server); migrate: bring the warehouse's own tables "
+                         "to this release (as the administrator)")
+    wh.add_argument("--sql", action="store_true",
+                    help="migrate: print the SQL from an empty warehouse instead of applying it")
     wh.add_argument("--role", choices=["writer", "bi_reader", "auditor"],
                     help="url: print this role's URL with its password (default: the writer's)")
     wh.set_defaults(func=cmd_warehouse)

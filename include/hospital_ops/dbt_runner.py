@@ -160,20 +160,6 @@ def _record_freshness(warehouse_url: str, business_date: date, rows: list[dict])
     from hospital_ops.pipeline import connect
 
     with closing(connect(warehouse_url)) as conn, conn.cursor() as cur:
-        cur.execute("create schema if not exists dq")
-        cur.execute(
-            f"""
-            create table if not exists {FRESHNESS_TABLE} (
-                business_date date not null, source text not null, table_name text not null,
-                status text not null, max_loaded_at timestamptz, checked_at timestamptz not null default now(),
-                age_seconds double precision, warn_after text, error_after text, message text,
-                primary key (business_date, source, table_name))
-            """
-        )
-        cur.execute(f"comment on table {FRESHNESS_TABLE} is %s",
-                    ("Source freshness 数据源时效: dbt source freshness per source table and night "
-                     "(pass / warn / error / runtime error); a table in error leaves its dependants out of "
-                     "that night's marts build",))
         cur.execute(f"delete from {FRESHNESS_TABLE} where business_date = %s", (business_date,))
         for row in rows:
             cur.execute(

@@ -233,23 +233,6 @@ _ALERT_QUERIES = {
                   "order by department_id, drg_code, metric, alert_id", _drg_alert),
 }
 
-NOTIFICATIONS_DDL = """
-create schema if not exists ops;
-create table if not exists ops.notifications_sent (
-    alert_kind text not null,
-    alert_id text not null,
-    business_date date not null,
-    run_id text not null,
-    title text not null,
-    body text not null,
-    sent_at timestamptz not null default now(),
-    primary key (alert_kind, alert_id)
-);
-comment on table ops.notifications_sent is
-    'Alerts sent to the notification channels 已发送的预警通知: one row per alert, so none is sent twice';
-"""
-
-
 @dataclass
 class AlertNotifications:
     sent: list[tuple[str, str]]       # (kind, alert_id) sent tonight
@@ -291,7 +274,6 @@ def notify_new_alerts(warehouse_url: str, *, business_date: date, run_id: str, u
 
     with closing(psycopg2.connect(warehouse_url)) as conn:
         with conn.cursor() as cur:
-            cur.execute(NOTIFICATIONS_DDL)
             new, already = new_alert_messages(cur, business_date)
         conn.commit()
         result = AlertNotifications([], already, [])
@@ -331,7 +313,6 @@ def notify_if_late(warehouse_url: str, *, dag_id: str, business_date: date, run_
     message = late_message(dag_id=dag_id, business_date=business_date, finished_at=finished_at, deadline=deadline)
     with closing(psycopg2.connect(warehouse_url)) as conn:
         with conn.cursor() as cur:
-            cur.execute(NOTIFICATIONS_DDL)
             cur.execute("select 1 from ops.notifications_sent where alert_kind = 'night_late' and alert_id = %s",
                         (business_date.isoformat(),))
             if cur.fetchone():

@@ -182,14 +182,6 @@ def publish(*, warehouse_url: str, business_date: date, run_id: str) -> list[dic
     published: list[dict] = []
     with closing(connect(warehouse_url)) as conn:
         with conn.cursor() as cur:
-            cur.execute("create schema if not exists audit")
-            cur.execute(
-                """
-                create table if not exists audit.publications (
-                    run_id text not null, business_date date not null, relation text not null,
-                    row_count bigint not null, published_at timestamptz not null default now())
-                """
-            )
             for build_schema, bi_schema in PUBLISHED_SCHEMAS.items():
                 cur.execute(f"create schema if not exists {bi_schema}")
                 cur.execute(
@@ -215,7 +207,6 @@ def publish(*, warehouse_url: str, business_date: date, run_id: str) -> list[dic
 
 def _record_forced(cur, run_id: str, forced: bool) -> None:  # type: ignore[no-untyped-def]
     """audit.publications.forced: this publication went backwards on purpose (--force-publish)."""
-    cur.execute("alter table audit.publications add column if not exists forced boolean not null default false")
     if forced:
         cur.execute("update audit.publications set forced = true where run_id = %s", (run_id,))
 

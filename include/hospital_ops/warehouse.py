@@ -222,7 +222,7 @@ def create_database(name: str, *, replace: bool = False) -> str:
             cur.execute(f'create database "{name}" owner "{WRITER}"')
     conn.close()
     _lock_down_public_schema(name)
-    install_ledger(name)
+    migrate_database(name)
     return url(name) if not is_external() else with_database(os.environ["WAREHOUSE_URL"], name)
 
 
@@ -241,18 +241,22 @@ def drop_database(name: str) -> None:
     conn.close()
 
 
-def install_ledger(name: str) -> None:
-    """The run ledger, owned by the ledger role, in database `name` (as the superuser)."""
+def migrate_database(name: str) -> str | None:
+    """The warehouse's own tables in database `name` brought to this release's revision (as the
+    administrator; see hospital_ops.migrate), and a run ledger an older release filled anchored at
+    its head. Returns the revision."""
     import psycopg2
 
-    from hospital_ops import audit
+    from hospital_ops import audit, migrate
 
-    conn = psycopg2.connect(with_database(admin_url(), name))
+    admin = with_database(admin_url(), name)
+    revision = migrate.upgrade(admin)
+    conn = psycopg2.connect(admin)
     conn.autocommit = True
     with conn.cursor() as cur:
-        audit.install_ledger(cur)
         audit.anchor_existing_head(cur, name)
     conn.close()
+    return revision
 
 
 def _lock_down_public_schema(name: str) -> None:

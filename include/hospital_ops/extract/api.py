@@ -5,10 +5,10 @@ For business date N every entity is read with
     GET <base>/api/v1/<entity>?updated_since=<watermark>&updated_before=<start of N + 1>&limit=…&cursor=…
 
 following `next_cursor` until it is null. The window is the SQL extractor's (`hospital_ops.extract.sql`):
-the lower bound is the largest `updated_at` extracted by a night *before* N (`raw._sql_watermarks`,
-shared by every incremental source, keyed by source and entity), the upper bound the end of the
+the lower bound is the largest `updated_at` extracted by a night *before* N (`raw._watermarks`, the
+one watermark table of every source kind, keyed by source and entity), the upper bound the end of the
 business date, so a rerun of night N asks for the same records. Watermarks are saved only after the
-load committed (`run_api_night`, or `pipeline.load` in the DAG), so a failed night is simply read again.
+load committed (`pipeline.load`), so a failed night is simply read again.
 As for SQL sources, `updated_since` is the watermark less the overlap (`watermark_overlap`), so a record
 that reached the platform late with an `updated_at` at or just before the watermark is still read; a
 version (business key, `updated_at`) an earlier night landed is skipped (`landed_versions`).
@@ -47,18 +47,14 @@ from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
 from hospital_ops.config import pseudonym_key
-from hospital_ops.extract import LandingFolder, landing_text, remove_night_folder
+from hospital_ops.extract import LandingFolder, landing_text
 from hospital_ops.extract.scrub import scrub
 from hospital_ops.extract.sql import (
-    landed_versions,
-    load_watermarks,
     night_cutoff,
     read_from,
-    save_watermarks,
     version_key,
     watermark_overlap,
 )
-from hospital_ops.load.loader import NightLoad, ensure_raw_schema, load_night, plan_extract
 from hospital_ops.sources.spec import Column, Entity, Source
 
 log = logging.getLogger(__name__)
@@ -142,12 +138,6 @@ class ApiExtraction:
     pages: dict[str, int] = field(default_factory=dict)  # entity -> pages fetched
     duplicates_skipped: dict[str, int] = field(default_factory=dict)  # entity -> records served twice
     already_landed: dict[str, int] = field(default_factory=dict)  # entity -> overlap records landed before
-
-
-@dataclass
-class ApiNight:
-    extraction: ApiExtraction
-    load: NightLoad
 
 
 def _local(value: datetime) -> datetime:
@@ -291,24 +281,3 @@ def extract_api_source(
     log.info("%s %s: %d records from %s in %d pages (window up to %s)", source.name, business_date,
              sum(extraction.rows.values()), base_url, sum(extraction.pages.values()), cutoff)
     return extraction
-
-
-def run_api_night(source: Source, base_url: str, token: str | None, warehouse_conn, landing_dir: Path,  # type: ignore[no-untyped-def]
-                  business_date: date, *, run_id: str, key: bytes, **extract_options) -> ApiNight:  # type: ignore[no-untyped-def]
-    """Extract a night of an API source and land it with the file loader, then record its watermarks."""
-    ensure_raw_schema(warehouse_conn, source)
-    watermarks = load_watermarks(warehouse_conn, source.name, business_date)
-    keep_landing = extract_options.pop("keep_landing", False)
-    overlap = extract_options.pop("overlap", None)
-    overlap = watermark_overlap() if overlap is None else overlap
-    landed = landed_versions(warehouse_conn, source, business_date,
-                             {name: read_from(mark, overlap) for name, mark in watermarks.items()})
-    extraction = extract_api_source(source, base_url, token, landing_dir, business_date, watermarks=watermarks,
-                                    landed=landed, overlap=overlap, key=key, **extract_options)
-    # exactly this night's folder, as for SQL sources
-    manifest = plan_extract(Path(landing_dir), source, business_date, business_date - timedelta(days=1))
-    night = load_night(warehouse_conn, source, manifest, run_id=run_id, batch_date=business_date, key=key)
-    save_watermarks(warehouse_conn, source.name, business_date, extraction.max_updated_at, run_id=run_id)
-    if not keep_landing:  # loaded: the landing files have done their work
-        remove_night_folder(landing_dir, source, business_date)
-    return ApiNight(extraction, night)

@@ -6,7 +6,7 @@ Which interface the HIS speaks is configuration (README, "Configuration"):
     HIS_KIND=fhir   an HL7 FHIR R4 export, either
                     HIS_FHIR_URL: a FHIR server's Bulk Data `$export` (`hospital_ops.extract.fhir_bulk`),
                       system level (or HIS_FHIR_GROUP → that Group), `_since` = the previous night's
-                      export transactionTime (kept in raw._sql_watermarks, entity `bulk_export`), with
+                      export transactionTime (kept in raw._watermarks, entity `bulk_export`), with
                       HIS_FHIR_TOKEN (bearer) or SMART Backend Services (HIS_FHIR_CLIENT_ID,
                       HIS_FHIR_TOKEN_URL, HIS_FHIR_PRIVATE_KEY_FILE);
                     or HIS_FHIR_DIR: a drop folder of Bundles and/or Bulk NDJSON read whole each night

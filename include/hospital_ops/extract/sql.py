@@ -5,7 +5,7 @@ For business date N the window of a table is
     watermark(table, N) < updated_at < start of N + 1          (local time, like the source's values)
 
 where watermark(table, N) is the largest `updated_at` extracted by any night *before* N, kept in
-`raw._sql_watermarks(source, entity, batch_date, max_updated_at)`.
+`raw._watermarks(source, entity, batch_date, watermark)`, the one watermark table of every source kind.
 
 The read itself looks back: it takes `updated_at >= watermark - overlap` (`watermark_overlap`, set by
 HOSPITAL_OPS_WATERMARK_OVERLAP_MINUTES), so a row that reaches the source late with an `updated_at`
@@ -20,8 +20,8 @@ All tables are read in one REPEATABLE READ, read-only transaction, so a night se
 snapshot of the source; each table is streamed with a server-side cursor (`yield_per`) and ordered by
 its business key, so a rerun on unchanged data writes byte-identical files. The files land in
 `<landing>/<source>/<YYYY-MM-DD>/` (see `hospital_ops.extract`), where the ordinary file loader
-takes them: `run_sql_night` shows the whole night (watermarks → extract → plan_extract → load_night →
-record watermarks). Watermarks are recorded only after the load committed, so a failed night is
+takes them: the DAG's extract and load tasks (`pipeline.extract`, `pipeline.load`) run the whole night
+(watermarks → extract → plan_extract → load_night → record watermarks). Watermarks are recorded only after the load committed, so a failed night is
 simply extracted again.
 """
 
@@ -38,14 +38,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from hospital_ops.config import pseudonym_key
-from hospital_ops.extract import LandingFolder, landing_text, remove_night_folder
-from hospital_ops.load.loader import RAW_SCHEMA, NightLoad, ensure_raw_schema, load_night, plan_extract
+from hospital_ops.extract import LandingFolder, landing_text
+from hospital_ops.load.loader import DROP_FOLDERS, RAW_SCHEMA, WATERMARKS
 from hospital_ops.sources.spec import Entity, Source
 
 log = logging.getLogger(__name__)
 
 WATERMARK_COLUMN = "updated_at"
-WATERMARK_TABLE = f"{RAW_SCHEMA}._sql_watermarks"
 DEFAULT_SCHEMA = "his"
 _CHUNK_ROWS = 5_000
 
@@ -65,12 +64,6 @@ class SqlExtraction:
     max_updated_at: dict[str, datetime] = field(default_factory=dict)  # entity -> new watermark candidate
     watermarks: dict[str, datetime | None] = field(default_factory=dict)  # entity -> lower bound used
     already_landed: dict[str, int] = field(default_factory=dict)  # entity -> rows of the overlap skipped
-
-
-@dataclass
-class SqlNight:
-    extraction: SqlExtraction
-    load: NightLoad
 
 
 def night_cutoff(business_date: date) -> datetime:
@@ -221,48 +214,31 @@ def _extract_table(conn: sa.Connection, folder: LandingFolder, entity: Entity, s
 # ---------------------------------------------------------------------------------- watermarks
 
 
-def ensure_watermark_table(conn) -> None:  # type: ignore[no-untyped-def]
-    """Create `raw._sql_watermarks` (psycopg2 connection to the warehouse)."""
-    with conn.cursor() as cur:
-        cur.execute(f"create schema if not exists {RAW_SCHEMA}")
-        cur.execute(
-            f"""
-            create table if not exists {WATERMARK_TABLE} (
-                source text not null, entity text not null, batch_date date not null,
-                max_updated_at timestamp not null, run_id text,
-                recorded_at timestamptz not null default now(),
-                primary key (source, entity, batch_date))
-            """
-        )
-    conn.commit()
-
-
 def load_watermarks(conn, source_name: str, business_date: date) -> dict[str, datetime | None]:  # type: ignore[no-untyped-def]
     """Per entity, the largest updated_at extracted by a night *before* `business_date`.
 
     Entities never extracted are absent (the extractor then reads them from the beginning).
     """
-    ensure_watermark_table(conn)
     with conn.cursor() as cur:
         cur.execute(
-            f"select entity, max(max_updated_at) from {WATERMARK_TABLE} "
-            "where source = %s and batch_date < %s group by entity",
-            (source_name, business_date),
+            f"select entity, max(watermark) from {WATERMARKS} "
+            "where source = %s and entity <> %s and batch_date < %s group by entity",
+            (source_name, DROP_FOLDERS, business_date),
         )
         return dict(cur.fetchall())
 
 
 def save_watermarks(conn, source_name: str, business_date: date,  # type: ignore[no-untyped-def]
                     max_updated_at: Mapping[str, datetime], *, run_id: str | None = None) -> None:
-    """Record what night `business_date` extracted, replacing an earlier attempt of that night."""
-    ensure_watermark_table(conn)
+    """Record what night `business_date` extracted, replacing an earlier attempt of that night (its
+    drop-folder row, the loader's, stays)."""
     try:
         with conn.cursor() as cur:
-            cur.execute(f"delete from {WATERMARK_TABLE} where source = %s and batch_date = %s",
-                        (source_name, business_date))
+            cur.execute(f"delete from {WATERMARKS} where source = %s and entity <> %s and batch_date = %s",
+                        (source_name, DROP_FOLDERS, business_date))
             for entity, stamp in sorted(max_updated_at.items()):
                 cur.execute(
-                    f"insert into {WATERMARK_TABLE} (source, entity, batch_date, max_updated_at, run_id) "
+                    f"insert into {WATERMARKS} (source, entity, batch_date, watermark, run_id) "
                     "values (%s, %s, %s, %s, %s)",
                     (source_name, entity, business_date, stamp, run_id),
                 )
@@ -270,29 +246,3 @@ def save_watermarks(conn, source_name: str, business_date: date,  # type: ignore
     except Exception:
         conn.rollback()
         raise
-
-
-# ------------------------------------------------------------------------------------ a night
-
-
-def run_sql_night(source: Source, source_url: str, warehouse_conn, landing_dir: Path,  # type: ignore[no-untyped-def]
-                  business_date: date, *, run_id: str, key: bytes, schema: str = DEFAULT_SCHEMA,
-                  keep_landing: bool = False) -> SqlNight:
-    """Extract a night of a SQL source and land it with the file loader, then record its watermarks."""
-    ensure_raw_schema(warehouse_conn, source)
-    watermarks = load_watermarks(warehouse_conn, source.name, business_date)
-    overlap = watermark_overlap()
-    landed = landed_versions(warehouse_conn, source, business_date,
-                             {name: read_from(mark, overlap) for name, mark in watermarks.items()})
-    extraction = extract_sql_source(source, source_url, landing_dir, business_date, watermarks=watermarks,
-                                    landed=landed, overlap=overlap, schema=schema, key=key)
-    # Exactly this night's folder: `after` = the day before. (The drop-folder watermark of
-    # raw._extract_log would also take folders of earlier nights whose load failed, whose rows this
-    # extraction already re-read from the database.)
-    manifest = plan_extract(Path(landing_dir), source, business_date, business_date - timedelta(days=1))
-    night = load_night(warehouse_conn, source, manifest, run_id=run_id, batch_date=business_date, key=key)
-    save_watermarks(warehouse_conn, source.name, business_date, extraction.max_updated_at, run_id=run_id)
-    if not keep_landing:  # loaded: the landing files have done their work
-        remove_night_folder(landing_dir, source, business_date)
-    return SqlNight(extraction, night)
-

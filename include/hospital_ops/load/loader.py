@@ -30,7 +30,7 @@ from pathlib import Path
 
 import psycopg2
 
-from hospital_ops import batches, limits
+from hospital_ops import limits
 from hospital_ops.load import checks_sql
 from hospital_ops.load.files import (
     FileFacts,
@@ -51,6 +51,10 @@ from hospital_ops.sources.spec import PG_TYPES, Entity, Source
 log = logging.getLogger(__name__)
 
 RAW_SCHEMA = "raw"
+# every source kind's watermarks (migration 0002): a file source's drop folders under this entity,
+# a SQL or API source's largest updated_at per entity (extract/sql.py)
+WATERMARKS = f"{RAW_SCHEMA}._watermarks"
+DROP_FOLDERS = "drop_folders"
 _COPY_CHUNK_ROWS = 50_000
 _REASON_VALUES = re.compile(r"'[^']*'|\"[^\"]*\"|-?\d+(?:\.\d+)?|(?<=as ).*$")  # values out of reasons
 # each file's checking statement works on one landing table at a time; give it memory to keep the
@@ -130,43 +134,17 @@ def reason_category(entity: str, reason: str) -> str:
 
 
 def ensure_raw_schema(conn, source: Source) -> None:  # type: ignore[no-untyped-def]
-    """Create the raw schema, the load bookkeeping tables and this source's raw tables."""
+    """Create this source's raw tables from its spec (the one place they are made; a new column is a
+    new column in the spec). The raw schema's fixed tables — quarantine, load files, watermarks, batch
+    verdicts — are the migrations' (hospital_ops.migrate), applied before any night."""
     with conn.cursor() as cur:
         # the first night's extract tasks run side by side under the scheduler: concurrent
-        # `create … if not exists` of the shared objects collide in the catalog, so the first one
-        # creates them under a lock (held to the end of its transaction) and later nights skip it
-        cur.execute(f"select to_regclass('{RAW_SCHEMA}._extract_log') is null")
+        # `create … if not exists` collide in the catalog, so the first one creates the tables under a
+        # lock (held to the end of its transaction) and later nights skip it
+        cur.execute("select bool_or(to_regclass(t) is null) from unnest(%s::text[]) as t",
+                    ([f"{RAW_SCHEMA}.{e.raw_table}" for e in source.entities],))
         if cur.fetchone()[0]:
             cur.execute("select pg_advisory_xact_lock(hashtext('hospital_ops.ensure_raw_schema'))")
-        cur.execute(f"create schema if not exists {RAW_SCHEMA}")
-        batches.ensure_verdict_objects(cur)  # staging reads raw through the held-batches view
-        cur.execute(
-            f"""
-            create table if not exists {RAW_SCHEMA}._quarantine (
-                run_id text not null, source text not null, entity text not null,
-                batch_date date not null, source_file text not null, row_number integer not null,
-                reason text not null, record jsonb, quarantined_at timestamptz not null default now())
-            """
-        )
-        cur.execute(
-            f"""
-            create table if not exists {RAW_SCHEMA}._load_files (
-                run_id text not null, source text not null, entity text not null,
-                batch_date date not null, source_file text not null, file_sha256 text not null,
-                rows_read integer not null, rows_loaded integer not null, rows_quarantined integer not null,
-                loaded_at timestamptz not null default now(),
-                primary key (source, batch_date, source_file))
-            """
-        )
-        cur.execute(
-            f"""
-            create table if not exists {RAW_SCHEMA}._extract_log (
-                source text not null, batch_date date not null, run_id text not null,
-                folder_from date, folder_to date, files integer not null,
-                extracted_at timestamptz not null default now(),
-                primary key (source, batch_date))
-            """
-        )
         for entity in source.entities:
             columns = ",\n".join(f"{c.raw_name} {PG_TYPES[c.type]}" for c in entity.columns)
             cur.execute(
@@ -199,8 +177,8 @@ def watermark(conn, source: str, batch_date: date) -> date | None:  # type: igno
     """The last drop folder taken by a night before `batch_date` (so a rerun sees the same files)."""
     with conn.cursor() as cur:
         cur.execute(
-            f"select max(folder_to) from {RAW_SCHEMA}._extract_log where source = %s and batch_date < %s",
-            (source, batch_date),
+            f"select max(watermark)::date from {WATERMARKS} where source = %s and entity = %s and batch_date < %s",
+            (source, DROP_FOLDERS, batch_date),
         )
         return cur.fetchone()[0]
 
@@ -281,10 +259,10 @@ def load_night(
             _reconcile(cur, source, batch_date, night.files)
             folders = [m.folder_date for m in manifest]
             cur.execute(
-                f"insert into {RAW_SCHEMA}._extract_log (source, batch_date, run_id, folder_from, folder_to, files)"
-                " values (%s, %s, %s, %s, %s, %s)",
-                (source.name, batch_date, run_id, min(folders, default=None), max(folders, default=None),
-                 len(night.files)),
+                f"insert into {WATERMARKS} (source, entity, batch_date, run_id, taken_from, watermark, files)"
+                " values (%s, %s, %s, %s, %s, %s, %s)",
+                (source.name, DROP_FOLDERS, batch_date, run_id, min(folders, default=None),
+                 max(folders, default=None), len(night.files)),
             )
         conn.commit()
     except Exception:
@@ -328,9 +306,11 @@ def _analyze_grown_tables(conn, source: Source, night: NightLoad) -> None:  # ty
 def _delete_batch(cur, source: Source, batch_date: date) -> None:  # type: ignore[no-untyped-def]
     for entity in source.entities:
         cur.execute(f"delete from {RAW_SCHEMA}.{entity.raw_table} where _batch_date = %s", (batch_date,))
-    for table in ("_quarantine", "_load_files", "_extract_log"):
+    for table in ("_quarantine", "_load_files"):
         cur.execute(f"delete from {RAW_SCHEMA}.{table} where source = %s and batch_date = %s",
                     (source.name, batch_date))
+    cur.execute(f"delete from {WATERMARKS} where source = %s and entity = %s and batch_date = %s",
+                (source.name, DROP_FOLDERS, batch_date))
 
 
 def _load_file(cur, source: Source, entity: Entity, entry: ManifestEntry, night_params: dict,  # type: ignore[no-untyped-def]

@@ -83,25 +83,6 @@ _RESULT_FORMATS = ("BOOLEAN_ONLY", "BASIC", "SUMMARY", "COMPLETE")
 _MAX_FAILURES_IN_MESSAGE = 50
 _MAX_OBSERVED_CHARS = 300
 
-_DQ_DDL = f"""
-create schema if not exists {DQ_SCHEMA};
-create table if not exists {DQ_SCHEMA}.{DQ_TABLE} (
-    run_id text not null,
-    business_date date not null,
-    checkpoint text not null,
-    suite text not null,
-    target_table text not null,
-    expectation_type text not null,
-    column_name text,
-    kwargs jsonb,
-    success boolean not null,
-    observed_value jsonb,
-    unexpected_count bigint,
-    element_count bigint,
-    validated_at timestamptz not null default now()
-);
-create index if not exists {DQ_TABLE}__run on {DQ_SCHEMA}.{DQ_TABLE} (run_id, checkpoint);
-"""
 _DQ_COLUMNS = ("run_id", "business_date", "checkpoint", "suite", "target_table", "expectation_type",
                "column_name", "kwargs", "success", "observed_value", "unexpected_count", "element_count")
 
@@ -715,9 +696,8 @@ def _record(conn, results: list[dict], *, run_id: str, business_date: date, chec
     ]
     try:
         with conn.cursor() as cur:
-            # serialise concurrent first runs (create ... if not exists is not race-free) and reruns
+            # serialise reruns of the same checkpoint (dq.validation_results: created by the migrations)
             cur.execute("select pg_advisory_xact_lock(hashtext('hospital_ops.dq.validation_results'))")
-            cur.execute(_DQ_DDL)
             cur.execute(f"delete from {DQ_SCHEMA}.{DQ_TABLE} where run_id = %s and checkpoint = any(%s)",
                         (run_id, [checkpoint, *former_names]))
             if rows:
