@@ -18,7 +18,7 @@ $(STAMP): requirements.txt pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(BIN)/hospital-ops demo
+	$(BIN)/hospital-ops demo --scheduler
 
 test: install
 	$(BIN)/python -m pytest

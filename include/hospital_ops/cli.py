@@ -164,10 +164,13 @@ def _run_nights_through_scheduler(nights: list[date], url: str) -> bool:
     _progress("starting the local Airflow deployment (scheduler, API server, DAG processor, triggerer) …")
     deployment = airflow_local.up(url, warehouse.admin_url(), extra_env=airflow_local.MANUAL_ONLY)
     _print_airflow_login(deployment)
-    runs = airflow_local.trigger_nights(deployment, nights, progress=_progress)
+    runs = airflow_local.trigger_nights(deployment, nights, progress=_progress, fresh=True)
     ok = len(runs) == len(nights) and all(run["state"] == "success" for run in runs)
+    airflow_local.pause_and_stop(deployment)
     last = nights[len(runs) - 1] if runs else nights[0]
-    print(format_summary(night_summary(warehouse_url=url, business_date=last), url, detailed=True), flush=True)
+    print(format_summary(night_summary(warehouse_url=url, business_date=last), warehouse.redacted(url), detailed=True),
+          flush=True)
+    _progress("the nights, their durations and task logs are in Airflow's UI: `hospital-ops airflow up` (or make airflow)")
     return ok
 
 
@@ -411,7 +414,8 @@ def _airflow_action(args: argparse.Namespace) -> int:
             print("error: backfill needs --from DATE --to DATE (business dates, both included)", file=sys.stderr)
             return 2
         try:
-            result = airflow_local.backfill(args.from_date, args.to_date, dry_run=args.dry_run)
+            result = airflow_local.backfill(args.from_date, args.to_date, dry_run=args.dry_run,
+                                            force_publish=args.force_publish)
         except airflow_local.BackfillRefused as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -556,6 +560,9 @@ def build_parser() -> argparse.ArgumentParser:
     af.add_argument("--from", dest="from_date", type=_date, help="backfill: first business date")
     af.add_argument("--to", dest="to_date", type=_date, help="backfill: last business date (included)")
     af.add_argument("--dry-run", action="store_true", help="backfill: list the runs, create none")
+    af.add_argument("--force-publish", action="store_true",
+                    help="backfill: build and publish nights older than the newest publication too (recorded); "
+                         "without it they are loaded only")
     af.add_argument("--manual-only", action="store_true",
                     help="the scheduler runs triggered nights only, never the 02:00 schedule")
     af.set_defaults(func=cmd_airflow)
