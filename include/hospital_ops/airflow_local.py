@@ -416,8 +416,16 @@ class AirflowApi:
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {deployment.token()}"
 
-    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs):
+    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), retries: int = 5, **kwargs):
+        """One API call; a read that meets a server error (the API server answers 500 "Database
+        error" when its metadata session loses a race under load) is tried again a few times, as
+        Airflow's own task client does."""
         response = self.session.request(method, f"{self.base}{path}", timeout=self.timeout, **kwargs)
+        while method == "GET" and response.status_code >= 500 and retries > 0:
+            log.warning("%s %s: HTTP %s, trying again", method, path, response.status_code)
+            time.sleep(2)
+            retries -= 1
+            response = self.session.request(method, f"{self.base}{path}", timeout=self.timeout, **kwargs)
         if response.status_code not in ok:
             raise AirflowDeploymentError(f"{method} {path}: HTTP {response.status_code} {response.text[:500]}")
         return response
