@@ -127,6 +127,9 @@ def _skip_an_older_backfill_night() -> None:
     reason = older_backfill_reason(_warehouse_url(), _business_date(), forced=bool(_publication_env()),
                                    run_type=getattr(run_type, "value", str(run_type)))
     if reason:
+        import logging
+
+        logging.getLogger(__name__).warning("%s", reason)  # the task's log says why it was skipped
         raise AirflowSkipException(reason)
 
 

@@ -156,25 +156,6 @@ def test_task_logs_are_readable_through_the_api(night, deployment):
     assert "Could not read served logs" not in api.task_log(run_id, "summary", tries["summary"])
 
 
-def test_the_publish_triggers_the_docs_refresh_on_its_asset(night, deployment):
-    # the nightly's publish emits the asset hospital_ops_published; the DAG scheduled on it regenerates
-    # the dbt docs from the warehouse of the `warehouse` connection (the test's database, not the default)
-    api = night["api"]
-    docs = api.wait_for_asset_run(airflow_local.DOCS_DAG_ID, END)
-    assert docs["state"] == "success", api.task_log(docs["dag_run_id"], "dbt_docs_generate",
-                                                   dag_id=airflow_local.DOCS_DAG_ID)[-3000:]
-    events = api.request("GET", f"/dags/{airflow_local.DOCS_DAG_ID}/dagRuns/{docs['dag_run_id']}/upstreamAssetEvents"
-                         ).json()["asset_events"]
-    assert {e["source_run_id"] for e in events} == {night["run"]["dag_run_id"]}
-    catalog = json.loads((deployment["var_dir"] / "dbt_docs" / "catalog.json").read_text())
-    (published,) = query(deployment["url"], "select relation from audit.publications where run_id = %s limit 1",
-                         (night["run"]["dag_run_id"],))[0]
-    schema, table = published.split(".")
-    # the docs describe the relations dbt built (in the *_build schemas the night publishes from)
-    assert any(node["metadata"]["schema"] in (schema, f"{schema}_build") and node["metadata"]["name"] == table
-               for node in catalog["nodes"].values()), published
-
-
 def test_backfill_runs_airflow_own_backfill_over_business_dates(night):
     result = airflow_local.backfill(date(2026, 11, 1), date(2026, 11, 3), dry_run=True)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -220,6 +201,37 @@ def test_a_backfilled_night_older_than_the_newest_publication_is_loaded_only(nig
 def test_backfill_before_the_start_date_is_refused_clearly(night):
     with pytest.raises(airflow_local.BackfillRefused, match="starts on 2026-01-01"):
         airflow_local.backfill(date(2025, 12, 30), date(2026, 1, 2), dry_run=True)
+
+
+def test_the_publish_triggers_the_docs_refresh_on_its_asset(night, deployment):
+    # the nightly's publish emitted the asset hospital_ops_published; the manual-only scheduler makes
+    # no run of its own, so the event waits, queued, until a deployment with its schedule on (as
+    # `hospital-ops airflow up` after the demo) runs the DAG scheduled on it. That DAG regenerates the
+    # dbt docs from the warehouse of the `warehouse` connection (the test's database, not the default).
+    # The nightly DAG is paused first, as the demo leaves it: no 02:00 night starts on the test's data.
+    night["api"].set_paused(True)
+    airflow_local.down()
+    scheduling = airflow_local.up(deployment["url"], deployment["admin"], meta_database=deployment["meta"])
+    api = airflow_local.AirflowApi(scheduling)
+    docs = api.wait_for_asset_run(airflow_local.DOCS_DAG_ID, END)
+    assert docs["state"] == "success", api.task_log(docs["dag_run_id"], "dbt_docs_generate",
+                                                   dag_id=airflow_local.DOCS_DAG_ID)[-3000:]
+    events = api.request("GET", f"/dags/{airflow_local.DOCS_DAG_ID}/dagRuns/{docs['dag_run_id']}/upstreamAssetEvents"
+                         ).json()["asset_events"]
+    assert night["run"]["dag_run_id"] in {e["source_run_id"] for e in events}
+    catalog = json.loads((deployment["var_dir"] / "dbt_docs" / "catalog.json").read_text())
+    (published,) = query(deployment["url"], "select relation from audit.publications where run_id = %s limit 1",
+                         (night["run"]["dag_run_id"],))[0]
+    schema, table = published.split(".")
+    # the docs describe the relations dbt built (in the *_build schemas the night publishes from)
+    assert any(node["metadata"]["schema"] in (schema, f"{schema}_build") and node["metadata"]["name"] == table
+               for node in catalog["nodes"].values()), published
+    # the demo's nights stay readable after the restart: the run and a task log, through the new API server
+    run = api.request("GET", f"/dags/{airflow_local.DAG_ID}/dagRuns/{night['run']['dag_run_id']}").json()
+    assert run["duration"] == pytest.approx(night["run"]["duration"], abs=1)
+    tries = {ti["task_id"]: ti["try_number"] for ti in api.task_instances(run["dag_run_id"])}
+    log_text = api.task_log(run["dag_run_id"], "publish", tries["publish"])
+    assert f"for {END}" in log_text and "Could not read served logs" not in log_text
 
 
 def test_the_missed_publish_deadline_is_sent_by_the_triggerer(night, webhook):
