@@ -453,6 +453,8 @@ class AirflowApi:
     def delete_runs(self, dag_id: str = DAG_ID) -> int:
         runs = self.runs(dag_id)
         for run in runs:
+            if run["state"] in ("queued", "running"):  # left by a stopped deployment: Airflow deletes only finished runs
+                self.request("PATCH", f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}", json={"state": "failed"})
             self.request("DELETE", f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}", ok=(204,))
         return len(runs)
 
