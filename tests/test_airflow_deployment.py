@@ -53,7 +53,7 @@ def webhook():
 def deployment(tmp_path_factory, fresh_database, webhook):
     var_dir = tmp_path_factory.mktemp("var")
     url = fresh_database("airflow")
-    meta = f"airflow_meta_test_{os.getpid()}"
+    meta = f"airflow_meta_test_{os.getpid()}"  # its database and role: not the checkout's own deployment's
     admin = warehouse.admin_url()  # before the var dir moves (the embedded server's state lives there)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HOSPITAL_OPS_VAR_DIR", str(var_dir))
@@ -62,13 +62,16 @@ def deployment(tmp_path_factory, fresh_database, webhook):
             patch.delenv(name, raising=False)
         patch.setenv("HOSPITAL_OPS_ALERT_URLS", webhook["url"])
         generate_vendor_source(var_dir / "inbox", end=END, months=3, vendors=12)
-        deployed = airflow_local.up(url, admin, meta_database=meta,
+        deployed = airflow_local.up(url, admin, meta_database=meta, meta_role=meta,
                                     extra_env=airflow_local.MANUAL_ONLY)
         try:
             yield {"deployment": deployed, "url": url, "var_dir": var_dir, "meta": meta, "admin": admin}
         finally:
             airflow_local.down()
     warehouse.drop_database(meta)
+    with psycopg2.connect(admin) as conn, conn.cursor() as cur:
+        cur.execute(f'drop role if exists "{meta}"')
+    conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +99,7 @@ def test_metadata_lives_in_its_own_database_and_role(deployment):
     meta = deployment["meta"]
     with psycopg2.connect(deployment["admin"]) as conn, conn.cursor() as cur:
         cur.execute("select pg_get_userbyid(datdba) from pg_database where datname = %s", (meta,))
-        assert cur.fetchone() == (airflow_local.META_ROLE,)
+        assert cur.fetchone() == (meta,)  # the test's own role (a checkout's deployment: airflow_local.META_ROLE)
     conn.close()
     with psycopg2.connect(warehouse.with_database(deployment["admin"], meta)) as conn, conn.cursor() as cur:
         cur.execute("select count(*) from dag where dag_id = %s", (airflow_local.DAG_ID,))
@@ -211,7 +214,8 @@ def test_the_publish_triggers_the_docs_refresh_on_its_asset(night, deployment):
     # The nightly DAG is paused first, as the demo leaves it: no 02:00 night starts on the test's data.
     night["api"].set_paused(True)
     airflow_local.down()
-    scheduling = airflow_local.up(deployment["url"], deployment["admin"], meta_database=deployment["meta"])
+    scheduling = airflow_local.up(deployment["url"], deployment["admin"], meta_database=deployment["meta"],
+                                  meta_role=deployment["meta"])
     api = airflow_local.AirflowApi(scheduling)
     docs = api.wait_for_asset_run(airflow_local.DOCS_DAG_ID, END)
     assert docs["state"] == "success", api.task_log(docs["dag_run_id"], "dbt_docs_generate",

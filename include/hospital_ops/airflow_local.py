@@ -301,7 +301,7 @@ def _wait_healthy(url: str, pids: dict[str, int], logs: Path, timeout: float) ->
                                  f"logs in {logs}")
 
 
-def up(warehouse_url: str, admin_url: str, *, meta_database: str = META_DATABASE,
+def up(warehouse_url: str, admin_url: str, *, meta_database: str = META_DATABASE, meta_role: str = META_ROLE,
        extra_env: dict[str, str] | None = None, timeout: float = 240.0) -> Deployment:
     """Start (or find running) the local deployment: migrate the metadata database, then the API
     server, scheduler, DAG processor and triggerer. Idempotent."""
@@ -314,7 +314,9 @@ def up(warehouse_url: str, admin_url: str, *, meta_database: str = META_DATABASE
         return Deployment(state["url"], ADMIN_USER, admin_password(), home, state["pids"], state["meta_database"])
     if state:
         down()
-    meta_url = ensure_meta_database(admin_url, meta_database)
+    # the role is the server's: a second deployment on the same server (a test's) takes a role of its own,
+    # or setting its password would lock out the first one's new connections
+    meta_url = ensure_meta_database(admin_url, meta_database, meta_role)
     from hospital_ops.warehouse import free_port
 
     ports = {"api": free_port(), "worker_logs": free_port(), "trigger_logs": free_port()}
