@@ -301,6 +301,23 @@ def _wait_healthy(url: str, pids: dict[str, int], logs: Path, timeout: float) ->
                                  f"logs in {logs}")
 
 
+def _wait_answering(url: str, pid: int, log_file: Path, timeout: float) -> None:
+    """Wait until the API server answers HTTP at all (healthy or not); fail with its log if it exits."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid):
+            raise AirflowDeploymentError(f"airflow api-server exited during start-up; its log ({log_file}) ends:\n"
+                                         f"{log_file.read_text(errors='replace')[-3000:]}")
+        try:
+            requests.get(f"{url}/api/v2/monitor/health", timeout=5)
+            return
+        except requests.RequestException:
+            time.sleep(1)
+    raise AirflowDeploymentError(f"the API server did not answer within {timeout:.0f} s; log in {log_file}")
+
+
 def up(warehouse_url: str, admin_url: str, *, meta_database: str = META_DATABASE, meta_role: str = META_ROLE,
        extra_env: dict[str, str] | None = None, timeout: float = 240.0) -> Deployment:
     """Start (or find running) the local deployment: migrate the metadata database, then the API
@@ -338,6 +355,10 @@ def up(warehouse_url: str, admin_url: str, *, meta_database: str = META_DATABASE
             process = subprocess.Popen([airflow_bin, component], env=env, stdout=handle, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, start_new_session=True)
         pids[component] = process.pid
+        if component == "api-server":
+            # tasks report to the API server's execution API: a scheduler that starts first would run
+            # queued tasks (e.g. the docs refresh's, from queued asset events) into "connection refused"
+            _wait_answering(f"http://127.0.0.1:{ports['api']}", process.pid, logs / "api-server.log", timeout)
     url = f"http://127.0.0.1:{ports['api']}"
     state_file = _state_path(home)
     state_file.write_text(json.dumps({"url": url, "pids": pids, "ports": ports, "meta_database": meta_database,
