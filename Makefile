@@ -20,7 +20,7 @@ install: $(STAMP)
 
 # the demo and the benchmark run on the simulated sources: the development command hospital-ops-sim
 demo: install
-	$(BIN)/hospital-ops-sim demo
+	$(BIN)/hospital-ops-sim demo --scheduler
 
 test: install
 	$(BIN)/python -m pytest

@@ -1,5 +1,6 @@
 """Downstream of the nightly publish: regenerate the dbt documentation site whenever the nightly
-DAG publishes (scheduled on the asset `hospital_ops_published`, never by hand). Wiring only."""
+DAG publishes (scheduled on the asset `hospital_ops_published`, never by hand), on the warehouse of
+the same `warehouse` connection the nightly DAG publishes through. Wiring only."""
 
 from __future__ import annotations
 
@@ -26,14 +27,14 @@ def hospital_ops_docs_refresh() -> None:
     def dbt_docs_generate() -> str:
         from datetime import date
 
-        from hospital_ops import warehouse
+        from hospital_ops.airflow_connections import warehouse_url
         from hospital_ops.dbt_runner import generate_docs
 
         events = get_current_context()["triggering_asset_events"]
         dates = [date.fromisoformat(e.extra["business_date"]) for evs in events.values() for e in evs
                  if e.extra.get("business_date")]
         business_date = max(dates) if dates else date.today() - timedelta(days=1)
-        return str(generate_docs(warehouse_url=warehouse.url(), business_date=business_date))
+        return str(generate_docs(warehouse_url=warehouse_url(), business_date=business_date))
 
     dbt_docs_generate()
 

@@ -26,6 +26,9 @@ every failed task (which, the error, the log link; the failed expectations of th
 the publish deadline missed (a deadline alert, HOSPITAL_OPS_PUBLISH_DEADLINE hospital time the
 morning after), each new alert. Every task has an execution_timeout (TIMEOUTS).
 
+A backfill night older than the newest publication is loaded but not built or published: its
+dbt_build_marts and what follows are skipped, unless the run's conf says {"force_publish": true}.
+
 Transient failures (a file share or the database briefly away) are retried on extract and load;
 a failed dbt test or quality gate is not retried: it fails the task at once and nothing after it
 runs, so BI keeps what the last good night published. No database call happens at parse time.
@@ -65,16 +68,9 @@ def _run_id() -> str:
 
 def _warehouse_url() -> str:
     """The `warehouse` Airflow connection if defined, else WAREHOUSE_URL / the embedded server."""
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    from hospital_ops.airflow_connections import warehouse_url
 
-    try:
-        conn = BaseHook.get_connection("warehouse")
-    except AirflowNotFoundException:  # not configured: the project default (other errors fail loudly)
-        from hospital_ops import warehouse
-
-        return warehouse.url()
-    return conn.get_uri().replace("postgres://", "postgresql://", 1)
+    return warehouse_url()
 
 
 def _source_url(connection: str) -> str | None:
@@ -112,13 +108,40 @@ def _fail_without_retry(exc: Exception) -> None:
     raise AirflowFailException(str(exc)) from exc
 
 
+def _publication_env() -> dict[str, str]:
+    """HOSPITAL_OPS_FORCE_PUBLISH=1 for a run whose conf says {"force_publish": true}: it may build
+    and publish a night older than the newest publication (recorded as forced)."""
+    from hospital_ops.airflow_local import run_forces_publication
+    from hospital_ops.pipeline import FORCE_PUBLISH_ENV
+
+    return {FORCE_PUBLISH_ENV: "1"} if run_forces_publication(get_current_context()["dag_run"].conf) else {}
+
+
+def _skip_an_older_backfill_night() -> None:
+    """A backfill night older than the newest publication stops after its load (skipped from here on)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from hospital_ops.airflow_local import older_backfill_reason
+
+    run_type = get_current_context()["dag_run"].run_type
+    reason = older_backfill_reason(_warehouse_url(), _business_date(), forced=bool(_publication_env()),
+                                   run_type=getattr(run_type, "value", str(run_type)))
+    if reason:
+        import logging
+
+        logging.getLogger(__name__).warning("%s", reason)  # the task's log says why it was skipped
+        raise AirflowSkipException(reason)
+
+
 def _dbt(*stages: str) -> None:
     """Run dbt stages in order; a failed model or test fails the task at once, without retry."""
+    from hospital_ops.config import environment
     from hospital_ops.dbt_runner import DbtStageFailed, run_stage
 
     try:
-        for stage in stages:
-            run_stage(stage, warehouse_url=_warehouse_url(), business_date=_business_date())
+        with environment(_publication_env()):
+            for stage in stages:
+                run_stage(stage, warehouse_url=_warehouse_url(), business_date=_business_date())
     except DbtStageFailed as exc:
         _fail_without_retry(exc)
 
@@ -171,6 +194,7 @@ def hospital_ops_nightly() -> None:
     def dbt_build_marts() -> None:
         # freshness records dbt's result per source table and never fails the task; the marts stage then
         # leaves out what depends on a table past its error_after (hospital_ops.dbt_runner.run_stage)
+        _skip_an_older_backfill_night()
         _dbt("freshness", "marts")
 
     @task(execution_timeout=TIMEOUTS["quality_gate"], **NO_RETRY)
@@ -195,9 +219,11 @@ def hospital_ops_nightly() -> None:
 
     @task(execution_timeout=TIMEOUTS["publish"], outlets=[PUBLISHED])
     def publish() -> list[dict]:
+        from hospital_ops.config import environment
         from hospital_ops.pipeline import publish as publish_night
 
-        published = publish_night(warehouse_url=_warehouse_url(), business_date=_business_date(), run_id=_run_id())
+        with environment(_publication_env()):
+            published = publish_night(warehouse_url=_warehouse_url(), business_date=_business_date(), run_id=_run_id())
         get_current_context()["outlet_events"][PUBLISHED].extra = {"business_date": _business_date().isoformat()}
         return published
 

@@ -1,8 +1,10 @@
 """The local Airflow deployment as a hospital runs it: `airflow_local.up` starts the API server,
 scheduler (LocalExecutor), DAG processor and triggerer on a metadata database of their own on the
 test PostgreSQL; a night is triggered through the REST API (/api/v2, JWT from /auth/token), runs
-under the real scheduler, and its task logs and duration are read back through the API. Then
-Airflow's own backfill: a range is planned, a range before the DAG's start date is refused."""
+under the real scheduler, and its task logs and duration are read back through the API; its publish
+triggers the docs refresh scheduled on the published asset. Then Airflow's own backfill: a range is
+planned, a range before the DAG's start date is refused, and a backfilled night older than the newest
+publication is loaded but neither built nor published."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import os
 import re
 import threading
 import time
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
@@ -51,7 +53,7 @@ def webhook():
 def deployment(tmp_path_factory, fresh_database, webhook):
     var_dir = tmp_path_factory.mktemp("var")
     url = fresh_database("airflow")
-    meta = f"airflow_meta_test_{os.getpid()}"
+    meta = f"airflow_meta_test_{os.getpid()}"  # its database and role: not the checkout's own deployment's
     admin = warehouse.admin_url()  # before the var dir moves (the embedded server's state lives there)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HOSPITAL_OPS_VAR_DIR", str(var_dir))
@@ -60,13 +62,16 @@ def deployment(tmp_path_factory, fresh_database, webhook):
             patch.delenv(name, raising=False)
         patch.setenv("HOSPITAL_OPS_ALERT_URLS", webhook["url"])
         generate_vendor_source(var_dir / "inbox", end=END, months=3, vendors=12)
-        deployed = airflow_local.up(url, admin, meta_database=meta,
+        deployed = airflow_local.up(url, admin, meta_database=meta, meta_role=meta,
                                     extra_env=airflow_local.MANUAL_ONLY)
         try:
             yield {"deployment": deployed, "url": url, "var_dir": var_dir, "meta": meta, "admin": admin}
         finally:
             airflow_local.down()
     warehouse.drop_database(meta)
+    with psycopg2.connect(admin) as conn, conn.cursor() as cur:
+        cur.execute(f'drop role if exists "{meta}"')
+    conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +99,7 @@ def test_metadata_lives_in_its_own_database_and_role(deployment):
     meta = deployment["meta"]
     with psycopg2.connect(deployment["admin"]) as conn, conn.cursor() as cur:
         cur.execute("select pg_get_userbyid(datdba) from pg_database where datname = %s", (meta,))
-        assert cur.fetchone() == (airflow_local.META_ROLE,)
+        assert cur.fetchone() == (meta,)  # the test's own role (a checkout's deployment: airflow_local.META_ROLE)
     conn.close()
     with psycopg2.connect(warehouse.with_database(deployment["admin"], meta)) as conn, conn.cursor() as cur:
         cur.execute("select count(*) from dag where dag_id = %s", (airflow_local.DAG_ID,))
@@ -163,24 +168,89 @@ def test_backfill_runs_airflow_own_backfill_over_business_dates(night):
         result.stdout
 
 
+def test_a_forced_backfill_passes_its_conf_to_airflow(night):
+    result = airflow_local.backfill(date(2026, 11, 1), date(2026, 11, 1), dry_run=True, force_publish=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "2026-10-31 18:00:00+00:00" in result.stdout
+
+
+def test_a_backfilled_night_older_than_the_newest_publication_is_loaded_only(night, deployment):
+    # END is published; a backfill of the day before lands its rows but must not put older figures
+    # over newer ones: dbt_build_marts and what follows are skipped, and the run succeeds
+    older = END - timedelta(days=1)
+    api, url = night["api"], deployment["url"]
+    published_before = query(url, "select run_id, business_date from audit.publications group by 1, 2")
+    result = airflow_local.backfill(older, older)
+    assert result.returncode == 0, result.stderr[-2000:]
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        runs = [r for r in api.runs() if r["run_type"] == "backfill"]
+        if runs and all(r["state"] in ("success", "failed") for r in runs):
+            break
+        time.sleep(3)
+    (run,) = runs
+    assert run["state"] == "success", run
+    states = {ti["task_id"]: ti["state"] for ti in api.task_instances(run["dag_run_id"])}
+    assert states["load_vendor"] == "success" and states["record_run_ledger"] == "success", states
+    assert {states[t] for t in ("dbt_build_marts", "quality_gate", "dbt_build_scoring", "dbt_snapshot", "publish",
+                                "summary", "notify_alerts")} == {"skipped"}, states
+    skipped_log = api.task_log(run["dag_run_id"], "dbt_build_marts")
+    assert f"backfill of {older}: its rows are loaded, but it is neither built nor published: {END} is " \
+           "already published" in skipped_log
+    assert "--force-publish" in skipped_log
+    assert query(url, "select run_id, business_date from audit.publications group by 1, 2") == published_before
+
+
 def test_backfill_before_the_start_date_is_refused_clearly(night):
     with pytest.raises(airflow_local.BackfillRefused, match="starts on 2026-01-01"):
         airflow_local.backfill(date(2025, 12, 30), date(2026, 1, 2), dry_run=True)
 
 
+def test_the_publish_triggers_the_docs_refresh_on_its_asset(night, deployment):
+    # the nightly's publish emitted the asset hospital_ops_published; the manual-only scheduler makes
+    # no run of its own, so the event waits, queued, until a deployment with its schedule on (as
+    # `hospital-ops airflow up` after the demo) runs the DAG scheduled on it. That DAG regenerates the
+    # dbt docs from the warehouse of the `warehouse` connection (the test's database, not the default).
+    # The nightly DAG is paused first, as the demo leaves it: no 02:00 night starts on the test's data.
+    night["api"].set_paused(True)
+    airflow_local.down()
+    scheduling = airflow_local.up(deployment["url"], deployment["admin"], meta_database=deployment["meta"],
+                                  meta_role=deployment["meta"])
+    api = airflow_local.AirflowApi(scheduling)
+    docs = api.wait_for_asset_run(airflow_local.DOCS_DAG_ID, END)
+    assert docs["state"] == "success", api.task_log(docs["dag_run_id"], "dbt_docs_generate",
+                                                   dag_id=airflow_local.DOCS_DAG_ID)[-3000:]
+    events = api.request("GET", f"/dags/{airflow_local.DOCS_DAG_ID}/dagRuns/{docs['dag_run_id']}/upstreamAssetEvents"
+                         ).json()["asset_events"]
+    assert night["run"]["dag_run_id"] in {e["source_run_id"] for e in events}
+    catalog = json.loads((deployment["var_dir"] / "dbt_docs" / "catalog.json").read_text())
+    (published,) = query(deployment["url"], "select relation from audit.publications where run_id = %s limit 1",
+                         (night["run"]["dag_run_id"],))[0]
+    schema, table = published.split(".")
+    # the docs describe the relations dbt built (in the *_build schemas the night publishes from)
+    assert any(node["metadata"]["schema"] in (schema, f"{schema}_build") and node["metadata"]["name"] == table
+               for node in catalog["nodes"].values()), published
+    # the demo's nights stay readable after the restart: the run and a task log, through the new API server
+    run = api.request("GET", f"/dags/{airflow_local.DAG_ID}/dagRuns/{night['run']['dag_run_id']}").json()
+    assert run["duration"] == pytest.approx(night["run"]["duration"], abs=1)
+    tries = {ti["task_id"]: ti["try_number"] for ti in api.task_instances(run["dag_run_id"])}
+    log_text = api.task_log(run["dag_run_id"], "publish", tries["publish"])
+    assert f"for {END}" in log_text and "Could not read served logs" not in log_text
+
+
 def test_the_missed_publish_deadline_is_sent_by_the_triggerer(night, webhook):
     # business date 2026-11-22 was due by 07:00 on the 23rd: its deadline alert fires in the
     # triggerer as soon as the run exists, through the Apprise provider's notifier
+    # the deadline it missed, rendered by Airflow (UTC): 07:00 hospital time the morning after
+    due = notify.deadline_for(END).astimezone(timezone.utc).isoformat(sep=" ")
     deadline = datetime.now().timestamp() + 120
     while datetime.now().timestamp() < deadline:
-        missed = [m for m in webhook["received"] if m["title"] == "【未按时发布】hospital_ops_nightly"]
+        missed = [m for m in webhook["received"]
+                  if m["title"] == "【未按时发布】hospital_ops_nightly" and due in m["message"]]
         if missed:
             break
         time.sleep(2)
-    assert len(missed) == 1, [m["title"] for m in webhook["received"]]
+    assert len(missed) == 1, [(m["title"], m["message"]) for m in webhook["received"]]
     assert "PUBLISH_DEADLINE" in missed[0]["message"] and airflow_local.DAG_ID in missed[0]["message"]
-    # the deadline it missed, rendered by Airflow (UTC): 07:00 hospital time the morning after
-    due = notify.deadline_for(END).astimezone(timezone.utc)
-    assert due.isoformat(sep=" ") in missed[0]["message"]
     late = [m for m in webhook["received"] if m["title"] == f"【夜间运行超时】hospital_ops_nightly {END}"]
     assert len(late) == 1

@@ -23,6 +23,7 @@ from hospital_ops.config import settings
 log = logging.getLogger(__name__)
 
 DAG_ID = "hospital_ops_nightly"
+DOCS_DAG_ID = "hospital_ops_docs_refresh"  # scheduled on the nightly publish's asset
 
 
 def airflow_env(warehouse_url: str) -> dict[str, str]:
@@ -300,7 +301,24 @@ def _wait_healthy(url: str, pids: dict[str, int], logs: Path, timeout: float) ->
                                  f"logs in {logs}")
 
 
-def up(warehouse_url: str, admin_url: str, *, meta_database: str = META_DATABASE,
+def _wait_answering(url: str, pid: int, log_file: Path, timeout: float) -> None:
+    """Wait until the API server answers HTTP at all (healthy or not); fail with its log if it exits."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid):
+            raise AirflowDeploymentError(f"airflow api-server exited during start-up; its log ({log_file}) ends:\n"
+                                         f"{log_file.read_text(errors='replace')[-3000:]}")
+        try:
+            requests.get(f"{url}/api/v2/monitor/health", timeout=5)
+            return
+        except requests.RequestException:
+            time.sleep(1)
+    raise AirflowDeploymentError(f"the API server did not answer within {timeout:.0f} s; log in {log_file}")
+
+
+def up(warehouse_url: str, admin_url: str, *, meta_database: str = META_DATABASE, meta_role: str = META_ROLE,
        extra_env: dict[str, str] | None = None, timeout: float = 240.0) -> Deployment:
     """Start (or find running) the local deployment: migrate the metadata database, then the API
     server, scheduler, DAG processor and triggerer. Idempotent."""
@@ -313,7 +331,9 @@ def up(warehouse_url: str, admin_url: str, *, meta_database: str = META_DATABASE
         return Deployment(state["url"], ADMIN_USER, admin_password(), home, state["pids"], state["meta_database"])
     if state:
         down()
-    meta_url = ensure_meta_database(admin_url, meta_database)
+    # the role is the server's: a second deployment on the same server (a test's) takes a role of its own,
+    # or setting its password would lock out the first one's new connections
+    meta_url = ensure_meta_database(admin_url, meta_database, meta_role)
     from hospital_ops.warehouse import free_port
 
     ports = {"api": free_port(), "worker_logs": free_port(), "trigger_logs": free_port()}
@@ -335,6 +355,10 @@ def up(warehouse_url: str, admin_url: str, *, meta_database: str = META_DATABASE
             process = subprocess.Popen([airflow_bin, component], env=env, stdout=handle, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, start_new_session=True)
         pids[component] = process.pid
+        if component == "api-server":
+            # tasks report to the API server's execution API: a scheduler that starts first would run
+            # queued tasks (e.g. the docs refresh's, from queued asset events) into "connection refused"
+            _wait_answering(f"http://127.0.0.1:{ports['api']}", process.pid, logs / "api-server.log", timeout)
     url = f"http://127.0.0.1:{ports['api']}"
     state_file = _state_path(home)
     state_file.write_text(json.dumps({"url": url, "pids": pids, "ports": ports, "meta_database": meta_database,
@@ -415,8 +439,16 @@ class AirflowApi:
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {deployment.token()}"
 
-    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs):
+    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), retries: int = 5, **kwargs):
+        """One API call; a read that meets a server error (the API server answers 500 "Database
+        error" when its metadata session loses a race under load) is tried again a few times, as
+        Airflow's own task client does."""
         response = self.session.request(method, f"{self.base}{path}", timeout=self.timeout, **kwargs)
+        while method == "GET" and response.status_code >= 500 and retries > 0:
+            log.warning("%s %s: HTTP %s, trying again", method, path, response.status_code)
+            time.sleep(2)
+            retries -= 1
+            response = self.session.request(method, f"{self.base}{path}", timeout=self.timeout, **kwargs)
         if response.status_code not in ok:
             raise AirflowDeploymentError(f"{method} {path}: HTTP {response.status_code} {response.text[:500]}")
         return response
@@ -436,6 +468,35 @@ class AirflowApi:
 
     def set_paused(self, paused: bool, dag_id: str = DAG_ID) -> None:
         self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
+
+    def runs(self, dag_id: str = DAG_ID) -> list[dict]:
+        return self.request("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100, "order_by": "run_after"}
+                            ).json()["dag_runs"]
+
+    def delete_runs(self, dag_id: str = DAG_ID) -> int:
+        runs = self.runs(dag_id)
+        for run in runs:
+            if run["state"] in ("queued", "running"):  # left by a stopped deployment: Airflow deletes only finished runs
+                self.request("PATCH", f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}", json={"state": "failed"})
+            self.request("DELETE", f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}", ok=(204,))
+        return len(runs)
+
+    def wait_for_asset_run(self, dag_id: str, business_date: date, *, timeout: float = 600.0) -> dict:
+        """The finished run of an asset-scheduled DAG that the publication of `business_date`
+        triggered (its upstream asset events carry the business date)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for run in self.runs(dag_id):
+                if run["run_type"] != "asset_triggered":
+                    continue
+                events = self.request("GET", f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}/upstreamAssetEvents"
+                                      ).json()["asset_events"]
+                dates = {(event.get("extra") or {}).get("business_date") for event in events}
+                if business_date.isoformat() in dates and run["state"] in ("success", "failed"):
+                    return run
+            time.sleep(3)
+        raise AirflowDeploymentError(f"no finished run of {dag_id} for the publication of {business_date} "
+                                     f"within {timeout:.0f} s")
 
     def trigger_night(self, business_date: date, *, dag_id: str = DAG_ID, replace: bool = False) -> str:
         """Queue the night of one business date as the schedule would have: logical date and data
@@ -482,13 +543,19 @@ class AirflowApi:
         return "\n".join(line if isinstance(line, str) else str(line.get("event", line)) for line in content)
 
 
-def trigger_nights(deployment: Deployment, nights: list[date], *, replace: bool = True,
+def trigger_nights(deployment: Deployment, nights: list[date], *, replace: bool = True, fresh: bool = False,
                    progress=None) -> list[dict]:
     """Run nights one after another through the scheduler (the demo's `--scheduler`); stop at the
-    first failed one. Returns the finished runs as the REST API reports them."""
+    first failed one. The docs refresh, scheduled on the publish's asset, is unpaused too (its runs
+    are the scheduler's, see MANUAL_ONLY). `fresh` first deletes every earlier run of the project's DAGs (the
+    demo starts its warehouse from nothing, so their history would describe another warehouse).
+    Returns the finished nights as the REST API reports them."""
     api = AirflowApi(deployment)
-    api.wait_for_dag()
-    api.set_paused(False)
+    for dag_id in (DAG_ID, DOCS_DAG_ID):
+        api.wait_for_dag(dag_id)
+        if fresh:
+            api.delete_runs(dag_id)
+        api.set_paused(False, dag_id)
     finished = []
     for night in nights:
         run_id = api.trigger_night(night, replace=replace)
@@ -502,7 +569,19 @@ def trigger_nights(deployment: Deployment, nights: list[date], *, replace: bool 
     return finished
 
 
-# the scheduler runs triggered runs only (the demo and the tests): no 02:00 run of its own
+def pause_and_stop(deployment: Deployment) -> None:
+    """After the demo: pause the nightly DAG again (it starts paused; the demo's simulated sources
+    are gone, so a scheduled night must wait for someone to unpause it) and stop the deployment. The
+    runs, their durations and task logs stay in the metadata database and var/airflow/logs for the
+    next `hospital-ops airflow up`."""
+    AirflowApi(deployment).set_paused(True)
+    down()
+
+
+# the scheduler runs triggered runs and backfills only (the demo and the tests): no 02:00 night, and
+# no asset-triggered run either (Airflow 3.3 ties both to the job schedule, and refuses a scheduled DAG
+# that disallows scheduled runs); the publications' asset events stay queued for the docs refresh,
+# which the next deployment with its schedule on (`hospital-ops airflow up`) runs
 MANUAL_ONLY = {"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
 
 
@@ -521,9 +600,46 @@ def check_backfill_range(first: date, last: date, start_date: date) -> None:
             f"history before it is caught up by the first night. Backfill from {start_date} or later.")
 
 
-def backfill(first: date, last: date, *, dry_run: bool = False) -> subprocess.CompletedProcess:
+FORCE_PUBLISH_CONF = "force_publish"  # a run's conf key: publish even an older night (recorded as forced)
+
+
+def run_forces_publication(conf: dict | None) -> bool:
+    """Whether a run was asked to publish even if older than the newest publication: its conf says
+    {"force_publish": true} (`hospital-ops airflow backfill --force-publish`, or the UI's Trigger
+    with config)."""
+    value = (conf or {}).get(FORCE_PUBLISH_CONF, False)
+    return value is True or str(value).strip().lower() in ("1", "true", "yes")
+
+
+def older_backfill_reason(warehouse_url: str, business_date: date, *, run_type: str, forced: bool) -> str | None:
+    """Why a backfill night is loaded but neither built nor published, or None to run it whole.
+
+    A backfill rebuilds history: each night's extract and load land its rows (idempotent). A night
+    older than the newest publication would put older figures over newer ones in BI and write
+    backwards versions into the snapshots, so, unless forced, such a backfill night stops after its
+    load (dbt_build_marts and what follows are skipped, the run succeeds) and the next night builds
+    on the rows it loaded. A triggered or scheduled night of an older date still fails, as
+    `run-night` does: someone asked for that night to publish."""
+    from hospital_ops.pipeline import PublicationOutOfOrder, check_publication_order
+
+    if run_type != "backfill" or forced:
+        return None
+    try:
+        check_publication_order(warehouse_url=warehouse_url, business_date=business_date, force=False)
+    except PublicationOutOfOrder as exc:
+        newest = str(exc).split(": ", 1)[1].split(" is already published", 1)[0]
+        return (f"backfill of {business_date}: its rows are loaded, but it is neither built nor published: "
+                f"{newest} is already published and BI keeps it; the next night builds on these rows. To "
+                f"publish it anyway: hospital-ops airflow backfill --from {business_date} --to {business_date} "
+                f"--force-publish (recorded in audit.publications.forced)")
+    return None
+
+
+def backfill(first: date, last: date, *, dry_run: bool = False, force_publish: bool = False
+             ) -> subprocess.CompletedProcess:
     """Airflow's own backfill (`airflow backfill create`) of the business dates first..last, both
-    included, run by the scheduler one night at a time (the DAG's max_active_runs)."""
+    included, run by the scheduler one night at a time (the DAG's max_active_runs). Nights older than
+    the newest publication are loaded only (`older_backfill_reason`), unless `force_publish`."""
     import pendulum
 
     state = _read_deployment_state(settings().var_dir / "airflow")
@@ -539,4 +655,8 @@ def backfill(first: date, last: date, *, dry_run: bool = False) -> subprocess.Co
     to = pendulum.datetime(last.year, last.month, last.day, 2, tz=HOSPITAL_TIMEZONE)
     args = ["backfill", "create", "--dag-id", DAG_ID, "--from-date", first.isoformat(),
             "--to-date", to.isoformat(), "--max-active-runs", "1"]
+    if force_publish:
+        import json
+
+        args += ["--dag-run-conf", json.dumps({FORCE_PUBLISH_CONF: True})]
     return deployment_cli(*args, *(["--dry-run"] if dry_run else []))

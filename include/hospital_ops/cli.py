@@ -265,7 +265,8 @@ def _airflow_action(args: argparse.Namespace) -> int:
             print("error: backfill needs --from DATE --to DATE (business dates, both included)", file=sys.stderr)
             return 2
         try:
-            result = airflow_local.backfill(args.from_date, args.to_date, dry_run=args.dry_run)
+            result = airflow_local.backfill(args.from_date, args.to_date, dry_run=args.dry_run,
+                                            force_publish=args.force_publish)
         except airflow_local.BackfillRefused as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -380,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     af.add_argument("--from", dest="from_date", type=_date, help="backfill: first business date")
     af.add_argument("--to", dest="to_date", type=_date, help="backfill: last business date (included)")
     af.add_argument("--dry-run", action="store_true", help="backfill: list the runs, create none")
+    af.add_argument("--force-publish", action="store_true",
+                    help="backfill: build and publish nights older than the newest publication too (recorded); "
+                         "without it they are loaded only")
     af.add_argument("--manual-only", action="store_true",
                     help="the scheduler runs triggered nights only, never the 02:00 schedule")
     af.set_defaults(func=cmd_airflow)

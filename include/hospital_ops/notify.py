@@ -176,7 +176,7 @@ def _evidence(evidence) -> str:  # type: ignore[no-untyped-def]
     return _short(json.dumps(evidence, ensure_ascii=False, default=str), 160)
 
 
-def _vendor_warning(row: dict) -> Message:
+def _vendor_warning(row: dict, actions: dict | None = None) -> Message:  # its rule's action is on the row
     colour = COLOUR_NAMES.get(row["colour"], row["colour"])
     subject = "" if row["subject"] in (None, "-") else f" {row['subject']}"
     return _fit(f"【{colour}预警】{row['vendor_id']} {row['rule_id']}",
@@ -187,34 +187,59 @@ def _vendor_warning(row: dict) -> Message:
                  f"处置要求 action: {_short(row['required_action'] or '', 120)}"])
 
 
-SERVICE_ALERT_NAMES = {"satisfaction_drop": "满意度下降", "complaint_spike": "投诉激增", "channel_downgrade": "渠道降级"}
-SERVICE_ACTIONS = {"satisfaction_drop": "科室 7 日内提交整改说明 submit a rectification note within 7 days",
-                   "complaint_spike": "客服中心逐条回访并提交原因分析 follow up every complaint, report causes",
-                   "channel_downgrade": "渠道负责人复核合作协议 review the channel agreement"}
+# the required action of each service-quality and DRG anomaly rule (and its Chinese name) lives in the
+# seed alert_required_actions, beside the rules; the night builds it into reference.alert_required_actions
+ACTIONS_TABLE = "reference.alert_required_actions"
 
 
-def _service_alert(row: dict) -> Message:
+@dataclass(frozen=True)
+class RequiredAction:
+    name_zh: str
+    text: str
+
+
+def required_actions(cur) -> dict[tuple[str, str], RequiredAction]:  # type: ignore[no-untyped-def]
+    """(alert kind, rule id) → its Chinese name and required action, from the seed in the warehouse."""
+    cur.execute("select to_regclass(%s)", (ACTIONS_TABLE,))
+    if cur.fetchone()[0] is None:
+        return {}
+    cur.execute(f"select alert_kind, rule_id, name_zh, required_action from {ACTIONS_TABLE}")
+    return {(kind, rule): RequiredAction(name, text) for kind, rule, name, text in cur.fetchall()}
+
+
+def _action(actions: dict[tuple[str, str], RequiredAction], kind: str, rule: str) -> RequiredAction:
+    found = actions.get((kind, rule))
+    if found is None:  # said in the message, never guessed: the rule's row is missing from the seed
+        log.warning("no required action for %s rule %s in %s", kind, rule, ACTIONS_TABLE)
+        return RequiredAction(rule, f"未配置 not configured (seed alert_required_actions, rule {rule})")
+    return found
+
+
+def _service_alert(row: dict, actions: dict[tuple[str, str], RequiredAction]) -> Message:
     kind = row["alert_type"]
+    action = _action(actions, "service_alert", kind)
     return _fit(f"【服务质量预警】{row['subject_id']} {kind}",
-                [f"{SERVICE_ALERT_NAMES.get(kind, kind)} rule {kind}: {row['subject_type']} {row['subject_id']}, "
+                [f"{action.name_zh} rule {kind}: {row['subject_type']} {row['subject_id']}, "
                  f"{row['period_label']}",
                  f"{row['indicator']}: {row['observed_value']} (基线 baseline {row['baseline_value']}, "
                  f"阈值 threshold {row['threshold']})",
                  f"证据 evidence: {_evidence(row['evidence'])}",
-                 f"处置要求 action: {SERVICE_ACTIONS.get(kind, '核实并处置 verify and act')}"])
+                 f"处置要求 action: {_short(action.text, 120)}"])
 
 
 DRG_METRIC_NAMES = {"cost_per_case_cny": "例均费用", "average_length_of_stay": "平均住院日"}
+DRG_RULE = "DRG_ANOMALY"
 
 
-def _drg_alert(row: dict) -> Message:
+def _drg_alert(row: dict, actions: dict[tuple[str, str], RequiredAction]) -> Message:
     metric = DRG_METRIC_NAMES.get(row["metric"], row["metric"])
+    action = _action(actions, "drg_alert", DRG_RULE)
     return _fit(f"【病种异常预警】{row['department_id']} {row['drg_code']}",
                 [f"科室 department {row['department_id']}, 病组 DRG {row['drg_code']} {row['drg_name'] or ''}, "
                  f"{row['month']:%Y-%m}",
-                 f"rule DRG_ANOMALY: {metric} {row['metric']} = {row['value']} (稳健Z robust z {row['robust_z']})",
+                 f"rule {DRG_RULE}: {metric} {row['metric']} = {row['value']} (稳健Z robust z {row['robust_z']})",
                  f"证据 evidence: {_evidence(row['evidence'])}",
-                 "处置要求 action: 科室核查病例结构与费用构成 review the group's cases and cost structure"])
+                 f"处置要求 action: {_short(action.text, 120)}"])
 
 
 # one query per kind: the alerts that hold tonight (open, seen on this business date), the colours
@@ -248,6 +273,7 @@ def new_alert_messages(cur, business_date: date) -> tuple[list[tuple[str, str, M
     tonight were sent before."""
     cur.execute("select alert_kind, alert_id from ops.notifications_sent")
     sent = set(cur.fetchall())
+    actions = required_actions(cur)
     new: list[tuple[str, str, Message]] = []
     already = 0
     for kind in ALERT_KINDS:
@@ -262,7 +288,7 @@ def new_alert_messages(cur, business_date: date) -> tuple[list[tuple[str, str, M
             if (kind, row["alert_id"]) in sent:
                 already += 1
             else:
-                new.append((kind, row["alert_id"], render(row)))
+                new.append((kind, row["alert_id"], render(row, actions)))
     return new, already
 
 

@@ -116,10 +116,13 @@ def _run_nights_through_scheduler(nights: list[date], url: str) -> bool:
     _progress("starting the local Airflow deployment (scheduler, API server, DAG processor, triggerer) …")
     deployment = airflow_local.up(url, warehouse.admin_url(), extra_env=airflow_local.MANUAL_ONLY)
     _print_airflow_login(deployment)
-    runs = airflow_local.trigger_nights(deployment, nights, progress=_progress)
+    runs = airflow_local.trigger_nights(deployment, nights, progress=_progress, fresh=True)
     ok = len(runs) == len(nights) and all(run["state"] == "success" for run in runs)
+    airflow_local.pause_and_stop(deployment)
     last = nights[len(runs) - 1] if runs else nights[0]
-    print(format_summary(night_summary(warehouse_url=url, business_date=last), url, detailed=True), flush=True)
+    print(format_summary(night_summary(warehouse_url=url, business_date=last), warehouse.redacted(url), detailed=True),
+          flush=True)
+    _progress("the nights, their durations and task logs are in Airflow's UI: `hospital-ops airflow up` (or make airflow)")
     return ok
 
 
