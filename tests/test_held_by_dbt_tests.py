@@ -145,6 +145,8 @@ def test_a_batch_only_a_dbt_test_rejects_is_held_and_the_night_goes_on(db_url: s
                       "and table_name like 'relationships_stg_vendor_%%'") == [(1,)]
 
     _gate(db_url, tmp_path, N3)  # the gate passes tonight's batch and leaves last night's held one held
+    assert _q(db_url, "select verdict from raw._batch_verdicts where decided_by = 'quality gate' "
+                      "and entity = 'contracts' and batch_date = %s", (N3,)) == [("passed",)]
     summary = format_summary(night_summary(warehouse_url=db_url, business_date=N3))
     assert f"vendor.contracts batch {N2}: dbt test relationships_stg_vendor__contracts_vendor_id" in summary
 

@@ -102,7 +102,7 @@ def record_gate_verdicts(conn, results: Iterable[dict], raw_tables: Iterable[str
                     "  where source = %s and entity = %s and batch_date = %s "
                     "  order by decided_at desc limit 1) latest on true "
                     "where %s is distinct from latest.verdict "
-                    "  and not (%s = 'passed' and latest.verdict = 'rejected' and latest.decided_by = %s)",
+                    "  and not coalesce(%s = 'passed' and latest.verdict = 'rejected' and latest.decided_by = %s, false)",
                     (*row, row[0], row[1], row[2], row[3], row[3], DBT_TEST))
             for source, entity, batch_date, verdict, *_ in rows:
                 if verdict == "passed":
@@ -253,13 +253,14 @@ def _traced_files(cur, test: FailedTest) -> tuple[str | None, list[tuple[str, da
     return None, cur.fetchall()
 
 
-def trace_failed_tests(cur, tests: Iterable[FailedTest], *, published_through: date | None  # type: ignore[no-untyped-def]
-                       ) -> tuple[dict[tuple[str, str, date], list[str]], list[str]]:
+def trace_failed_tests(cur, tests: Iterable[FailedTest], *, published_through: date | None,  # type: ignore[no-untyped-def]
+                       tonight: date | None = None) -> tuple[dict[tuple[str, str, date], list[str]], list[str]]:
     """Trace each failing dbt test's failing rows to the raw batches they came from: return the batches
     to hold (source, entity, batch date) → the tests that rejected them, and the tests that could not be
-    traced, with why. Only a batch not yet published (on or after the newest published night) can be
-    held: a failure that only rows already published explain is not tonight's delivery's (a new test, or
-    a change in another table), and stops the night."""
+    traced, with why. Only a batch not yet published can be held (after the newest published night, or
+    tonight's own batch, which a rerun of the newest night has just landed again): a failure that only
+    rows already published explain is not tonight's delivery's (a new test, or a change in another
+    table), and stops the night."""
     held: dict[tuple[str, str, date], list[str]] = {}
     untraced: list[str] = []
     for test in tests:
@@ -269,8 +270,8 @@ def trace_failed_tests(cur, tests: Iterable[FailedTest], *, published_through: d
                 "select distinct lf.source, lf.entity, lf.batch_date from raw._load_files lf "
                 "join unnest(%s::text[], %s::date[]) as t(source_file, batch_date) "
                 "  on lf.source_file = t.source_file and (t.batch_date is null or lf.batch_date = t.batch_date) "
-                "where %s::date is null or lf.batch_date >= %s::date order by 1, 2, 3",
-                ([f for f, _ in files], [b for _, b in files], published_through, published_through))
+                "where %s::date is null or lf.batch_date > %s::date or lf.batch_date = %s::date order by 1, 2, 3",
+                ([f for f, _ in files], [b for _, b in files], published_through, published_through, tonight))
             found = cur.fetchall()
             if not found:
                 why = (f"its {len(files)} failing source file(s) are all in batches already published"
@@ -282,8 +283,8 @@ def trace_failed_tests(cur, tests: Iterable[FailedTest], *, published_through: d
     return held, untraced
 
 
-def hold_failed_tests(conn, tests: list[FailedTest], *, run_id: str | None  # type: ignore[no-untyped-def]
-                      ) -> tuple[list[tuple[str, str, date]], list[str]]:
+def hold_failed_tests(conn, tests: list[FailedTest], *, run_id: str | None,  # type: ignore[no-untyped-def]
+                      business_date: date | None = None) -> tuple[list[tuple[str, str, date]], list[str]]:
     """Hold the batches behind the marts build's failing dbt tests, as a gate rejection holds one
     (verdict `rejected`, decided by `dbt test`), when every failing test traces to a batch not yet
     published; return the batches held and the tests not traced. When any is not traced, nothing is
@@ -296,7 +297,7 @@ def hold_failed_tests(conn, tests: list[FailedTest], *, run_id: str | None  # ty
             if cur.fetchone()[0]:
                 cur.execute("select max(business_date) from audit.publications")
                 published_through = cur.fetchone()[0]
-            held, untraced = trace_failed_tests(cur, tests, published_through=published_through)
+            held, untraced = trace_failed_tests(cur, tests, published_through=published_through, tonight=business_date)
             if untraced or not held:
                 conn.rollback()
                 return [], untraced

@@ -122,7 +122,7 @@ def run_stage(stage: str, *, warehouse_url: str, business_date: date, _rebuilds:
     except DbtStageFailed as exc:
         if stage != "marts" or _rebuilds >= MAX_HOLDING_REBUILDS:
             raise
-        held, untraced = _hold_failed_tests(warehouse_url, exc)
+        held, untraced = _hold_failed_tests(warehouse_url, exc, business_date)
         if untraced:
             raise DbtStageFailed(f"{exc}\n  not traced to a batch not yet published, so the night stops:\n    "
                                  + "\n    ".join(untraced), exc.failed, exc.target_path) from exc
@@ -246,7 +246,7 @@ def _release_redelivered(warehouse_url: str) -> None:
         release_redelivered(conn)
 
 
-def _hold_failed_tests(warehouse_url: str, exc: DbtStageFailed) -> tuple[bool, list[str]]:
+def _hold_failed_tests(warehouse_url: str, exc: DbtStageFailed, business_date: date) -> tuple[bool, list[str]]:
     """Hold the batches the failing tests' rows came from; return whether any was held and the tests not
     traced to a batch not yet published. Nothing is held (the night stops) when anything else failed (a
     model, a test dbt could not run) or any test is not traced."""
@@ -268,7 +268,8 @@ def _hold_failed_tests(warehouse_url: str, exc: DbtStageFailed) -> tuple[bool, l
                                 failures_relation=node.get("relation_name"),
                                 column_name=node.get("column_name") or kwargs.get("column_name")))
     with closing(connect(warehouse_url)) as conn:
-        held, untraced = hold_failed_tests(conn, tests, run_id=os.environ.get("AIRFLOW_CTX_DAG_RUN_ID"))
+        held, untraced = hold_failed_tests(conn, tests, run_id=os.environ.get("AIRFLOW_CTX_DAG_RUN_ID"),
+                                           business_date=business_date)
     return bool(held), untraced
 
 
