@@ -138,7 +138,8 @@ def test_a_batch_only_a_dbt_test_rejects_is_held_and_the_night_goes_on(db_url: s
     assert [(h["entity"], h["batch_date"]) for h in held] == [("contracts", N2.isoformat()), ("registry", N2.isoformat())]
     assert held[0]["reasons"].startswith("dbt test relationships_stg_vendor__contracts_vendor_id")
     assert _q(db_url, "select verdict, decided_by from raw._batch_verdicts where entity = 'contracts' "
-                      "and batch_date = %s", (N2,)) == [("rejected", batches.DBT_TEST)]
+                      "and batch_date = %s order by decided_at", (N2,)) == [("passed", "quality gate"),
+                                                                           ("rejected", batches.DBT_TEST)]
     assert _contracts(db_url) == _ids(N1, N3)
     # the failing rows dbt kept are where tracing read them: a view only the writer's schemas hold
     assert _q(db_url, "select count(*) from information_schema.views where table_schema = 'dbt_test_failures' "
@@ -161,7 +162,7 @@ def test_a_batch_only_a_dbt_test_rejects_is_held_and_the_night_goes_on(db_url: s
     _load(db_url, tmp_path, N2, corrected)
     _marts(db_url, N4)
     assert _q(db_url, "select verdict from raw._batch_verdicts where entity = 'contracts' and batch_date = %s "
-                      "order by decided_at", (N2,)) == [("rejected",), ("superseded",)]
+                      "order by decided_at", (N2,)) == [("passed",), ("rejected",), ("superseded",)]
     assert _contracts(db_url) == _ids(N1, N2, N3, N4)
 
 
