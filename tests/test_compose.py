@@ -120,6 +120,8 @@ def test_airflow_services_run_the_project_image(config: dict) -> None:
             assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
             assert str(env["AIRFLOW__CORE__LOAD_EXAMPLES"]).lower() == "false"
             assert env["AIRFLOW_CONN_WAREHOUSE"].startswith("postgresql://hospital_ops_writer:")
+            # `hospital-ops audit verify` runs as the auditor where the anchor is
+            assert env["WAREHOUSE_AUDITOR_URL"].startswith("postgresql://auditor:")
             assert env["HOSPITAL_OPS_INBOX"] == "/opt/hospital-ops/inbox"
             assert env["AIRFLOW__CORE__DEFAULT_TIMEZONE"] == "Asia/Shanghai"
             alerts = json.loads(env["AIRFLOW_CONN_HOSPITAL_OPS_ALERTS"])
@@ -140,6 +142,10 @@ def test_warehouse_is_postgres_18_with_its_own_volume_and_role_init(config: dict
     volumes = [str(v) for v in warehouse["volumes"]]
     assert any(v.startswith("warehouse-data:/var/lib/postgresql") for v in volumes), volumes
     assert any(v.endswith(":/docker-entrypoint-initdb.d:ro") for v in volumes), volumes
+    # the roles' settings come from the file the embedded warehouse applies (hospital_ops.security)
+    assert any(v.startswith("./include/hospital_ops/sql/role_settings.sql:") or "include/hospital_ops/sql/role_settings.sql:"
+               in v for v in volumes), volumes
+    assert warehouse["environment"]["HOSPITAL_OPS_TEMP_FILE_LIMIT"] == "10GB"
     init = ROOT / "docker" / "warehouse-init" / "10-hospital-ops-roles.sh"
     text = init.read_text(encoding="utf-8")
     for role in ("hospital_ops_writer", "bi_reader", "auditor"):

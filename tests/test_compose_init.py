@@ -18,6 +18,8 @@ import pytest
 from hospital_ops import security, warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
+# not the default (10GB), so the test sees the script pass the environment's value through
+TEMP_FILE_LIMIT = "7GB"
 
 
 @pytest.mark.skipif(shutil.which("psql") is None, reason="needs psql")
@@ -28,6 +30,7 @@ def test_the_init_script_secures_a_database_as_the_embedded_warehouse_does(serve
     name = f"compose_{uuid.uuid4().hex[:8]}"
     env = dict(os.environ, PGHOST="127.0.0.1", PGPORT=str(admin.port), POSTGRES_PASSWORD=admin.password,
                WAREHOUSE_DB=name, LEDGER_SQL=str(ROOT / "include/hospital_ops/sql/run_ledger.sql"),
+               ROLE_SETTINGS_SQL=str(security.ROLE_SETTINGS_SQL), HOSPITAL_OPS_TEMP_FILE_LIMIT=TEMP_FILE_LIMIT,
                WAREHOUSE_WRITER_PASSWORD=warehouse.password(security.WRITER),
                WAREHOUSE_BI_READER_PASSWORD=warehouse.password(security.BI_READER),
                WAREHOUSE_AUDITOR_PASSWORD=warehouse.password(security.AUDITOR))
@@ -41,6 +44,11 @@ def test_the_init_script_secures_a_database_as_the_embedded_warehouse_does(serve
             assert cur.fetchone() == (security.LEDGER_OWNER,)
             cur.execute("show log_error_verbosity")
             assert cur.fetchone() == ("terse",)
+            cur.execute("show temp_file_limit")  # the same role settings as the embedded warehouse's
+            assert cur.fetchone() == (TEMP_FILE_LIMIT,)
+            cur.execute("select rolname from pg_roles where rolname = any(%s) and not (rolsuper or rolcreaterole "
+                        "or rolcreatedb or rolreplication or rolbypassrls) order by 1", (list(security.LOGIN_ROLES),))
+            assert [row[0] for row in cur.fetchall()] == sorted(security.LOGIN_ROLES)
             with pytest.raises(psycopg2.errors.InsufficientPrivilege):
                 cur.execute("alter table audit.run_ledger disable trigger user")
         with closing(psycopg2.connect(warehouse.role_url(security.AUDITOR, name))) as conn, conn.cursor() as cur:

@@ -26,6 +26,9 @@ set -euo pipefail
 : "${WAREHOUSE_AUDITOR_PASSWORD:?set WAREHOUSE_AUDITOR_PASSWORD in .env}"
 WAREHOUSE_DB="${WAREHOUSE_DB:-hospital_ops}"
 LEDGER_SQL="${LEDGER_SQL:-/opt/hospital-ops/sql/run_ledger.sql}"
+ROLE_SETTINGS_SQL="${ROLE_SETTINGS_SQL:-/opt/hospital-ops/sql/role_settings.sql}"
+# the writer's temp_file_limit, as the embedded warehouse sets it (hospital_ops.limits)
+TEMP_FILE_LIMIT="${HOSPITAL_OPS_TEMP_FILE_LIMIT:-10GB}"
 export PGPASSWORD="${PGPASSWORD:-${POSTGRES_PASSWORD:-}}"
 
 run_psql() {
@@ -48,11 +51,9 @@ select 'create role hospital_ops_ledger nologin'
 where not exists (select from pg_roles where rolname = 'hospital_ops_ledger')
 \gexec
 
-alter role hospital_ops_writer with login nosuperuser nocreaterole nocreatedb password :'writer_password';
-alter role bi_reader with login nosuperuser nocreaterole nocreatedb password :'bi_reader_password';
-alter role auditor with login nosuperuser nocreaterole nocreatedb password :'auditor_password';
--- a line COPY rejects is not echoed into the server log (hospital_ops.security.harden_roles)
-alter role hospital_ops_writer set log_error_verbosity = terse;
+alter role hospital_ops_writer with login password :'writer_password';
+alter role bi_reader with login password :'bi_reader_password';
+alter role auditor with login password :'auditor_password';
 
 select format('create database %I owner hospital_ops_writer encoding %L template template0', :'db', 'UTF8')
 where not exists (select from pg_database where datname = :'db')
@@ -63,6 +64,10 @@ alter database :"db" owner to hospital_ops_writer;
 revoke all on database :"db" from public;
 grant connect on database :"db" to bi_reader, auditor;
 SQL
+
+# the roles' settings, the same file the embedded warehouse runs (hospital_ops.security.harden_roles):
+# no superuser or role creation, the writer's errors terse in the server log, its temp_file_limit
+run_psql --dbname postgres -v temp_file_limit="$TEMP_FILE_LIMIT" --file "$ROLE_SETTINGS_SQL"
 
 run_psql --dbname "$WAREHOUSE_DB" <<'SQL'
 -- as on the embedded warehouse (warehouse._lock_down_public_schema): the writer owns public and

@@ -22,12 +22,15 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
 
 log = logging.getLogger(__name__)
 
 VERDICTS = "raw._batch_verdicts"
 HELD = "raw._held_batches"
+# decided_by of a verdict a dbt test's failing rows gave (hold_failed_tests)
+DBT_TEST = "dbt test"
 APPLIED = "raw._held_batches_applied"
 
 class BatchError(RuntimeError):
@@ -57,13 +60,17 @@ def record_gate_verdicts(conn, results: Iterable[dict], raw_tables: Iterable[str
     try:
         with conn.cursor() as cur:
             # a rerun of the gate on an unchanged batch says the same again: only a changed verdict is appended
+            # and a batch a dbt test holds (the marts build, before the gate) stays held when the gate passes it
             for row in rows:
                 cur.execute(
                     f"insert into {VERDICTS} (source, entity, batch_date, verdict, reasons, decided_by, run_id) "
-                    "select %s, %s, %s, %s, %s, %s, %s where %s is distinct from ("
-                    f"  select verdict from {VERDICTS} where source = %s and entity = %s and batch_date = %s "
-                    "  order by decided_at desc limit 1)",
-                    (*row, row[3], row[0], row[1], row[2]))
+                    "select %s, %s, %s, %s, %s, %s, %s from (select null) one "
+                    f"left join lateral (select verdict, decided_by from {VERDICTS} "
+                    "  where source = %s and entity = %s and batch_date = %s "
+                    "  order by decided_at desc limit 1) latest on true "
+                    "where %s is distinct from latest.verdict "
+                    "  and not coalesce(%s = 'passed' and latest.verdict = 'rejected' and latest.decided_by = %s, false)",
+                    (*row, row[0], row[1], row[2], row[3], row[3], DBT_TEST))
             for source, entity, batch_date, verdict, *_ in rows:
                 if verdict == "passed":
                     _release_superseded(cur, source, entity, business_date, run_id)
@@ -156,3 +163,144 @@ def record_held_set_applied(conn, held_set: str) -> None:  # type: ignore[no-unt
     with conn.cursor() as cur:
         cur.execute(f"insert into {APPLIED} (held_set) values (%s)", (held_set,))
     conn.commit()
+
+
+# ------------------------------------------------------------------- a batch a dbt test rejected
+
+
+@dataclass(frozen=True)
+class FailedTest:
+    """A dbt test that failed in the marts build, as tracing needs it (from dbt's result and manifest)."""
+
+    name: str
+    model_relation: str | None  # the tested model ("db"."schema"."name"); None for a singular test
+    failures_relation: str | None  # the view dbt kept its failing rows in (store_failures, dbt_project.yml)
+    column_name: str | None  # the tested column of a column test
+
+
+# dbt's built-in generic tests rename the tested column in their failing rows (unique, accepted_values,
+# relationships); every other column of a failing row that the model also has is matched by name
+_TESTED_COLUMN_ALIASES = ("unique_field", "value_field", "from_field")
+# the lineage columns every staging model keeps from raw (_source_file, _batch_date): a failing row
+# carrying them names its file and batch, which raw._load_files maps to (source, entity, batch)
+LINEAGE_FILE, LINEAGE_BATCH = "source_file", "landed_batch_date"
+
+
+def _columns(cur, relation: str) -> list[str]:  # type: ignore[no-untyped-def]
+    cur.execute("select attname from pg_attribute where attrelid = to_regclass(%s) and attnum > 0 "
+                "and not attisdropped order by attnum", (relation,))
+    return [row[0] for row in cur.fetchall()]
+
+
+def _traced_files(cur, test: FailedTest) -> tuple[str | None, list[tuple[str, date | None]]]:  # type: ignore[no-untyped-def]
+    """The (source file, batch) of each row behind a failing test's failing rows; or why there are none."""
+    if test.model_relation is None:
+        return "a rule over several models (a singular test), not about rows of one file", []
+    model = _columns(cur, test.model_relation)
+    if LINEAGE_FILE not in model:
+        return f"its model {test.model_relation} carries no {LINEAGE_FILE} (a mart-level rule)", []
+    if not test.failures_relation or not _columns(cur, test.failures_relation):
+        return "dbt kept no failing rows for it (store_failures)", []
+    failing = _columns(cur, test.failures_relation)
+    batch = f"{{}}.{LINEAGE_BATCH}" if LINEAGE_BATCH in model else "null::date"
+    if LINEAGE_FILE in failing:  # the test keeps whole rows (not_null, expression_is_true)
+        sql = (f"select distinct f.{LINEAGE_FILE}, {batch.format('f') if LINEAGE_BATCH in failing else 'null::date'} "
+               f"from {test.failures_relation} f")
+    else:  # rows of the model that match the failing rows on the columns the test kept
+        pairs = [(column, column) for column in failing if column in model]
+        if test.column_name and test.column_name in model:
+            pairs += [(test.column_name, alias) for alias in _TESTED_COLUMN_ALIASES if alias in failing]
+        if not pairs:
+            return "its failing rows keep no column of its model", []
+        match = " and ".join(f'm."{m}"::text is not distinct from f."{f}"::text' for m, f in pairs)
+        sql = (f"select distinct m.{LINEAGE_FILE}, {batch.format('m')} from {test.model_relation} m "
+               f"where exists (select 1 from {test.failures_relation} f where {match})")
+    cur.execute(sql)
+    return None, cur.fetchall()
+
+
+def trace_failed_tests(cur, tests: Iterable[FailedTest], *, published_through: date | None,  # type: ignore[no-untyped-def]
+                       tonight: date | None = None) -> tuple[dict[tuple[str, str, date], list[str]], list[str]]:
+    """Trace each failing dbt test's failing rows to the raw batches they came from: return the batches
+    to hold (source, entity, batch date) → the tests that rejected them, and the tests that could not be
+    traced, with why. Only a batch not yet published can be held (after the newest published night, or
+    tonight's own batch, which a rerun of the newest night has just landed again): a failure that only
+    rows already published explain is not tonight's delivery's (a new test, or a change in another
+    table), and stops the night."""
+    held: dict[tuple[str, str, date], list[str]] = {}
+    untraced: list[str] = []
+    for test in tests:
+        why, files = _traced_files(cur, test)
+        if why is None:
+            cur.execute(
+                "select distinct lf.source, lf.entity, lf.batch_date from raw._load_files lf "
+                "join unnest(%s::text[], %s::date[]) as t(source_file, batch_date) "
+                "  on lf.source_file = t.source_file and (t.batch_date is null or lf.batch_date = t.batch_date) "
+                "where %s::date is null or lf.batch_date > %s::date or lf.batch_date = %s::date order by 1, 2, 3",
+                ([f for f, _ in files], [b for _, b in files], published_through, published_through, tonight))
+            found = cur.fetchall()
+            if not found:
+                why = (f"its {len(files)} failing source file(s) are all in batches already published"
+                       if files else "no failing row of its model came from a loaded file")
+            for key in found:
+                held.setdefault(key, []).append(test.name)
+        if why is not None:
+            untraced.append(f"{test.name}: {why}")
+    return held, untraced
+
+
+def hold_failed_tests(conn, tests: list[FailedTest], *, run_id: str | None,  # type: ignore[no-untyped-def]
+                      business_date: date | None = None) -> tuple[list[tuple[str, str, date]], list[str]]:
+    """Hold the batches behind the marts build's failing dbt tests, as a gate rejection holds one
+    (verdict `rejected`, decided by `dbt test`), when every failing test traces to a batch not yet
+    published; return the batches held and the tests not traced. When any is not traced, nothing is
+    held: the night stops for a person to look."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select to_regclass('audit.publications') is not null")
+            published_through = None
+            if cur.fetchone()[0]:
+                cur.execute("select max(business_date) from audit.publications")
+                published_through = cur.fetchone()[0]
+            held, untraced = trace_failed_tests(cur, tests, published_through=published_through, tonight=business_date)
+            if untraced or not held:
+                conn.rollback()
+                return [], untraced
+            for (source, entity, batch_date), names in sorted(held.items()):
+                cur.execute(f"insert into {VERDICTS} (source, entity, batch_date, verdict, reasons, decided_by, run_id) "
+                            "values (%s, %s, %s, 'rejected', %s, %s, %s)",
+                            (source, entity, batch_date, ("dbt test " + "; dbt test ".join(sorted(names)))[:1000],
+                             DBT_TEST, run_id))
+        conn.commit()
+    except Exception:
+        conn.rollback()
+        raise
+    log.error("held out of publication until corrected or accepted (dbt tests failed on their rows): %s",
+              ", ".join(f"{s}.{e} batch {d}" for s, e, d in sorted(held)))
+    return sorted(held), []
+
+
+def release_redelivered(conn) -> list[tuple[str, str, date]]:  # type: ignore[no-untyped-def]
+    """Release, for testing again, each batch a dbt test holds that was delivered again since (a rerun of
+    its night with the source's corrected files): verdict `superseded`. dbt tests see only what staging
+    shows, so a held batch is tested again only once released; if it fails again, it is held again."""
+    with conn.cursor() as cur:
+        cur.execute("select to_regclass(%s) is not null and to_regclass('raw._load_files') is not null", (HELD,))
+        if not cur.fetchone()[0]:
+            conn.commit()
+            return []
+        cur.execute(
+            f"select h.source, h.entity, h.batch_date from {HELD} h "
+            f"join lateral (select decided_by, decided_at from {VERDICTS} v where v.source = h.source "
+            "  and v.entity = h.entity and v.batch_date = h.batch_date order by decided_at desc limit 1) latest on true "
+            "where latest.decided_by = %s and exists (select 1 from raw._load_files lf where lf.source = h.source "
+            "  and lf.entity = h.entity and lf.batch_date = h.batch_date and lf.loaded_at > latest.decided_at) "
+            "order by 1, 2, 3", (DBT_TEST,))
+        released = cur.fetchall()
+        for source, entity, batch_date in released:
+            cur.execute(f"insert into {VERDICTS} (source, entity, batch_date, verdict, reasons, decided_by) "
+                        "values (%s, %s, %s, 'superseded', %s, %s)",
+                        (source, entity, batch_date, "delivered again by a rerun of its night: tested again", DBT_TEST))
+            log.info("%s.%s batch %s delivered again: released to be tested again", source, entity, batch_date)
+    conn.commit()
+    return released

@@ -44,7 +44,10 @@ DOCS_FILES = ("index.html", "manifest.json", "catalog.json", "static_index.html"
 
 
 class DbtStageFailed(RuntimeError):
-    pass
+    def __init__(self, message: str, failed: list[NodeResult] | None = None, target_path: Path | None = None) -> None:
+        super().__init__(message)
+        self.failed = failed or []  # the failing nodes, and where dbt wrote the manifest that names them
+        self.target_path = target_path
 
 
 # stages that write what later nights build on or auditors read (incremental marts and scoring, snapshots)
@@ -58,6 +61,7 @@ class NodeResult:
     status: str
     message: str | None
     execution_time: float
+    unique_id: str = ""
 
 
 def warehouse_env(warehouse_url: str) -> dict[str, str]:
@@ -73,8 +77,14 @@ def warehouse_env(warehouse_url: str) -> dict[str, str]:
     }
 
 
-def run_stage(stage: str, *, warehouse_url: str, business_date: date) -> list[NodeResult]:
-    """Run one nightly dbt stage; return per-node results or raise DbtStageFailed naming what failed."""
+# rebuilds of the marts stage after holding the batches its failing tests came from (_hold_failed_tests)
+MAX_HOLDING_REBUILDS = 3
+
+
+def run_stage(stage: str, *, warehouse_url: str, business_date: date, _rebuilds: int = 0) -> list[NodeResult]:
+    """Run one nightly dbt stage; return per-node results or raise DbtStageFailed naming what failed.
+    In the marts stage, tests that fail on rows of batches not yet published hold those batches (as a
+    gate rejection does) and the stage is built again without them (hospital_ops.batches)."""
     command = STAGES[stage]
     if stage in _SHARED_STAGES:  # never build or snapshot a night older than the one published (unless forced)
         from hospital_ops.pipeline import PublicationOutOfOrder, check_publication_order
@@ -83,6 +93,8 @@ def run_stage(stage: str, *, warehouse_url: str, business_date: date) -> list[No
             check_publication_order(warehouse_url=warehouse_url, business_date=business_date)
         except PublicationOutOfOrder as exc:
             raise DbtStageFailed(str(exc)) from exc
+    if stage == "marts":  # a batch a dbt test held, delivered again since: tested again tonight
+        _release_redelivered(warehouse_url)
     held_set = _held_set_changed(warehouse_url) if stage == "marts" else None
     if held_set:  # incremental staging merged a batch since held (or must take one since released)
         log.info("the held batches changed since the last marts build: rebuilding with --full-refresh")
@@ -105,7 +117,19 @@ def run_stage(stage: str, *, warehouse_url: str, business_date: date) -> list[No
         log.warning("source freshness: past error_after, their models are not rebuilt tonight: %s",
                     ", ".join(stale))
         command = [*command, "--exclude", *(f"source:{name}+" for name in stale)]
-    results = run_dbt(command, warehouse_url=warehouse_url, business_date=business_date, label=stage)
+    try:
+        results = run_dbt(command, warehouse_url=warehouse_url, business_date=business_date, label=stage)
+    except DbtStageFailed as exc:
+        if stage != "marts" or _rebuilds >= MAX_HOLDING_REBUILDS:
+            raise
+        held, untraced = _hold_failed_tests(warehouse_url, exc, business_date)
+        if untraced:
+            raise DbtStageFailed(f"{exc}\n  not traced to a batch not yet published, so the night stops:\n    "
+                                 + "\n    ".join(untraced), exc.failed, exc.target_path) from exc
+        if not held:
+            raise
+        log.warning("dbt tests failed only on rows of batches now held: building the marts again without them")
+        return run_stage(stage, warehouse_url=warehouse_url, business_date=business_date, _rebuilds=_rebuilds + 1)
     if held_set and not stale:  # models left out did not take the held set: the next build must
         _record_held_set(warehouse_url, held_set)
     return results
@@ -198,6 +222,43 @@ def _held_set_changed(warehouse_url: str) -> str | None:
         return marts_full_refresh_needed(conn)
 
 
+def _release_redelivered(warehouse_url: str) -> None:
+    from contextlib import closing
+
+    from hospital_ops.batches import release_redelivered
+    from hospital_ops.pipeline import connect
+
+    with closing(connect(warehouse_url)) as conn:
+        release_redelivered(conn)
+
+
+def _hold_failed_tests(warehouse_url: str, exc: DbtStageFailed, business_date: date) -> tuple[bool, list[str]]:
+    """Hold the batches the failing tests' rows came from; return whether any was held and the tests not
+    traced to a batch not yet published. Nothing is held (the night stops) when anything else failed (a
+    model, a test dbt could not run) or any test is not traced."""
+    from contextlib import closing
+
+    from hospital_ops.batches import FailedTest, hold_failed_tests
+    from hospital_ops.pipeline import connect
+
+    if not exc.failed or any(r.resource_type != "test" or r.status != "fail" for r in exc.failed):
+        return False, []
+    manifest_file = (exc.target_path or settings().var_dir / "dbt" / "target") / "manifest.json"
+    nodes = json.loads(manifest_file.read_text())["nodes"]
+    tests = []
+    for result in exc.failed:
+        node = nodes[result.unique_id]
+        model = nodes.get(node.get("attached_node") or "", {})
+        kwargs = (node.get("test_metadata") or {}).get("kwargs") or {}
+        tests.append(FailedTest(name=result.name, model_relation=model.get("relation_name"),
+                                failures_relation=node.get("relation_name"),
+                                column_name=node.get("column_name") or kwargs.get("column_name")))
+    with closing(connect(warehouse_url)) as conn:
+        held, untraced = hold_failed_tests(conn, tests, run_id=os.environ.get("AIRFLOW_CTX_DAG_RUN_ID"),
+                                           business_date=business_date)
+    return bool(held), untraced
+
+
 def _record_held_set(warehouse_url: str, held_set: str) -> None:
     from contextlib import closing
 
@@ -272,7 +333,7 @@ def run_dbt(command: list[str], *, warehouse_url: str, business_date: date, labe
         for item in outcome.result.results:
             node = item.node
             results.append(NodeResult(node.name, node.resource_type, str(item.status), item.message,
-                                      float(item.execution_time or 0)))
+                                      float(item.execution_time or 0), node.unique_id))
     failed = [r for r in results if r.status in ("error", "fail", "runtime error")]
     if not node_errors_fail and outcome.exception is None and outcome.result is not None:
         failed = []  # recorded and acted on by the caller
@@ -282,7 +343,7 @@ def run_dbt(command: list[str], *, warehouse_url: str, business_date: date, labe
             lines.append(f"  dbt raised: {outcome.exception}")
         message = f"dbt stage {label!r} failed for business date {business_date}:\n" + "\n".join(lines)
         log.error(message)
-        raise DbtStageFailed(message)
+        raise DbtStageFailed(message, failed, target_path)
     warned = [r for r in results if r.status == "warn"]
     for r in warned:
         log.warning("dbt %s %s warned: %s", r.resource_type, r.name, r.message)

@@ -19,6 +19,8 @@ recreates never lose them.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 WRITER = "hospital_ops_writer"
 BI_READER = "bi_reader"
 AUDITOR = "auditor"
@@ -48,16 +50,29 @@ def ensure_roles(cur) -> None:  # type: ignore[no-untyped-def]
     cur.execute("revoke create on schema public from public")
 
 
+ROLE_SETTINGS_SQL = Path(__file__).with_name("sql") / "role_settings.sql"
+
+
+def role_settings_statements() -> list[str]:
+    """sql/role_settings.sql as statements for psycopg2: its one psql variable (:'temp_file_limit')
+    becomes a bound parameter. The compose stack's init script runs the same file with psql."""
+    text = "\n".join(line for line in ROLE_SETTINGS_SQL.read_text(encoding="utf-8").splitlines()
+                     if not line.lstrip().startswith("--"))
+    return [statement.strip().replace(":'temp_file_limit'", "%(temp_file_limit)s")
+            for statement in text.split(";") if statement.strip()]
+
+
 def harden_roles(cur) -> None:  # type: ignore[no-untyped-def]
     """No login role is a superuser or may create roles; the writer's server-side errors are logged
-    without their CONTEXT lines (as a superuser).
+    without their CONTEXT lines; the writer's temp_file_limit (as a superuser): sql/role_settings.sql.
 
     `log_error_verbosity = terse` for the writer: a COPY the server rejects would otherwise log
     the offending line (`CONTEXT: COPY …, line 5: "<the cells>"`) before anything is pseudonymized.
     The client still receives the full error; only the server log is terse."""
-    for role in LOGIN_ROLES:
-        cur.execute(f'alter role "{role}" nosuperuser nocreaterole nocreatedb noreplication nobypassrls')
-    cur.execute(f'alter role "{WRITER}" set log_error_verbosity = terse')
+    from hospital_ops import limits
+
+    for statement in role_settings_statements():
+        cur.execute(statement, {"temp_file_limit": limits.temp_file_limit()})
 
 
 def apply_grants(cur) -> None:  # type: ignore[no-untyped-def]

@@ -307,7 +307,8 @@ def file_load_sql(source: Source, entity: Entity, pseudonymised: frozenset[str] 
 
     Parameters $1… as FILE_LOAD_PARAMETERS (the statement is prepared once per entity and night, so
     a night of many small files does not plan it for each). Returns one row per outcome:
-    ('loaded', NULL, n) and ('quarantined', reason, n) per distinct reason.
+    ('loaded', NULL, n) and ('quarantined', reason, n) per distinct reason, and ('already_quarantined',
+    reason, n) for rows an earlier night quarantined with the same content (not quarantined again).
     The OFFSET 0 subqueries keep PostgreSQL from inlining each level into the next, so every
     expression is computed once per row.
     """
@@ -381,17 +382,32 @@ loaded as (
     where c._errors is null and (f.first_row is null or f.first_row = c._row_number)
     returning 1
 ),
-quarantined as (
-    insert into {RAW_SCHEMA}._quarantine (run_id, source, entity, batch_date, source_file, row_number, reason, record)
-    select $1, $2, $3, $4, $5, c._row_number,
-           coalesce(c._errors, 'duplicate: same content as ' || $5 || ' row ' || f.first_row),
-           coalesce(c._failed_record, {record(failed=False)})
+rejected as materialized (
+    select c._row_number,
+           coalesce(c._errors, 'duplicate: same content as ' || $5 || ' row ' || f.first_row) as reason,
+           coalesce(c._failed_record, {record(failed=False)}) as record
     from checked c left join first_seen f on f._row_hash = c._row_hash
     where c._errors is not null or f.first_row < c._row_number
+),
+judged_rejected as materialized (
+    -- a row an earlier night already quarantined with the same content (an extractor's look-back reads
+    -- it again every night) is counted, not quarantined again: keyed by the hash of its recorded content
+    select r.*, md5(r.record::text) as content_hash,
+           exists (select 1 from {RAW_SCHEMA}._quarantine q where q.source = $2 and q.entity = $3
+                   and q.batch_date < $4 and q.content_hash = md5(r.record::text)) as already_quarantined
+    from rejected r
+),
+quarantined as (
+    insert into {RAW_SCHEMA}._quarantine (run_id, source, entity, batch_date, source_file, row_number, reason, record,
+                                          content_hash)
+    select $1, $2, $3, $4, $5, _row_number, reason, record, content_hash
+    from judged_rejected where not already_quarantined
     returning reason
 )
 select 'loaded', null, count(*) from loaded
 union all
 select 'quarantined', reason, count(*) from quarantined group by reason
+union all
+select 'already_quarantined', reason, count(*) from judged_rejected where already_quarantined group by reason
 """
 

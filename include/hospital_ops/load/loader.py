@@ -83,6 +83,9 @@ class FileLoad:
     rows_read: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
+    # of rows_quarantined, rows an earlier night already quarantined with the same content: counted, not
+    # quarantined again (raw._quarantine.content_hash)
+    rows_already_quarantined: int = 0
     reasons: Counter = field(default_factory=Counter)
     seconds: float = 0.0  # wall time to read, land, check and insert the file (for the benchmark)
 
@@ -344,6 +347,8 @@ def _load_file(cur, source: Source, entity: Entity, entry: ManifestEntry, night_
         else:
             file_load.rows_quarantined += count
             file_load.reasons[reason_category(entity.name, reason)] += count
+            if outcome == "already_quarantined":
+                file_load.rows_already_quarantined += count
     if file_load.rows_read > _TRUNCATE_AFTER_ROWS:
         cur.execute(f"truncate {landing}")
     file_load.seconds = time.perf_counter() - started
@@ -357,9 +362,9 @@ def _record_files(cur, source: Source, run_id: str, batch_date: date, files: lis
     execute_values(
         cur,
         f"insert into {RAW_SCHEMA}._load_files (run_id, source, entity, batch_date, source_file, file_sha256,"
-        " rows_read, rows_loaded, rows_quarantined) values %s",
+        " rows_read, rows_loaded, rows_quarantined, rows_already_quarantined) values %s",
         [(run_id, source.name, f.entity, batch_date, f.source_file, f.sha256, f.rows_read, f.rows_loaded,
-          f.rows_quarantined) for f in files],
+          f.rows_quarantined, f.rows_already_quarantined) for f in files],
         page_size=1000,
     )
 
@@ -474,7 +479,8 @@ def _reconcile(cur, source: Source, batch_date: date, files: list[FileLoad]) -> 
     )
     in_quarantine = Counter(dict(cur.fetchall()))
     for file_load in files:
-        loaded, quarantined = in_tables[file_load.source_file], in_quarantine[file_load.source_file]
+        loaded = in_tables[file_load.source_file]
+        quarantined = in_quarantine[file_load.source_file] + file_load.rows_already_quarantined
         if (file_load.rows_read != file_load.rows_loaded + file_load.rows_quarantined
                 or loaded != file_load.rows_loaded or quarantined != file_load.rows_quarantined):
             raise ReconciliationError(

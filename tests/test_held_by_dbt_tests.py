@@ -1,0 +1,195 @@
+"""A batch that only a dbt test rejects is traced to its batch and held, as a gate rejection is: the marts
+build is run again without it and the night goes on; the next night does not fail on it again; a rerun of
+its night with a corrected delivery releases it. A failing test that cannot be traced to a batch not yet
+published (a rule over several models, a model without lineage, rows already published) stops the night.
+
+The planted case is the one that used to fail every following night: a vendor-registry batch the gate
+rejects (a vendor twice in one file), and a contracts batch of the same night that the loader took
+(its vendor was in raw) but that dbt's relationships test rejects once the registry batch is held."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from contextlib import closing
+from datetime import date, timedelta
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from hospital_ops import batches, dbt_runner
+from hospital_ops.config import settings
+from hospital_ops.load.loader import ManifestEntry, load_night
+from hospital_ops.pipeline import format_summary, night_summary
+from hospital_ops.quality.gate import run_quality_gate
+from hospital_ops.sources.vendor import SOURCE
+
+KEY = b"dbt-test-verdict-key"
+N1 = date(2026, 11, 1)
+N2, N3, N4 = N1 + timedelta(days=1), N1 + timedelta(days=2), N1 + timedelta(days=3)
+
+
+def _vendor(vendor_id: str, name: str) -> list[str]:
+    return [vendor_id, name, "logistics_delivery", "medium", "91310000MA1FL0XX1A", "张伟", "13800138000",
+            "2024-03-01", "N"]
+
+
+def _contract(contract_id: str, vendor_id: str) -> list[str]:
+    return [contract_id, vendor_id, "H01", "logistics_delivery", "2025-01-01", "2027-12-31", "", "", "0.95", "120000"]
+
+
+DELIVERIES: dict[date, dict[str, list[list[str]]]] = {
+    N1: {"registry": [_vendor("V001", "顺达医药物流有限公司")], "contracts": [_contract("C1", "V001")]},
+    # V002 twice with different names: the loader takes both rows, the gate rejects the registry batch;
+    # C2 names V002, which is in raw, so the loader and the gate take the contracts batch
+    N2: {"registry": [_vendor("V002", "安康检验"), _vendor("V002", "安康医学检验")], "contracts": [_contract("C2", "V002")]},
+    N3: {"contracts": [_contract("C3", "V001")]},
+    N4: {"contracts": [_contract("C4", "V001")]},
+}
+# the marts stage narrowed to the two staging models and their tests (the same dbt build, flags and tracing)
+NARROW = ["build", "--select", "stg_vendor__registry", "stg_vendor__contracts", "--indirect-selection", "cautious",
+          "--exclude-resource-type", "unit_test"]
+
+
+def _load(url: str, tmp_path: Path, night: date, deliveries: dict[str, list[list[str]]]) -> None:
+    folder = tmp_path / "vendor" / night.isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for entity, rows in deliveries.items():
+        name = "vendor_registry.csv" if entity == "registry" else f"{entity}.csv"
+        with (folder / name).open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow([c.name for c in SOURCE.entity(entity).columns])
+            writer.writerows(rows)
+        entries.append(ManifestEntry(entity, folder / name, f"vendor/{night}/{name}", night))
+    with closing(psycopg2.connect(url)) as conn:
+        load_night(conn, SOURCE, entries, run_id=f"run-{night}", batch_date=night, key=KEY)
+
+
+def _gate(url: str, tmp_path: Path, night: date) -> None:
+    """The real gate, its checkpoint narrowed to the two raw tables (their real suites)."""
+    expectations = tmp_path / "expectations"
+    if not expectations.is_dir():
+        shutil.copytree(settings().expectations_dir, expectations)
+        checkpoint = expectations / "checkpoints" / "vendor_nightly.json"
+        spec = json.loads(checkpoint.read_text())
+        spec["validations"] = [v for v in spec["validations"]
+                               if v["table"] in ("raw.vendor__registry", "raw.vendor__contracts")]
+        assert len(spec["validations"]) == 2
+        checkpoint.write_text(json.dumps(spec))
+    run_quality_gate(url, run_id=f"run-{night}", business_date=night, data_docs_dir=tmp_path / "docs",
+                     raise_on_failure=False, expectations_dir=expectations)
+
+
+def _marts(url: str, night: date) -> None:
+    dbt_runner.run_stage("marts", warehouse_url=url, business_date=night)
+
+
+def _q(url: str, sql: str, params: tuple = ()) -> list[tuple]:
+    with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+def _contracts(url: str) -> set[str]:
+    return {row[0] for row in _q(url, "select contract_id from staging.stg_vendor__contracts")}
+
+
+def _ids(*nights: date) -> set[str]:
+    return {row[0] for night in nights for row in DELIVERIES[night].get("contracts", [])}
+
+
+@pytest.fixture
+def narrow_marts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(dbt_runner.STAGES, "marts", NARROW)
+
+
+def test_a_batch_only_a_dbt_test_rejects_is_held_and_the_night_goes_on(db_url: str, tmp_path: Path,
+                                                                        narrow_marts: None) -> None:
+    _load(db_url, tmp_path, N1, DELIVERIES[N1])
+    _marts(db_url, N1)  # does not fire: a clean build holds nothing
+    assert _held(db_url) == []
+    _load(db_url, tmp_path, N2, DELIVERIES[N2])
+    _marts(db_url, N2)  # the registry batch is not held yet: C2 finds V002
+    _gate(db_url, tmp_path, N2)
+    assert [(h["entity"], h["batch_date"]) for h in _held(db_url)] == [("registry", N2.isoformat())]
+
+    # night 3: C2's vendor is held now, so dbt's relationships test fails on C2's row, from batch N2.
+    # Once the batch is published (a later night published), the failure is not tonight's: the night stops
+    _load(db_url, tmp_path, N3, DELIVERIES[N3])
+    with closing(psycopg2.connect(db_url)) as conn, conn.cursor() as cur:
+        cur.execute("create schema if not exists audit")
+        cur.execute("create table audit.publications (run_id text not null, business_date date not null, "
+                    "relation text not null, row_count bigint not null, published_at timestamptz not null default now())")
+        cur.execute("insert into audit.publications values ('run-x', %s, 'marts.x', 0)", (N3,))
+        conn.commit()
+    with pytest.raises(dbt_runner.DbtStageFailed) as stopped:
+        _marts(db_url, N3)
+    message = str(stopped.value)
+    assert "relationships_stg_vendor__contracts_vendor_id" in message and "already published" in message
+    assert [(h["entity"], h["batch_date"]) for h in _held(db_url)] == [("registry", N2.isoformat())]
+
+    _q_exec(db_url, "delete from audit.publications")  # only N1 … nothing published: N2 is not yet published
+    _q_exec(db_url, "insert into audit.publications values ('run-1', %s, 'marts.x', 0)", (N1,))
+    _marts(db_url, N3)  # fires: holds contracts N2, builds again without it, and succeeds
+    held = _held(db_url)
+    assert [(h["entity"], h["batch_date"]) for h in held] == [("contracts", N2.isoformat()), ("registry", N2.isoformat())]
+    assert held[0]["reasons"].startswith("dbt test relationships_stg_vendor__contracts_vendor_id")
+    assert _q(db_url, "select verdict, decided_by from raw._batch_verdicts where entity = 'contracts' "
+                      "and batch_date = %s order by decided_at", (N2,)) == [("passed", "quality gate"),
+                                                                           ("rejected", batches.DBT_TEST)]
+    assert _contracts(db_url) == _ids(N1, N3)
+    # the failing rows dbt kept are where tracing read them: a view only the writer's schemas hold
+    assert _q(db_url, "select count(*) from information_schema.views where table_schema = 'dbt_test_failures' "
+                      "and table_name like 'relationships_stg_vendor_%%'") == [(1,)]
+
+    _gate(db_url, tmp_path, N3)  # the gate passes tonight's batch and leaves last night's held one held
+    assert _q(db_url, "select verdict from raw._batch_verdicts where decided_by = 'quality gate' "
+                      "and entity = 'contracts' and batch_date = %s", (N3,)) == [("passed",)]
+    summary = format_summary(night_summary(warehouse_url=db_url, business_date=N3))
+    assert f"vendor.contracts batch {N2}: dbt test relationships_stg_vendor__contracts_vendor_id" in summary
+
+    verdicts = _q(db_url, "select count(*) from raw._batch_verdicts")
+    _load(db_url, tmp_path, N4, DELIVERIES[N4])
+    _marts(db_url, N4)  # the next night does not fail on it again, and records nothing new
+    assert _q(db_url, "select count(*) from raw._batch_verdicts") == verdicts
+    assert _contracts(db_url) == _ids(N1, N3, N4)
+
+    # the vendor corrects the contract and night 2 is delivered again: the batch is tested again and passes
+    corrected = {"registry": [_vendor("V002", "安康医学检验")], "contracts": [_contract("C2", "V001")]}
+    _load(db_url, tmp_path, N2, corrected)
+    _marts(db_url, N4)
+    assert _q(db_url, "select verdict from raw._batch_verdicts where entity = 'contracts' and batch_date = %s "
+                      "order by decided_at", (N2,)) == [("passed",), ("rejected",), ("superseded",)]
+    assert _contracts(db_url) == _ids(N1, N2, N3, N4)
+
+
+def _held(url: str) -> list[dict]:
+    with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        return batches.held_batches(cur)
+
+
+def _q_exec(url: str, sql: str, params: tuple = ()) -> None:
+    with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        conn.commit()
+
+
+def test_failures_without_a_batch_are_not_traced(db_url: str) -> None:
+    """A singular test (a rule over several models) and a test on a model without source_file are not
+    traced: nothing is held and the night stops."""
+    _q_exec(db_url, "create table public.fct_no_lineage (department_id text, revenue numeric)")
+    _q_exec(db_url, "create table public.failing_rows as select 'D01'::text as department_id, -1::numeric as revenue")
+    tests = [batches.FailedTest("assert_ledger_reconciles_to_source", None, "public.failing_rows", None),
+             batches.FailedTest("expression_is_true_fct_no_lineage", "public.fct_no_lineage", "public.failing_rows",
+                                None)]
+    with closing(psycopg2.connect(db_url)) as conn:
+        held, untraced = batches.hold_failed_tests(conn, tests, run_id="run-x")
+    assert held == []
+    assert untraced == ["assert_ledger_reconciles_to_source: a rule over several models (a singular test), not about "
+                        "rows of one file",
+                        "expression_is_true_fct_no_lineage: its model public.fct_no_lineage carries no source_file "
+                        "(a mart-level rule)"]
+    assert _held(db_url) == []
