@@ -228,11 +228,15 @@ def docs_dir() -> Path:
 
 
 def generate_docs(*, warehouse_url: str, business_date: date) -> Path:
-    """`dbt docs generate --static` against the warehouse (the catalog reads the tables the last night
-    built), then copy the site into docs_dir(), replacing the previous one; return that folder."""
+    """`dbt docs generate --static` against the warehouse, then copy the site into docs_dir(), replacing
+    the previous one; return that folder. The site names the relations BI reads: schema names resolve
+    to the published ones (var published_schemas, macro generate_schema_name), so the catalog reads the
+    published tables (`marts`, `scoring`) with their comments, not the build schemas."""
+    from hospital_ops.pipeline import PUBLISHED_SCHEMAS
+
     target_path = settings().var_dir / "dbt" / "docs-target"
     run_dbt(["docs", "generate", "--static", "--quiet"], warehouse_url=warehouse_url, business_date=business_date,
-            label="docs", target_path=target_path)
+            label="docs", target_path=target_path, extra_vars={"published_schemas": PUBLISHED_SCHEMAS})
     missing = [name for name in DOCS_FILES if not (target_path / name).is_file()]
     if missing:
         raise DbtStageFailed(f"dbt docs generate wrote no {', '.join(missing)} in {target_path}")
@@ -261,7 +265,8 @@ def _delivered_sources(warehouse_url: str) -> list[str]:
 
 
 def run_dbt(command: list[str], *, warehouse_url: str, business_date: date, label: str,
-            target_path: Path | None = None, node_errors_fail: bool = True) -> list[NodeResult]:
+            target_path: Path | None = None, node_errors_fail: bool = True,
+            extra_vars: dict | None = None) -> list[NodeResult]:
     """Invoke dbt once with the project's paths, connection and business date. With node_errors_fail
     off (source freshness), a node's error is the caller's to handle; only dbt itself failing raises."""
     from dbt.cli.main import dbtRunner
@@ -275,7 +280,7 @@ def run_dbt(command: list[str], *, warehouse_url: str, business_date: date, labe
         "--target-path", str(target_path),
         "--log-path", str(cfg.var_dir / "dbt" / "logs"),
         "--vars", json.dumps({"business_date": business_date.isoformat(),
-                            "history_start_date": date_bounds().history_start.isoformat()}),
+                            "history_start_date": date_bounds().history_start.isoformat(), **(extra_vars or {})}),
     ]
     log.info("dbt %s", " ".join(args))
     started = time.perf_counter()
