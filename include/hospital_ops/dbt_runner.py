@@ -222,6 +222,22 @@ def _record_held_set(warehouse_url: str, held_set: str) -> None:
         record_held_set_applied(conn, held_set)
 
 
+def _record_warnings(business_date: date, stage: str, warned: list[NodeResult]) -> None:
+    """The night's dbt warnings per stage, for its summary (hospital_ops.summary.dbt_warnings): one JSON
+    file per business date under <var>/dbt/test_warnings/, the stage's entry replaced on a rerun. A file,
+    not a table: dbt's own run_results.json is overwritten by each invocation."""
+    folder = settings().var_dir / "dbt" / "test_warnings"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{business_date.isoformat()}.json"
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except ValueError:
+        recorded = {}
+    recorded[stage] = [{"name": r.name, "resource_type": r.resource_type, "message": r.message} for r in warned]
+    path.with_suffix(".tmp").write_text(json.dumps(recorded, ensure_ascii=False, indent=1), encoding="utf-8")
+    os.replace(path.with_suffix(".tmp"), path)
+
+
 def docs_dir() -> Path:
     """Where the generated dbt documentation site is published: <var>/dbt_docs/."""
     return settings().var_dir / "dbt_docs"
@@ -305,6 +321,8 @@ def run_dbt(command: list[str], *, warehouse_url: str, business_date: date, labe
     warned = [r for r in results if r.status == "warn"]
     for r in warned:
         log.warning("dbt %s %s warned: %s", r.resource_type, r.name, r.message)
+    if label in _SHARED_STAGES:
+        _record_warnings(business_date, label, warned)
     # dbt's own elapsed time of running the nodes (several at once, with its threads): the SQL work; the
     # rest of the wall time is dbt's start-up (parsing the project, connecting, building the graph)
     running = getattr(outcome.result, "elapsed_time", None)
