@@ -110,8 +110,8 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_plain(v) for v in value]
-    if isinstance(value, Decimal):
-        return float(value)
+    if isinstance(value, Decimal):  # a count stays a count (sums of integers come back as numeric)
+        return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, date):
         return value.isoformat()
     return value
