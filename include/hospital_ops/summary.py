@@ -180,8 +180,10 @@ def raised_for(summary: dict, source: str, facts: dict) -> str:
         warned = sorted({f"{COLOURS.get(w['colour'], w['colour'])} {w['rule_id']}"
                          for w in summary["vendor_warnings"] if w["vendor_id"] == vendor})
         decided = [f"{d['decision']} ({d['rule_id']})" for d in summary["vendor_decisions"] if d["vendor_id"] == vendor]
-        rating = next((f"信用 rating {v['credit_rating']}" for v in summary["vendors"] if v["vendor_id"] == vendor), "")
-        return "; ".join(filter(None, [", ".join(warned), ", ".join(decided), rating]))
+        listed = next((v for v in summary["vendors"] if v["vendor_id"] == vendor), None)
+        rating = f"信用 rating {listed['credit_rating']}" if listed else ""
+        found = "; ".join(filter(None, [", ".join(warned), ", ".join(decided), rating]))
+        return f"{listed['vendor_name'] if listed else vendor}: {found}" if found else ""
     if source == "his" and facts.get("department_id"):
         hits = [a for a in summary["drg_alerts"]
                 if a["department_id"] == facts["department_id"] and a["month"][:7] == str(facts.get("month", ""))[:7]]
