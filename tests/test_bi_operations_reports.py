@@ -12,20 +12,21 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from contextlib import closing
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg2
 import pytest
 
 from hospital_ops import audit, batches
-from hospital_ops.dbt_runner import run_dbt
+from hospital_ops.dbt_runner import _record_freshness, run_dbt
 from hospital_ops.load.loader import ensure_raw_schema
 from hospital_ops.pipeline import publish
 from hospital_ops.quality import gate
 from hospital_ops.sources import SOURCES
 
 MODELS = ("rpt_quality_gate_results", "rpt_quarantine_reasons", "rpt_batch_verdicts", "rpt_audit_publications",
-          "rpt_audit_run_ledger")
+          "rpt_audit_run_ledger", "rpt_source_freshness")
 NIGHTS = (date(2026, 11, 20), date(2026, 11, 21))
 CHECKPOINT = "his_nightly"
 
@@ -53,6 +54,12 @@ QUARANTINE = {
     (NIGHTS[0], "his", "patients", "his_patients_2.csv", "birth_date 'x' is not a date"): 2,
     (NIGHTS[0], "survey", "answers", "survey_answers.csv", "row has 3 cells, header has 9"): 1,
     (NIGHTS[1], "his", "charges", "his_charges.csv", "amount_cny '-' is not a number"): 5,
+}
+# per night: dbt source freshness results as check_freshness records them (source, table, status, age in s)
+FRESHNESS = {
+    NIGHTS[0]: [("his", "charges", "pass", 5400.0), ("vendor", "deliveries", "pass", 7200.0)],
+    NIGHTS[1]: [("his", "charges", "pass", 3600.0), ("vendor", "deliveries", "warn", 190800.0),
+                ("survey", "answers", "error", 604800.0)],
 }
 PUBLISHED_ROWS = 6
 ACCEPTED = ("his", "patients", NIGHTS[0])  # rejected the first night, accepted by a person
@@ -94,6 +101,11 @@ def planted(fresh_database, tmp_path_factory) -> tuple[str, dict[str, list[dict]
             cur.execute("create schema if not exists marts_build")
             cur.execute(f"create table marts_build.planted_publication as select generate_series(1, {PUBLISHED_ROWS}) as n")
         conn.commit()
+    for night, checks in FRESHNESS.items():
+        _record_freshness(url, night, [
+            {"source": source, "table_name": table, "status": status, "max_loaded_at": None, "checked_at": None,
+             "age_seconds": age, "warn_after": "24 hour", "error_after": "72 hour",
+             "message": None} for source, table, status, age in checks])
     night = NIGHTS[-1]
     payloads = [audit.record_started(url, run_id=_run_id(night), business_date=night)]
     publish(warehouse_url=url, business_date=night, run_id=_run_id(night))
@@ -179,12 +191,29 @@ def test_publications_and_the_run_ledger_are_the_audit_rows(planted) -> None:
     assert closing_row["gate_failures"] == payloads[-1]["quality_gate"]["failed"]
 
 
+def test_source_freshness_shows_every_check_and_the_stale_ones(planted) -> None:
+    _, rows, _ = planted
+    expected = {(night, source, table): (status, Decimal(str(age)) / 3600)
+                for night, checks in FRESHNESS.items() for source, table, status, age in checks}
+    got = {(r["business_date"], r["source"], r["table_name"]): (r["status"], r["age_hours"])
+           for r in rows["rpt_source_freshness"]}
+    assert got == expected
+    stale = {key for key, (status, _) in expected.items() if status != "pass"}
+    assert stale and stale != set(expected)  # a check that fires and one that does not
+    assert {(r["business_date"], r["source"], r["table_name"]) for r in rows["rpt_source_freshness"]
+            if r["is_stale"]} == stale
+    names = {r["status"]: r["freshness_status"] for r in rows["rpt_source_freshness"]}
+    assert names == {"pass": "正常 Fresh", "warn": "偏旧（警告） Stale, warning",
+                     "error": "过期（未重建下游） Stale, dependants not rebuilt"}
+    assert {r["source"]: r["source_system_name"] for r in rows["rpt_source_freshness"]}["vendor"] == "第三方服务商 Vendors"
+
+
 def test_a_warehouse_the_pipeline_has_not_filled_yet_builds_them_empty(fresh_database, tmp_path: Path) -> None:
     url = fresh_database("bi_operations_new")
     with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
         cur.execute("select to_regclass('dq.validation_results'), to_regclass('raw._quarantine'), "
                     "to_regclass('raw._batch_verdicts'), to_regclass('raw._held_batches'), "
-                    "to_regclass('audit.publications'), to_regclass('audit.runs')")
+                    "to_regclass('audit.publications'), to_regclass('audit.runs'), to_regclass('dq.source_freshness')")
         assert set(cur.fetchone()) == {None}
     rows = _build(url, tmp_path)
     assert {model: len(found) for model, found in rows.items()} == dict.fromkeys(MODELS, 0)

@@ -268,6 +268,82 @@ def test_figures_on_screen_equal_the_marts(rendered, consortium) -> None:
     assert dict(open_warnings) == {colour: sum(row[0] == colour for row in shown) for colour in dict(open_warnings)}
 
 
+def test_source_freshness_on_screen_equals_the_mart(rendered, consortium) -> None:
+    """The data team's freshness table: its query reads every check of the mart, and each row on screen
+    shows the age the mart holds (rounded only by the chart's number format) beside its names."""
+    url = consortium["url"]
+    mart = {(d.isoformat(), name, table): (age, status) for d, name, table, age, status in query(
+        url, "select business_date, source_system_name, table_name, age_hours, freshness_status "
+             "from marts.rpt_source_freshness")}
+    (checked,) = query(url, "select count(*) from dq.source_freshness")[0]
+    assert mart and len(mart) == checked, "the freshness chart's model lost or invented a check"
+    answer = next(a for a in rendered["data_team"]["answers"]
+                  if "rpt_source_freshness" in a["body"]["result"][0]["query"])
+    assert answer["body"]["result"][0]["rowcount"] == checked
+    chart = next(c for c in rendered["data_team"]["charts"] if c["title"].startswith("数据源时效"))
+    rows = [[cell.strip() for cell in r] for r in _table_rows(chart["text"])
+            if re.fullmatch(r"\d{4}-\d{2}-\d{2}", r[0].strip())]
+    assert rows, f"no freshness rows read from the page: {chart['text'][:500]}"
+    for business_date, name, table, status, age, *_ in rows:
+        expected_age, expected_status = mart[(business_date, name, table)]
+        assert status == expected_status
+        assert abs(Decimal(age.replace(",", "")) - expected_age) <= Decimal("0.005"), (table, age, expected_age)
+
+
+def test_the_summary_speaks_for_the_platform(consortium) -> None:
+    """`hospital-ops summary`'s text: the ledger headline, insurance, alerts, channel grades and vendors as
+    the rpt_ models hold them, every generator's planted scenarios beside what was raised, the night's
+    dbt warnings, and the BI and auditor roles' connections, never the writer's password."""
+    import json
+    from urllib.parse import urlsplit
+
+    from hospital_ops.pipeline import format_summary, night_summary
+
+    url = consortium["url"]
+    summary = night_summary(warehouse_url=url, business_date=END)
+    text = format_summary(summary, warehouse.redacted(url), detailed=True)
+    # the ledger's headline: each hospital's latest complete month, its revenue in yuan
+    latest = query(url, "select hospital_name, revenue_total_cny, discharges from marts.rpt_hospital_ledger_trend "
+                        "where month = (select max(month) from marts.rpt_hospital_ledger_trend)")
+    assert latest
+    for hospital, revenue, discharges in latest:
+        line = next(line for line in text.splitlines() if line.strip().startswith(f"{hospital}:"))
+        assert f"{revenue:,.0f} 元" in line and f"出院 discharges {discharges} 例" in line, line
+    ((drg_profit, loss_groups),) = query(url, "select drg_profit_cny, drg_loss_making_groups from "
+                                              "marts.rpt_insurance_month order by month desc limit 1")
+    assert f"{drg_profit:,.0f} 元, 亏损病组 {loss_groups} 组" in text
+    (alerts,) = query(url, "select count(*) from marts.rpt_service_quality_alerts")[0]
+    assert f"服务质量预警 Service-quality alerts (未解除 not resolved): {alerts} 条" in text
+    grades = dict(query(url, "select grade, count(*) from marts.rpt_channel_quarter_grades "
+                             "where quarter = (select max(quarter) from marts.rpt_channel_quarter_grades) group by 1"))
+    assert grades and ", ".join(f"{g} {n}" for g, n in sorted(grades.items())) in text
+    # planted scenarios of every source beside what was raised: a planted vendor with warnings shows its rules
+    # (fires); a vendor nobody planted is not listed among the scenarios (does not)
+    vendor_scenarios = {k: v for k, v in json.loads((consortium["var_dir"] / "inbox" / "vendor" / "_scenarios.json")
+                                                    .read_text(encoding="utf-8")).items() if k != "defects"}
+    section = text.split("Planted scenarios → what the platform raised:", 1)[1].split("dbt 测试警告", 1)[0]
+    for name, facts in vendor_scenarios.items():
+        line = next(line for line in section.splitlines() if f" {name} " in f"{line} ")
+        rules = {rule for (rule,) in query(url, "select distinct rule_id from marts.rpt_vendor_open_warnings "
+                                                "where vendor_id = %s", (facts["vendor_id"],))}
+        assert all(rule in line for rule in rules), (line, rules)
+    planted_vendors = {facts["vendor_id"] for facts in vendor_scenarios.values()}
+    (unplanted,) = query(url, "select vendor_name from marts.rpt_vendor_supervision where vendor_id <> all(%s) "
+                              "order by vendor_id limit 1", (sorted(planted_vendors),))[0]
+    assert unplanted not in section
+    assert {"第三方服务商 Vendors", "转诊渠道 Referral channels", "医保结算 Insurance"} <= {
+        line.strip().split(":", 1)[0] for line in section.splitlines() if line.strip()}
+    # the night's dbt warnings as the runner recorded them
+    recorded = json.loads((consortium["var_dir"] / "dbt" / "test_warnings" / f"{END.isoformat()}.json")
+                          .read_text(encoding="utf-8"))
+    assert f"dbt test warnings tonight: {sum(len(w) for w in recorded.values())}" in text
+    # where to look: BI's and the auditors' roles, passwords redacted; never the writer's
+    writer = urlsplit(url)
+    assert writer.password and writer.password not in text and f"//{writer.username}" not in text
+    for role in (security.BI_READER, security.AUDITOR):  # the URL redacted, or (external warehouse) how to get it
+        assert f"//{role}:***@" in text or f"hospital-ops warehouse url --role {role})" in text, role
+
+
 def test_names_not_codes_on_screen(rendered, consortium) -> None:
     (name,) = query(consortium["url"], "select department_name from marts.dim_departments order by 1 limit 1")[0]
     assert name in rendered["department_heads"]["page_text"]

@@ -41,9 +41,12 @@ def consortium(tmp_path_factory, fresh_database):
         yield {"url": url, "var_dir": var_dir, "his_url": his_url, "his": his, "insurance": insurance, "runs": runs}
 
 
-def half_up(value: Decimal, places: str = "0.0001") -> Decimal:
-    """As PostgreSQL's round() does (half away from zero), not Python's round() (half to even)."""
-    return value.quantize(Decimal(places), ROUND_HALF_UP)
+def unrounded(stored: Decimal | None, numerator, denominator) -> bool:
+    """A mart keeps a ratio at full precision (rounding is for presentation only): the stored value is
+    the quotient to PostgreSQL's numeric division precision (at least 16 significant digits), far inside
+    what a round to 4 places (up to 0.00005 off) would move it."""
+    exact = Decimal(numerator) / Decimal(denominator)
+    return stored is not None and abs(stored - exact) <= Decimal("1e-12") * max(1, abs(exact))
 
 
 def source(consortium, sql: str, params: tuple = ()) -> list[tuple]:
@@ -88,8 +91,9 @@ def test_alos_and_mortality_equal_the_his(consortium) -> None:
     mortality = {(r[0], r[1]): r[2] for r in query(consortium["url"], "select department_id, month, mortality_rate "
                                                                      "from marts.fct_department_month_kpis")}
     for dept, month, discharges, days, deaths in rows:
-        assert alos[(dept, month)] == (discharges, half_up(Decimal(days) / discharges))
-        assert mortality[(dept, month)] == half_up(Decimal(deaths) / discharges)
+        assert alos[(dept, month)][0] == discharges
+        assert unrounded(alos[(dept, month)][1], days, discharges), (dept, month)
+        assert unrounded(mortality[(dept, month)], deaths, discharges), (dept, month)
 
 
 def test_the_hospital_ledger_sums_its_departments_and_recomputes_ratios(consortium) -> None:
@@ -107,7 +111,8 @@ def test_the_hospital_ledger_sums_its_departments_and_recomputes_ratios(consorti
     assert rows and len({h for h, _ in hospital}) == len({r[0] for r in rows})
     for hospital_id, month, discharges, days in rows:
         # ALOS from the hospital's own discharges, not an average of its departments' ALOS
-        assert hospital[(hospital_id, month)][:2] == (discharges, half_up(Decimal(days) / discharges))
+        assert hospital[(hospital_id, month)][0] == discharges
+        assert unrounded(hospital[(hospital_id, month)][1], days, discharges)
     for key, total in revenue.items():
         assert hospital[key][2] == total
 
@@ -129,7 +134,7 @@ def test_cmi_and_drg_profit_follow_the_settlements(consortium) -> None:
     cmi = {(r[0], r[1]): r[2] for r in query(consortium["url"], "select department_id, month, case_mix_index "
                                                                "from marts.fct_department_month_kpis")}
     for key, weights in rw.items():
-        assert cmi[key] == half_up(sum(weights) / len(weights)), key
+        assert unrounded(cmi[key], sum(weights), len(weights)), key
     marts = {(r[0], r[1], r[2]): r[3] for r in query(consortium["url"], "select department_id, drg_code, month, "
                                                                         "profit_cny from marts.fct_drg_group_month")}
     assert marts == dict(profit)
@@ -147,7 +152,7 @@ def test_dip_payment_is_points_times_the_year_point_value(consortium) -> None:
         paid[discharged.year] += payment
         points[discharged.year] += dip_points
     # no published point value configured: the year's estimate, Σ payments / Σ points
-    point_value = {year: (paid[year] / points[year]).quantize(Decimal("0.0001"), ROUND_HALF_UP) for year in points}
+    point_value = {year: paid[year] / points[year] for year in points}  # kept unrounded, like the mart
     groups: dict[tuple, list] = defaultdict(lambda: [Decimal(0), Decimal(0)])
     for stay_id, dip_group, discharged, dip_points, _, cost in settlements:
         if stay_id in stays and dip_group is not None:  # a case the platform sent without its group has no row
@@ -329,9 +334,16 @@ def test_dbt_docs_are_generated_from_the_warehouse(consortium) -> None:
     assert all((site / name).stat().st_size > 0 for name in DOCS_FILES)
     catalog = json.loads((site / "catalog.json").read_text(encoding="utf-8"))
     scorecard = catalog["nodes"]["model.hospital_ops.rpt_department_scorecard"]
-    assert scorecard["metadata"]["schema"] == "marts_build"
+    # the relation BI reads, with the comment publish copied onto it, not the build schema's
+    assert scorecard["metadata"]["schema"] == "marts"
     assert scorecard["columns"]["final_score"]["type"] == "numeric"
     manifest = json.loads((site / "manifest.json").read_text(encoding="utf-8"))
+    relations = {node["relation_name"] for node in manifest["nodes"].values()
+                 if node["resource_type"] == "model" and node.get("relation_name")}
+    assert '"marts"."rpt_department_scorecard"' in {r.split(".", 1)[1] for r in relations}
+    assert not any('"marts_build"' in r or '"scoring_build"' in r for r in relations)
+    described = manifest["nodes"]["model.hospital_ops.rpt_department_scorecard"]["columns"]["final_score"]
+    assert scorecard["columns"]["final_score"]["comment"] == described["description"]
     labels = {exposure["label"] for exposure in manifest["exposures"].values()}
     assert {"院领导驾驶舱 Leadership", "医保办看板 Insurance office"} <= labels <= {d.name for d in metabase.DASHBOARDS}
     assert "rpt_department_scorecard" in (site / "static_index.html").read_text(encoding="utf-8")

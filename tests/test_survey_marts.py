@@ -60,8 +60,15 @@ def q(consortium, sql: str, params: tuple = ()) -> list[tuple]:
 
 
 def ratio(numerator: int, denominator: int) -> Decimal:
-    """The marts' safe_ratio: rounded half away from zero to 4 places."""
+    """A ratio rounded half away from zero to 4 places, as the survey generator plants its shares."""
     return (Decimal(numerator) / Decimal(denominator)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+
+
+def unrounded(numerator: int, denominator: int):  # type: ignore[no-untyped-def]
+    """A ratio as the marts keep it (macro safe_ratio): full precision, never rounded (docs/definitions.md
+    C6). PostgreSQL's numeric division keeps at least 16 significant digits: compared far below what a
+    round to 4 places would move it."""
+    return pytest.approx(Decimal(numerator) / Decimal(denominator), rel=Decimal("1e-14"), abs=Decimal("1e-18"))
 
 
 def month_of(text: str) -> date:
@@ -112,11 +119,11 @@ def test_satisfaction_rates_and_samples_equal_the_generated_answers(consortium) 
     assert expected and actual.keys() == expected.keys()
     for key, cell in expected.items():
         assert actual[key] == (len(cell["questionnaires"]), cell["answers"], cell["satisfied"],
-                               ratio(cell["satisfied"], cell["answers"])), key
+                               unrounded(cell["satisfied"], cell["answers"])), key
     kpis = {(r[0], r[1]): r[2:] for r in q(consortium, "select department_id, month, satisfaction_rate, "
                                                        "satisfaction_questionnaires from marts.fct_department_month_kpis")}
     for key, cell in expected.items():
-        assert kpis[key] == (ratio(cell["satisfied"], cell["answers"]), len(cell["questionnaires"])), key
+        assert kpis[key] == (unrounded(cell["satisfied"], cell["answers"]), len(cell["questionnaires"])), key
 
 
 def test_a_department_month_below_the_minimum_sample_has_no_rank(consortium) -> None:
@@ -131,7 +138,7 @@ def test_a_department_month_below_the_minimum_sample_has_no_rank(consortium) -> 
     assert all(ranks[k] is not None for k in large)
     for month in {m for _, m in large}:  # ranks run over the departments that meet the minimum, best first
         ranked = sorted((k for k in large if k[1] == month), key=lambda k: ranks[k])
-        rates = [ratio(expected[k]["satisfied"], expected[k]["answers"]) for k in ranked]
+        rates = [Decimal(expected[k]["satisfied"]) / expected[k]["answers"] for k in ranked]
         assert rates == sorted(rates, reverse=True) and ranks[ranked[0]] == 1
 
 
@@ -153,8 +160,7 @@ def test_complaints_per_10k_visits_follow_the_complaints_and_the_his_visits(cons
     assert sum(r[2] for r in rows) == sum(complaints.values()) > 0
     for department, month, count, visit_count, per_10k in rows:
         assert (count, visit_count) == (complaints[(department, month)], visits[(department, month)])
-        expected = None if not visit_count else (Decimal(10000 * count) / visit_count).quantize(
-            Decimal("0.01"), rounding=ROUND_HALF_UP)
+        expected = None if not visit_count else unrounded(10000 * count, visit_count)
         assert per_10k == expected, (department, month)
     kpis = dict(((r[0], r[1]), r[2]) for r in q(consortium, "select department_id, month, complaints_per_10k_visits "
                                                             "from marts.fct_department_month_kpis"))
@@ -212,7 +218,7 @@ def test_channel_conversion_per_quarter_is_the_generators_classification(consort
     assert actual.keys() == expected.keys()
     for key, counts in expected.items():
         assert actual[key] == (counts["referrals"], counts["converted"], counts["evaluable"],
-                               ratio(counts["converted"], counts["evaluable"])), key
+                               unrounded(counts["converted"], counts["evaluable"])), key
     monthly = q(consortium, "select channel_id, sum(referrals), sum(referrals_converted) "
                             "from marts.fct_channel_month_referrals group by 1")
     for channel, referrals, converted in monthly:
@@ -241,7 +247,7 @@ def test_the_planted_satisfaction_drop_raises_its_alert(consortium) -> None:
     cell = department_answers(consortium)[(s["department_id"], month_of(s["latest_month"]))]
     alert = alerts(consortium, "satisfaction_drop")[(s["department_id"], s["latest_month"])]
     assert alert["status"] == "open"
-    assert alert["observed"] == ratio(cell["satisfied"], cell["answers"])
+    assert alert["observed"] == unrounded(cell["satisfied"], cell["answers"])
     assert Decimal(str(alert["evidence"]["drop_points"])) > Decimal(str(alert["evidence"]["drop_points_threshold"]))
     assert alert["evidence"]["questionnaires"] >= alert["evidence"]["min_sample"]
 
@@ -282,7 +288,7 @@ def test_vendor_survey_satisfaction_raises_the_satisfaction_rules(consortium, sc
     measured = ratio(sum(score >= 4 for score in scores), len(scores))
     assert measured == Decimal(str(s["satisfied_share_by_month"][s["latest_month"]]))
     warning = vendor_warnings(consortium, s["vendor_id"])[(rule, s["latest_month"])]
-    assert warning["observed"] == measured
+    assert warning["observed"] == unrounded(sum(score >= 4 for score in scores), len(scores))
     assert warning["evidence"]["basis"] == "hospital_survey"
     assert warning["evidence"]["denominator"] == len(scores)
     (declared,), = q(consortium, "select self_reported_satisfaction_rate from marts.fct_vendor_month_kpis "

@@ -13,8 +13,8 @@
     {{ safe_ratio('revenue_drug_cny', 'revenue_total_cny') }} as drug_ratio,
     {{ safe_ratio('revenue_consumables_cny', 'revenue_total_cny') }} as consumables_ratio,
     {{ safe_ratio('revenue_medical_service_cny', 'revenue_total_cny') }} as medical_service_share,
-    round(revenue_outpatient_cny / nullif(outpatient_visits, 0), 2) as cost_per_outpatient_visit_cny,
-    round(revenue_inpatient_cny / nullif(discharges, 0), 2) as cost_per_discharge_cny
+    {{ safe_ratio('revenue_outpatient_cny', 'outpatient_visits') }} as cost_per_outpatient_visit_cny,
+    {{ safe_ratio('revenue_inpatient_cny', 'discharges') }} as cost_per_discharge_cny
 {%- endmacro %}
 
 

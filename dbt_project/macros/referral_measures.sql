@@ -13,5 +13,5 @@
         as conversion_rate,
     count({{ referrals }}.response_minutes) as referrals_contacted,
     percentile_cont(0.5) within group (order by {{ referrals }}.response_minutes) as median_response_minutes,
-    round(avg({{ referrals }}.response_minutes)::numeric, 1) as mean_response_minutes
+    avg({{ referrals }}.response_minutes)::numeric as mean_response_minutes
 {%- endmacro %}

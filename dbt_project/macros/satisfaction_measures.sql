@@ -7,11 +7,11 @@
     count(*) as answers,
     count(*) filter (where {{ alias }}.is_satisfied_by_rule) as satisfied_answers,
     {{ safe_ratio('count(*) filter (where ' ~ alias ~ '.is_satisfied_by_rule)', 'count(*)') }} as satisfaction_rate,
-    round(avg({{ alias }}.score)::numeric, 2) as mean_score
+    avg({{ alias }}.score)::numeric as mean_score
 {%- endmacro %}
 
 {#- A component score 0–100 on a straight line from `floor` (0) to `target` (100), clamped: works for
     lower-is-better indicators too (target below floor). Null when the value is null. -#}
 {% macro linear_score(value, floor, target) -%}
-    round((100 * least(1, greatest(0, (({{ value }}) - ({{ floor }})) / nullif(({{ target }}) - ({{ floor }}), 0))))::numeric, 1)
+    (100 * least(1, greatest(0, (({{ value }}) - ({{ floor }})) / nullif(({{ target }}) - ({{ floor }}), 0))))::numeric
 {%- endmacro %}

@@ -269,17 +269,37 @@ def _record_held_set(warehouse_url: str, held_set: str) -> None:
         record_held_set_applied(conn, held_set)
 
 
+def _record_warnings(business_date: date, stage: str, warned: list[NodeResult]) -> None:
+    """The night's dbt warnings per stage, for its summary (hospital_ops.summary.dbt_warnings): one JSON
+    file per business date under <var>/dbt/test_warnings/, the stage's entry replaced on a rerun. A file,
+    not a table: dbt's own run_results.json is overwritten by each invocation."""
+    folder = settings().var_dir / "dbt" / "test_warnings"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{business_date.isoformat()}.json"
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except ValueError:
+        recorded = {}
+    recorded[stage] = [{"name": r.name, "resource_type": r.resource_type, "message": r.message} for r in warned]
+    path.with_suffix(".tmp").write_text(json.dumps(recorded, ensure_ascii=False, indent=1), encoding="utf-8")
+    os.replace(path.with_suffix(".tmp"), path)
+
+
 def docs_dir() -> Path:
     """Where the generated dbt documentation site is published: <var>/dbt_docs/."""
     return settings().var_dir / "dbt_docs"
 
 
 def generate_docs(*, warehouse_url: str, business_date: date) -> Path:
-    """`dbt docs generate --static` against the warehouse (the catalog reads the tables the last night
-    built), then copy the site into docs_dir(), replacing the previous one; return that folder."""
+    """`dbt docs generate --static` against the warehouse, then copy the site into docs_dir(), replacing
+    the previous one; return that folder. The site names the relations BI reads: schema names resolve
+    to the published ones (var published_schemas, macro generate_schema_name), so the catalog reads the
+    published tables (`marts`, `scoring`) with their comments, not the build schemas."""
+    from hospital_ops.pipeline import PUBLISHED_SCHEMAS
+
     target_path = settings().var_dir / "dbt" / "docs-target"
     run_dbt(["docs", "generate", "--static", "--quiet"], warehouse_url=warehouse_url, business_date=business_date,
-            label="docs", target_path=target_path)
+            label="docs", target_path=target_path, extra_vars={"published_schemas": PUBLISHED_SCHEMAS})
     missing = [name for name in DOCS_FILES if not (target_path / name).is_file()]
     if missing:
         raise DbtStageFailed(f"dbt docs generate wrote no {', '.join(missing)} in {target_path}")
@@ -308,7 +328,8 @@ def _delivered_sources(warehouse_url: str) -> list[str]:
 
 
 def run_dbt(command: list[str], *, warehouse_url: str, business_date: date, label: str,
-            target_path: Path | None = None, node_errors_fail: bool = True) -> list[NodeResult]:
+            target_path: Path | None = None, node_errors_fail: bool = True,
+            extra_vars: dict | None = None) -> list[NodeResult]:
     """Invoke dbt once with the project's paths, connection and business date. With node_errors_fail
     off (source freshness), a node's error is the caller's to handle; only dbt itself failing raises."""
     from dbt.cli.main import dbtRunner
@@ -322,7 +343,7 @@ def run_dbt(command: list[str], *, warehouse_url: str, business_date: date, labe
         "--target-path", str(target_path),
         "--log-path", str(cfg.var_dir / "dbt" / "logs"),
         "--vars", json.dumps({"business_date": business_date.isoformat(),
-                            "history_start_date": date_bounds().history_start.isoformat()}),
+                            "history_start_date": date_bounds().history_start.isoformat(), **(extra_vars or {})}),
     ]
     log.info("dbt %s", " ".join(args))
     started = time.perf_counter()
@@ -347,6 +368,8 @@ def run_dbt(command: list[str], *, warehouse_url: str, business_date: date, labe
     warned = [r for r in results if r.status == "warn"]
     for r in warned:
         log.warning("dbt %s %s warned: %s", r.resource_type, r.name, r.message)
+    if label in _SHARED_STAGES:
+        _record_warnings(business_date, label, warned)
     # dbt's own elapsed time of running the nodes (several at once, with its threads): the SQL work; the
     # rest of the wall time is dbt's start-up (parsing the project, connecting, building the graph)
     running = getattr(outcome.result, "elapsed_time", None)

@@ -332,7 +332,19 @@ def night_summary(*, warehouse_url: str, business_date: date) -> dict:
                 {"vendor_id": v, "rule_id": r, "decision": d, "period_month": p.isoformat()}
                 for v, r, d, p in cur.fetchall()
             ]
+    summary["platform"] = _platform(warehouse_url, business_date)
     return summary
+
+
+def _platform(warehouse_url: str, business_date: date) -> dict:
+    """The whole platform in the dashboards' words (hospital_ops.summary: the rpt_ models and the
+    generators' scenario files)."""
+    from hospital_ops import summary as platform
+    from hospital_ops.config import settings
+
+    cfg = settings()
+    return platform.collect(warehouse_url, business_date=business_date, var_dir=cfg.var_dir,
+                            inbox_dir=cfg.inbox_dir, survey_file=cfg.survey_simulator_file)
 
 
 def _source_freshness(cur, business_date: date) -> list[dict]:  # type: ignore[no-untyped-def]
@@ -436,6 +448,24 @@ def format_summary(summary: dict, warehouse_url: str | None = None, *, detailed:
             lines.append("  supervision decisions:")
             lines += [f"    {d['vendor_id']} {d['decision']} ({d['rule_id']}, {d['period_month'][:7]})"
                       for d in summary["decisions"]]
-    if warehouse_url:
-        lines.append(f"  explore the marts: psql {warehouse_url}")
+    if detailed and summary.get("platform"):
+        from hospital_ops import summary as platform
+
+        lines.append(platform.format_platform(summary["platform"], **_role_urls() if warehouse_url else {}))
+    elif warehouse_url:
+        lines.append("  explore the marts 查看数据: psql \"$(hospital-ops warehouse url --role bi_reader)\"")
     return "\n".join(lines)
+
+
+def _role_urls() -> dict[str, str | None]:
+    """BI's and the auditors' connection strings, passwords redacted (never the writer's): where a
+    person should look. None when a role's URL is not known here (an external warehouse's DBA has it)."""
+    from hospital_ops import security, warehouse
+
+    urls: dict[str, str | None] = {}
+    for key, role in (("bi_reader_url", security.BI_READER), ("auditor_url", security.AUDITOR)):
+        try:
+            urls[key] = warehouse.redacted(warehouse.role_url(role))
+        except Exception:  # noqa: BLE001 - the hint `hospital-ops warehouse url --role …` is printed instead
+            urls[key] = None
+    return urls

@@ -126,40 +126,6 @@ def _run_nights_through_scheduler(nights: list[date], url: str) -> bool:
     return ok
 
 
-def _print_scenario_check(url: str) -> None:
-    """For the demo: each scenario the generator planted, next to what the platform raised for it."""
-    import psycopg2
-
-    scenario_file = settings().inbox_dir / "vendor" / "_scenarios.json"
-    if not scenario_file.exists():
-        return
-    scenarios = {k: v for k, v in json.loads(scenario_file.read_text()).items() if k != "defects"}
-    conn = psycopg2.connect(url)
-    with conn, conn.cursor() as cur:
-        print("Planted scenarios → what the platform raised:")
-        for name, facts in scenarios.items():
-            vendor = facts["vendor_id"]
-            cur.execute("select string_agg(distinct colour || ' ' || rule_id, ', ') from scoring.vendor_risk_warnings "
-                        "where vendor_id = %s and status <> 'resolved'", (vendor,))
-            raised = cur.fetchone()[0]
-            cur.execute("select string_agg(decision || ' (' || rule_id || ')', ', ') "
-                        "from scoring.vendor_supervision_decisions where vendor_id = %s", (vendor,))
-            decided = cur.fetchone()[0]
-            cur.execute("select credit_rating from scoring.vendor_credit_rating where vendor_id = %s "
-                        "order by rating_month desc limit 1", (vendor,))
-            rating = (cur.fetchone() or ["-"])[0]
-            corrected = None
-            if name == "corrected_report":
-                cur.execute("select service_report_revision, complaints, service_volume from marts.fct_vendor_month_kpis "
-                            "where vendor_id = %s and to_char(month, 'YYYY-MM') = %s", (vendor, facts["month"]))
-                revision, complaints, volume = cur.fetchone()
-                corrected = (f"{facts['month']} report in force: revision {revision} "
-                             f"(complaints {complaints}, volume {volume})")
-            found = "; ".join(filter(None, [raised, decided, corrected]))
-            print(f"  {name:<30} {vendor}  rating {rating:<3}  {found or '(nothing raised)'}")
-    conn.close()
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     if warehouse.is_external():
@@ -177,7 +143,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _progress(f"running {len(nights)} nights: the first catches up on history, the others are incremental")
     ok = _run_nights(nights, scheduler=getattr(args, "scheduler", False))
     if ok:
-        _print_scenario_check(url)
         ok = _publish_dbt_docs(url, nights[-1])
     _progress(f"demo {'finished' if ok else 'FAILED'} in {time.monotonic() - started:.0f} s")
     _progress(f"explore the marts: psql \"$(hospital-ops warehouse url --role bi_reader)\"  (marts, scoring); "

@@ -13,7 +13,7 @@ years as (
         count(*) as cases,
         sum(dip_points) as points_total,
         sum(drg_revenue_cny) as case_payments_cny,
-        round(sum(drg_revenue_cny) / nullif(sum(dip_points), 0), 4) as estimated_point_value_cny
+        {{ safe_ratio('sum(drg_revenue_cny)', 'sum(dip_points)') }} as estimated_point_value_cny
     from cases
     where dip_points is not null
     group by 1

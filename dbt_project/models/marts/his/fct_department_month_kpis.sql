@@ -85,7 +85,7 @@ kpis as (
         ledger.average_length_of_stay,
         ledger.bed_occupancy,
         coalesce(case_mix.settled_cases, 0) as settled_cases,
-        round(case_mix.rw_total / nullif(case_mix.settled_cases, 0), 4) as case_mix_index,
+        {{ safe_ratio('case_mix.rw_total', 'case_mix.settled_cases') }} as case_mix_index,
         -- CMI is provisional while the month's discharges may still settle (var cmi_settlement_days
         -- after month end); coverage = settled cases / discharges (self-paying stays never settle)
         {{ safe_ratio('coalesce(case_mix.settled_cases, 0)', 'ledger.discharges') }} as cmi_settled_coverage,

@@ -19,9 +19,9 @@ groups as (
         cases.discharge_month as month,
         count(*) as cases,
         sum(cases.dip_points) as points_total,
-        round(avg(cases.los_days), 2) as average_length_of_stay,
+        avg(cases.los_days)::numeric as average_length_of_stay,
         sum(cases.case_cost_cny) as case_cost_cny,
-        round(avg(cases.case_cost_cny), 2) as cost_per_case_cny,
+        avg(cases.case_cost_cny)::numeric as cost_per_case_cny,
         sum(cases.drg_revenue_cny) as actual_payment_cny
     from cases
     group by 1, 2, 3, 4

@@ -35,7 +35,7 @@ select
     measured.referrals_converted,
     measured.conversion_rate,
     measured.referrals_contacted,
-    round(measured.median_response_minutes::numeric, 1) as median_response_minutes,
+    measured.median_response_minutes::numeric as median_response_minutes,
     measured.mean_response_minutes
 from measured
 left join channels on channels.channel_id = measured.channel_id

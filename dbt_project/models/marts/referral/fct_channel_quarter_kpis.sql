@@ -69,7 +69,7 @@ select
     {{ safe_ratio('measured.referrals_evaluable', 'measured.referrals') }} as conversion_coverage,
     measured.referrals_evaluable < measured.referrals as is_conversion_provisional,
     measured.referrals_contacted,
-    round(measured.median_response_minutes::numeric, 1) as median_response_minutes,
+    measured.median_response_minutes::numeric as median_response_minutes,
     measured.mean_response_minutes,
     coalesce(satisfaction.questionnaires, 0) as referred_questionnaires,
     coalesce(satisfaction.answers, 0) as referred_answers,

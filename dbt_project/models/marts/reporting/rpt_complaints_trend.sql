@@ -1,5 +1,6 @@
 -- Complaints by department and month 投诉趋势, every month including the open one, which is marked
--- partial 未结 (bi_month_status) so a chart shows it as such: complaints received, closed, still
+-- partial 未结 and the first month of the HIS history incomplete 不完整 (bi_month_status_complete), so a
+-- chart shows them as such: complaints received, closed, still
 -- open, per 10,000 visits and the time to close. Figures are fct_complaints_month's own.
 with complaints as (
     select * from {{ ref('fct_complaints_month') }}
@@ -16,7 +17,7 @@ select
     complaints.department_id,
     departments.department_name,
     complaints.month,
-    {{ bi_month_status('complaints.month') }} as month_status,
+    {{ bi_month_status_complete('complaints.month') }} as month_status,
     complaints.complaints,
     complaints.complaints_closed,
     complaints.complaints_open,

@@ -4,7 +4,7 @@
 -- names. Figures are fct_department_month_kpis's own; only the peers' median is computed here.
 with kpis as (
     select * from {{ ref('fct_department_month_kpis') }}
-    where {{ bi_is_closed_month('month') }}
+    where {{ bi_is_complete_month('month') }}
 ),
 
 departments as (

@@ -12,7 +12,7 @@ departments as (
 latest_closed as (
     select max(month) as month
     from dip_groups
-    where {{ bi_is_closed_month('month') }}
+    where {{ bi_is_complete_month('month') }}
 )
 
 select

@@ -5,20 +5,12 @@
 with ledger as (
     select
         *,
-        {{ bi_is_closed_month('month') }} as is_closed_for_bi
+        {{ bi_is_complete_month('month') }} as is_complete_for_bi
     from {{ ref('fct_hospital_month_ledger') }}
 ),
 
 hospitals as (
     select * from {{ ref('dim_hospitals') }}
-),
-
-complete_months as (
-    -- 完整月: the first month of the HIS history is incomplete (fct_department_month_kpis decides it);
-    -- it is neither plotted nor the base of a growth rate
-    select distinct month
-    from {{ ref('fct_department_month_kpis') }}
-    where is_complete_month
 ),
 
 with_previous as (
@@ -33,17 +25,19 @@ with_previous as (
     left join ledger as previous_month
         on previous_month.hospital_id = current_month.hospital_id
         and previous_month.month = (current_month.month - interval '1 month')::date
-        and previous_month.month in (select complete_months.month from complete_months)
+        and previous_month.is_complete_for_bi
     left join ledger as previous_year
         on previous_year.hospital_id = current_month.hospital_id
         and previous_year.month = (current_month.month - interval '1 year')::date
-        and previous_year.month in (select complete_months.month from complete_months)
+        and previous_year.is_complete_for_bi
 ),
 
 closed_months as (
     select distinct month
     from ledger
-    where is_closed_for_bi and month in (select complete_months.month from complete_months)
+    -- 完整月 only (bi_is_complete_month): neither the open month nor the first month of the HIS history
+    -- is plotted or the base of a growth rate
+    where is_complete_for_bi
     order by month desc
     limit {{ var('bi_trend_months') }}
 )

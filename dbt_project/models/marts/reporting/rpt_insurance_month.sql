@@ -3,12 +3,12 @@
 -- lost money that month; beside them the DIP payment and profit of fct_dip_group_month.
 with drg_groups as (
     select * from {{ ref('fct_drg_group_month') }}
-    where {{ bi_is_closed_month('month') }}
+    where {{ bi_is_complete_month('month') }}
 ),
 
 dip_groups as (
     select * from {{ ref('fct_dip_group_month') }}
-    where {{ bi_is_closed_month('month') }}
+    where {{ bi_is_complete_month('month') }}
 ),
 
 drg_months as (

@@ -2,7 +2,7 @@
 -- department's name. Figures are fct_satisfaction_stage_dimension_month's own.
 with stages as (
     select * from {{ ref('fct_satisfaction_stage_dimension_month') }}
-    where {{ bi_is_closed_month('month') }}
+    where {{ bi_is_complete_month('month') }}
 ),
 
 departments as (

@@ -3,7 +3,7 @@
 -- centre's dashboard plots. Figures are fct_satisfaction_month's and fct_complaints_month's own.
 with satisfaction as (
     select * from {{ ref('fct_satisfaction_month') }}
-    where {{ bi_is_closed_month('month') }}
+    where {{ bi_is_complete_month('month') }}
 ),
 
 complaints as (

@@ -40,10 +40,10 @@ select
     coalesce(counted.complaints, 0) - coalesce(counted.complaints_closed, 0) as complaints_open,
     coalesce(counted.vendor_service_complaints, 0) as vendor_service_complaints,
     ledger.outpatient_visits + ledger.admissions as visits,
-    round(10000 * coalesce(counted.complaints, 0)::numeric
-          / nullif(ledger.outpatient_visits + ledger.admissions, 0), 2) as complaints_per_10k_visits,
-    round(counted.median_days_to_close::numeric, 2) as median_days_to_close,
-    round(counted.mean_days_to_close::numeric, 2) as mean_days_to_close,
-    round(counted.mean_hours_to_handle::numeric, 2) as mean_hours_to_handle
+    10000 * {{ safe_ratio('coalesce(counted.complaints, 0)', 'ledger.outpatient_visits + ledger.admissions') }}
+        as complaints_per_10k_visits,
+    counted.median_days_to_close::numeric as median_days_to_close,
+    counted.mean_days_to_close::numeric as mean_days_to_close,
+    counted.mean_hours_to_handle::numeric as mean_hours_to_handle
 from ledger
 left join counted on counted.department_id = ledger.department_id and counted.month = ledger.month

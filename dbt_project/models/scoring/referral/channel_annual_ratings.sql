@@ -19,7 +19,7 @@ yearly as (
         quarters.channel_id,
         date_trunc('year', quarters.quarter)::date as year_start,
         count(*) as quarters_graded,
-        round(avg(quarters.total_score), 1) as annual_score,
+        avg(quarters.total_score)::numeric as annual_score,
         sum(kpis.referrals) as referrals,
         sum(kpis.referrals_evaluable) as referrals_evaluable,
         sum(kpis.referrals_converted) as referrals_converted,

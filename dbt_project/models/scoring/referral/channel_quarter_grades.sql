@@ -57,7 +57,7 @@ totals as (
     select
         channel_id,
         quarter,
-        round(sum(component_score * weight) / nullif(sum(weight), 0), 1) as total_score,
+        {{ safe_ratio('sum(component_score * weight)', 'sum(weight)') }} as total_score,
         jsonb_object_agg(component, jsonb_build_object(
             'indicator', indicator, 'value', value, 'score', component_score, 'weight', weight,
             'floor', floor, 'target', target)) as components

@@ -21,8 +21,8 @@ select
     tracked_at,
     feedback_at,
     feedback_result,
-    round((extract(epoch from handled_at - received_at) / 3600)::numeric, 2) as hours_to_handle,
-    round((extract(epoch from feedback_at - received_at) / 86400)::numeric, 2) as days_to_close,
+    (extract(epoch from handled_at - received_at) / 3600)::numeric as hours_to_handle,
+    (extract(epoch from feedback_at - received_at) / 86400)::numeric as days_to_close,
     updated_at,
     _batch_date as landed_batch_date,
     _source_file as source_file
