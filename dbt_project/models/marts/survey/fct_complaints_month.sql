@@ -22,7 +22,7 @@ counted as (
         count(*) filter (where vendor_id is null and is_closed) as complaints_closed,
         count(*) filter (where vendor_id is not null) as vendor_service_complaints,
         percentile_cont(0.5) within group (order by days_to_close)
-            filter (where vendor_id is null and is_closed) as median_days_to_close,
+        filter (where vendor_id is null and is_closed) as median_days_to_close,
         avg(days_to_close) filter (where vendor_id is null and is_closed) as mean_days_to_close,
         avg(hours_to_handle) filter (where vendor_id is null and handled_at is not null) as mean_hours_to_handle
     from complaints
@@ -40,10 +40,12 @@ select
     coalesce(counted.complaints, 0) - coalesce(counted.complaints_closed, 0) as complaints_open,
     coalesce(counted.vendor_service_complaints, 0) as vendor_service_complaints,
     ledger.outpatient_visits + ledger.admissions as visits,
-    round(10000 * coalesce(counted.complaints, 0)::numeric
-          / nullif(ledger.outpatient_visits + ledger.admissions, 0), 2) as complaints_per_10k_visits,
+    round(
+        10000 * coalesce(counted.complaints, 0)::numeric
+        / nullif(ledger.outpatient_visits + ledger.admissions, 0), 2
+    ) as complaints_per_10k_visits,
     round(counted.median_days_to_close::numeric, 2) as median_days_to_close,
     round(counted.mean_days_to_close::numeric, 2) as mean_days_to_close,
     round(counted.mean_hours_to_handle::numeric, 2) as mean_hours_to_handle
 from ledger
-left join counted on counted.department_id = ledger.department_id and counted.month = ledger.month
+left join counted on ledger.department_id = counted.department_id and ledger.month = counted.month
