@@ -116,18 +116,18 @@ compared as (
         ledger.month is not null as in_ledger
     from months
     left join ledger on months.month = ledger.month
-left join hospital_ledger using (month)
-left join source_charges using (month)
-left join source_visits using (month)
-left join source_admissions using (month)
-left join source_discharges using (month)
-left join source_surgeries using (month)
+    left join hospital_ledger using (month)
+    left join source_charges using (month)
+    left join source_visits using (month)
+    left join source_admissions using (month)
+    left join source_discharges using (month)
+    left join source_surgeries using (month)
 )
 
 select *
 from compared
 where
-(revenue, visits, admissions, discharges, surgeries)
-is distinct from (hospital_revenue, hospital_visits, hospital_admissions, hospital_discharges, hospital_surgeries)
-or (revenue, visits, admissions, discharges, surgeries)
-is distinct from (source_revenue, source_visits, source_admissions, source_discharges, source_surgeries)
+    (revenue, visits, admissions, discharges, surgeries)
+    is distinct from (hospital_revenue, hospital_visits, hospital_admissions, hospital_discharges, hospital_surgeries)
+    or (revenue, visits, admissions, discharges, surgeries)
+    is distinct from (source_revenue, source_visits, source_admissions, source_discharges, source_surgeries)

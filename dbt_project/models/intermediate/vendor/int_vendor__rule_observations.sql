@@ -22,22 +22,22 @@ monthly_rates as (
         'spot_check_pass_rate': ['inspection_items_passed', 'inspection_items_checked'],
     } %}
     {%- for metric, parts in rates.items() %}
-        select
-            vendor_id,
-            month as period_month,
-            is_closed_month,
-            '-' as subject,
-            '{{ metric }}' as metric,
-            {{ metric }} as observed_value,
-            jsonb_build_object('numerator', {{ parts[0] }}, 'denominator', {{ parts[1] }})
-            {%- if metric == 'satisfaction_rate' %} || jsonb_build_object(
-                'basis', satisfaction_basis, 'survey_satisfaction_rate', survey_satisfaction_rate,
-                'survey_questionnaires', survey_questionnaires,
-                'self_reported_satisfaction_rate', self_reported_satisfaction_rate
-            ){% endif %} as evidence
-        from kpis
-        where {{ metric }} is not null
-        {% if not loop.last %}union all{% endif %}
+    select
+        vendor_id,
+        month as period_month,
+        is_closed_month,
+        '-' as subject,
+        '{{ metric }}' as metric,
+        {{ metric }} as observed_value,
+        jsonb_build_object('numerator', {{ parts[0] }}, 'denominator', {{ parts[1] }})
+        {%- if metric == 'satisfaction_rate' %} || jsonb_build_object(
+            'basis', satisfaction_basis, 'survey_satisfaction_rate', survey_satisfaction_rate,
+            'survey_questionnaires', survey_questionnaires,
+            'self_reported_satisfaction_rate', self_reported_satisfaction_rate
+        ){% endif %} as evidence
+    from kpis
+    where {{ metric }} is not null
+    {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 ),
 
@@ -45,24 +45,24 @@ monthly_counts as (
     {%- set counts = ['cold_chain_excursions', 'privacy_leak_incidents', 'medical_accident_incidents',
                       'fake_qualification_incidents'] %}
     {%- for metric in counts %}
-        select
-            vendor_id,
-            month as period_month,
-            is_closed_month,
-            '-' as subject,
-            '{{ metric }}' as metric,
-            {{ metric }}::numeric as observed_value,
-            {% if metric == 'cold_chain_excursions' -%}
-                jsonb_build_object(
-                    'max_temperature_c', cold_chain_max_excursion_c,
-                    'readings_in_range', cold_chain_readings_in_range, 'readings', cold_chain_readings
-                )
-            {%- else -%}
-                jsonb_build_object('incidents_in_month', incidents)
-            {%- endif %} as evidence
-        from kpis
-        where {{ metric }} > 0
-        {% if not loop.last %}union all{% endif %}
+    select
+        vendor_id,
+        month as period_month,
+        is_closed_month,
+        '-' as subject,
+        '{{ metric }}' as metric,
+        {{ metric }}::numeric as observed_value,
+        {% if metric == 'cold_chain_excursions' -%}
+        jsonb_build_object(
+            'max_temperature_c', cold_chain_max_excursion_c,
+            'readings_in_range', cold_chain_readings_in_range, 'readings', cold_chain_readings
+        )
+        {%- else -%}
+        jsonb_build_object('incidents_in_month', incidents)
+        {%- endif %} as evidence
+    from kpis
+    where {{ metric }} > 0
+    {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 ),
 

@@ -114,25 +114,25 @@ select
     *,
     -- month-on-month and year-on-year changes only between complete months
     {%- for metric in ['bed_occupancy', 'average_length_of_stay', 'drug_ratio', 'cost_per_discharge_cny'] %}
-        case
-            when is_complete_month and lag(is_complete_month) over same_department
-                then {{ metric }} - lag({{ metric }}) over same_department
-        end as {{ metric }}_mom_change,
-        case
-            when is_complete_month and lag(is_complete_month, 12) over same_department
-                then {{ metric }} - lag({{ metric }}, 12) over same_department
-        end as {{ metric }}_yoy_change,
+    case
+        when is_complete_month and lag(is_complete_month) over same_department
+            then {{ metric }} - lag({{ metric }}) over same_department
+    end as {{ metric }}_mom_change,
+    case
+        when is_complete_month and lag(is_complete_month, 12) over same_department
+            then {{ metric }} - lag({{ metric }}, 12) over same_department
+    end as {{ metric }}_yoy_change,
     {%- endfor %}
     -- ranks among the consortium's departments with discharges in a complete month (1 = best)
     {%- for metric, order in [('bed_occupancy', 'desc'), ('average_length_of_stay', 'asc'), ('drug_ratio', 'asc'),
                               ('complication_rate', 'asc')] %}
-    case
-        when discharges > 0 and is_complete_month
-            then rank() over (
-                partition by month, discharges > 0 and is_complete_month
-                order by {{ metric }} {{ order }} nulls last
-                )
-    end as {{ metric }}_rank{{ "," if not loop.last }}
+case
+    when discharges > 0 and is_complete_month
+        then rank() over (
+            partition by month, discharges > 0 and is_complete_month
+            order by {{ metric }} {{ order }} nulls last
+            )
+end as {{ metric }}_rank{{ "," if not loop.last }}
 {%- endfor %}
 from kpis
 window same_department as (partition by department_id order by month)

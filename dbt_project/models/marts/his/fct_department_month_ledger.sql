@@ -247,19 +247,31 @@ touched_months as (
     select registers_and_inpatient.month
     from registers_and_inpatient
     left join stored
-        on stored.department_id = registers_and_inpatient.department_id
-        and stored.month = registers_and_inpatient.month
-    where stored.department_id is null
-       or ({% for c in register_and_inpatient_columns %}registers_and_inpatient.{{ c }}{{ ", " if not loop.last }}{% endfor %})
-          is distinct from
-          ({% for c in register_and_inpatient_columns %}stored.{{ c }}{{ ", " if not loop.last }}{% endfor %})
+        on
+            registers_and_inpatient.department_id = stored.department_id
+            and registers_and_inpatient.month = stored.month
+    where
+        stored.department_id is null
+        or (
+            {% for c in register_and_inpatient_columns %}registers_and_inpatient.{{ c }}{{ ", " if not loop.last }}{% endfor %}
+        )
+        is distinct from
+        (
+            {% for c in register_and_inpatient_columns %}stored.{{ c }}{{ ", " if not loop.last }}{% endfor %}
+        )
     union
     select date_trunc('month', landed_at_month.event_at)::date
     from (
-        select charged_at as event_at, previous_charged_at as previous_event_at from charges
+        select
+            charged_at as event_at,
+            previous_charged_at as previous_event_at
+        from charges
         where landed_at > (select landed_through from last_build)
         union all
-        select visit_at, previous_visit_at from visits
+        select
+            visit_at,
+            previous_visit_at
+        from visits
         where landed_at > (select landed_through from last_build)
     ) as landed
     cross join lateral (values (landed.event_at), (landed.previous_event_at)) as landed_at_month (event_at)
@@ -274,9 +286,9 @@ months_to_build as (
         on spine.month in (touched_months.month, (touched_months.month + interval '12 months')::date)
 ),
 {% else %}
-    months_to_build as (
-        select distinct month from spine
-    ),
+months_to_build as (
+    select distinct month from spine
+),
 {% endif %}
 
 outpatient as (
@@ -378,14 +390,14 @@ year_earlier as (
         cost_per_discharge_cny
     from ratios
     {% if is_incremental() %}
-        union all
-        select
-            department_id,
-            month,
-            cost_per_outpatient_visit_cny,
-            cost_per_discharge_cny
-        from stored
-        where month not in (select month from months_to_build)
+    union all
+    select
+        department_id,
+        month,
+        cost_per_outpatient_visit_cny,
+        cost_per_discharge_cny
+    from stored
+    where month not in (select month from months_to_build)
     {% endif %}
 ),
 

@@ -26,7 +26,7 @@ summed as (
         bool_and(is_closed_month) as is_closed_month,
         count(*) as departments,
     {%- for column in additive_columns %}
-        sum({{ column }}) as {{ column }}{{ "," if not loop.last }}
+    sum({{ column }}) as {{ column }}{{ "," if not loop.last }}
     {%- endfor %}
     from department_ledger
     group by hospital_id, month

@@ -26,17 +26,17 @@ indicator_values as (
     {#- satisfaction is scored only where the month meets the survey's minimum sample -#}
     {%- set guarded = {'satisfaction_rate': 'satisfaction_meets_min_sample'} %}
     {%- for indicator in indicators %}
-        select
-            department_id,
-            hospital_id,
-            month,
-            '{{ indicator }}' as indicator,
-            {% if indicator in guarded %}
-                case when {{ guarded[indicator] }} then {{ indicator }} end
-            {% else %}{{ indicator }}{% endif %}::numeric
-                as value
-        from kpis
-        {% if not loop.last %}union all{% endif %}
+    select
+        department_id,
+        hospital_id,
+        month,
+        '{{ indicator }}' as indicator,
+        {% if indicator in guarded %}
+        case when {{ guarded[indicator] }} then {{ indicator }} end
+        {% else %}{{ indicator }}{% endif %}::numeric
+            as value
+    from kpis
+    {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 ),
 
