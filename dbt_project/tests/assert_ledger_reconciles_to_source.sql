@@ -42,7 +42,7 @@ source_charges as (
         date_trunc('month', charged_at)::date as month,
         sum(amount_cny) as revenue
     from {{ ref('stg_his__charges') }}
-    group by 1
+    group by date_trunc('month', charged_at)::date
 ),
 
 source_visits as (
@@ -50,7 +50,7 @@ source_visits as (
         date_trunc('month', visit_at)::date as month,
         count(*) as visits
     from {{ ref('stg_his__outpatient_visits') }}
-    group by 1
+    group by date_trunc('month', visit_at)::date
 ),
 
 source_admissions as (
@@ -58,7 +58,7 @@ source_admissions as (
         date_trunc('month', admitted_at)::date as month,
         count(*) as admissions
     from stays
-    group by 1
+    group by date_trunc('month', admitted_at)::date
 ),
 
 source_discharges as (
@@ -67,7 +67,7 @@ source_discharges as (
         count(*) as discharges
     from stays
     where discharged_at is not null
-    group by 1
+    group by date_trunc('month', discharged_at)::date
 ),
 
 source_surgeries as (
@@ -76,7 +76,7 @@ source_surgeries as (
         count(*) as surgeries
     from surgeries
     inner join stays on surgeries.stay_id = stays.stay_id
-    group by 1
+    group by date_trunc('month', surgeries.performed_at)::date
 ),
 
 months as (
@@ -116,12 +116,12 @@ compared as (
         ledger.month is not null as in_ledger
     from months
     left join ledger on months.month = ledger.month
-    left join hospital_ledger using (month)
-    left join source_charges using (month)
-    left join source_visits using (month)
-    left join source_admissions using (month)
-    left join source_discharges using (month)
-    left join source_surgeries using (month)
+    left join hospital_ledger on months.month = hospital_ledger.month
+    left join source_charges on months.month = source_charges.month
+    left join source_visits on months.month = source_visits.month
+    left join source_admissions on months.month = source_admissions.month
+    left join source_discharges on months.month = source_discharges.month
+    left join source_surgeries on months.month = source_surgeries.month
 )
 
 select *

@@ -253,11 +253,11 @@ touched_months as (
     where
         stored.department_id is null
         or (
-            {% for c in register_and_inpatient_columns %}registers_and_inpatient.{{ c }}{{ ", " if not loop.last }}{% endfor %}
+            {% for c in register_and_inpatient_columns %}registers_and_inpatient.{{ c }}{{ ", " if not loop.last }}{% endfor %}  -- noqa: LT05 (one line per column once rendered)
         )
         is distinct from
         (
-            {% for c in register_and_inpatient_columns %}stored.{{ c }}{{ ", " if not loop.last }}{% endfor %}
+            {% for c in register_and_inpatient_columns %}stored.{{ c }}{{ ", " if not loop.last }}{% endfor %}  -- noqa: LT05 (one line per column once rendered)
         )
     union
     select date_trunc('month', landed_at_month.event_at)::date
@@ -266,13 +266,13 @@ touched_months as (
             charged_at as event_at,
             previous_charged_at as previous_event_at
         from charges
-        where landed_at > (select landed_through from last_build)
+        where landed_at > (select last_build.landed_through from last_build)
         union all
         select
             visit_at,
             previous_visit_at
         from visits
-        where landed_at > (select landed_through from last_build)
+        where landed_at > (select last_build.landed_through from last_build)
     ) as landed
     cross join lateral (values (landed.event_at), (landed.previous_event_at)) as landed_at_month (event_at)
     where landed_at_month.event_at is not null
@@ -308,13 +308,13 @@ revenue as (
     select
         charges.department_id,
         months_to_build.month,
-        sum(amount_cny) as revenue_total_cny,
-        sum(amount_cny) filter (where category = 'drug') as revenue_drug_cny,
-        sum(amount_cny) filter (where category = 'consumables') as revenue_consumables_cny,
-        sum(amount_cny) filter (where category = 'medical_service') as revenue_medical_service_cny,
-        sum(amount_cny) filter (where category = 'exam_lab') as revenue_exam_lab_cny,
-        sum(amount_cny) filter (where visit_id is not null) as revenue_outpatient_cny,
-        sum(amount_cny) filter (where stay_id is not null) as revenue_inpatient_cny
+        sum(charges.amount_cny) as revenue_total_cny,
+        sum(charges.amount_cny) filter (where charges.category = 'drug') as revenue_drug_cny,
+        sum(charges.amount_cny) filter (where charges.category = 'consumables') as revenue_consumables_cny,
+        sum(charges.amount_cny) filter (where charges.category = 'medical_service') as revenue_medical_service_cny,
+        sum(charges.amount_cny) filter (where charges.category = 'exam_lab') as revenue_exam_lab_cny,
+        sum(charges.amount_cny) filter (where charges.visit_id is not null) as revenue_outpatient_cny,
+        sum(charges.amount_cny) filter (where charges.stay_id is not null) as revenue_inpatient_cny
     from months_to_build
     inner join charges
         on
@@ -397,7 +397,7 @@ year_earlier as (
         cost_per_outpatient_visit_cny,
         cost_per_discharge_cny
     from stored
-    where month not in (select month from months_to_build)
+    where stored.month not in (select months_to_build.month from months_to_build)
     {% endif %}
 ),
 

@@ -29,7 +29,7 @@ lab_qc as (
             where abs(measured_value - expected_value) <= abs(expected_value) * allowed_deviation_pct / 100
         ) as lab_qc_runs_accurate
     from {{ ref('stg_vendor__lab_qc_results') }}
-    group by 1, 2
+    group by vendor_id, date_trunc('month', run_at)::date
 ),
 
 turnaround as (
@@ -46,7 +46,7 @@ turnaround as (
             where issued_at <= received_at + promised_hours * interval '1 hour'
         ) as reports_on_time
     from {{ ref('stg_vendor__report_turnaround') }}
-    group by 1, 2
+    group by vendor_id, date_trunc('month', received_at)::date
 ),
 
 deliveries as (
@@ -60,7 +60,7 @@ deliveries as (
             where delivered_at > promised_at or (delivered_at is null and promised_at < {{ business_date() }} + 1)
         ) as deliveries_late
     from {{ ref('stg_vendor__deliveries') }}
-    group by 1, 2
+    group by vendor_id, date_trunc('month', promised_at)::date
 ),
 
 cold_chain as (
@@ -73,7 +73,7 @@ cold_chain as (
             where temperature_c between {{ var('cold_chain_min_c') }} and {{ var('cold_chain_max_c') }}
         ) as cold_chain_readings_in_range
     from {{ ref('stg_vendor__cold_chain_readings') }}
-    group by 1, 2
+    group by vendor_id, date_trunc('month', reading_at)::date
 ),
 
 excursions as (
@@ -83,7 +83,7 @@ excursions as (
         count(*) as cold_chain_excursions,
         max(max_temperature_c) as cold_chain_max_excursion_c
     from {{ ref('int_vendor__cold_chain_excursions') }}
-    group by 1, 2
+    group by vendor_id, date_trunc('month', started_at)::date
 ),
 
 staff as (
@@ -113,7 +113,7 @@ staff as (
             )
         ) as staff_trained_on_pace
     from {{ ref('stg_vendor__staff_roster_exports') }}
-    group by 1, 2
+    group by vendor_id, as_of_month
 ),
 
 inspections as (
@@ -125,7 +125,7 @@ inspections as (
         sum(items_checked) as inspection_items_checked,
         sum(items_passed) as inspection_items_passed
     from {{ ref('stg_vendor__inspections') }}
-    group by 1, 2
+    group by vendor_id, date_trunc('month', inspected_on)::date
 ),
 
 incidents as (
@@ -137,7 +137,7 @@ incidents as (
         count(*) filter (where incident_type = 'fake_qualification') as fake_qualification_incidents,
         count(*) as incidents
     from {{ ref('stg_vendor__incidents') }}
-    group by 1, 2
+    group by vendor_id, date_trunc('month', occurred_on)::date
 ),
 
 reports as (

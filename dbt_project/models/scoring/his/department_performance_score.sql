@@ -90,7 +90,7 @@ not_scored as (
     from indicator_values
     inner join weights on indicator_values.indicator = weights.indicator
     where indicator_values.value is null
-    group by 1, 2
+    group by indicator_values.department_id, indicator_values.month
 ),
 
 computed as (

@@ -45,8 +45,8 @@ metrics as (
         drg_name,
         month,
         cases,
-        'average_length_of_stay',
-        los_days_total::numeric / cases
+        'average_length_of_stay' as metric,
+        los_days_total::numeric / cases as value
     from eligible
 ),
 

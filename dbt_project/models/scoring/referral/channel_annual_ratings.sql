@@ -28,7 +28,7 @@ yearly as (
         )) as quarter_grades
     from quarters
     inner join kpis on quarters.channel_quarter_id = kpis.channel_quarter_id
-    group by 1, 2
+    group by quarters.channel_id, date_trunc('year', quarters.quarter)::date
 ),
 
 graded as (

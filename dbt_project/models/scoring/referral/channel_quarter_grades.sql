@@ -28,15 +28,15 @@ indicator_values as (
     select
         channel_id,
         quarter,
-        'referred_satisfaction_rate',
-        case when referred_satisfaction_meets_min_sample then referred_satisfaction_rate end
+        'referred_satisfaction_rate' as indicator,
+        case when referred_satisfaction_meets_min_sample then referred_satisfaction_rate end as value
     from kpis
     union all
     select
         channel_id,
         quarter,
-        'median_response_minutes',
-        median_response_minutes::numeric
+        'median_response_minutes' as indicator,
+        median_response_minutes::numeric as value
     from kpis
 ),
 
@@ -63,7 +63,7 @@ not_scored as (
     from indicator_values
     inner join weights on indicator_values.indicator = weights.indicator
     where indicator_values.value is null
-    group by 1, 2
+    group by indicator_values.channel_id, indicator_values.quarter
 ),
 
 totals as (
@@ -76,7 +76,7 @@ totals as (
             'floor', floor, 'target', target
         )) as components
     from scored
-    group by 1, 2
+    group by channel_id, quarter
 ),
 
 graded as (

@@ -82,7 +82,7 @@ month_quality as (
         bool_and(points_missed = 0) as meets_standards,
         jsonb_object_agg(metric, points_missed) filter (where points_missed > 0) as points_missed
     from month_scores
-    group by 1, 2, 3
+    group by vendor_id, rating_month, month
 ),
 
 service_quality as (
@@ -95,7 +95,7 @@ service_quality as (
         jsonb_object_agg(to_char(month, 'YYYY-MM'), points_missed) filter (where not meets_standards)
             as standards_missed
     from month_quality
-    group by 1, 2
+    group by vendor_id, rating_month
 ),
 
 warnings_in_window as (
@@ -114,7 +114,7 @@ warnings_in_window as (
             and warnings.period_month > rating_months.month - interval '{{ var("credit_rating_window_months") }} months'
             and rating_months.month >= warnings.period_month
     left join penalties on warnings.colour = penalties.colour
-    group by 1, 2
+    group by rating_months.vendor_id, rating_months.month
 ),
 
 qualifications as (
@@ -127,16 +127,17 @@ qualifications as (
             as certificate_types_in_force,
         coalesce(jsonb_agg(distinct certs.certificate_type) filter (
             where certs.certificate_type is not null and not exists (
-                select 1 from certificates as valid
+                select 1 from certificates as in_force
                 where
-                    valid.vendor_id = certs.vendor_id and valid.certificate_type = certs.certificate_type
-                    and valid.issued_on <= rating_months.month_end and valid.expires_on >= rating_months.month_end
+                    in_force.vendor_id = certs.vendor_id and in_force.certificate_type = certs.certificate_type
+                    and in_force.issued_on <= rating_months.month_end
+                    and in_force.expires_on >= rating_months.month_end
             )
         ), '[]'::jsonb) as certificate_types_lapsed
     from rating_months
     left join certificates as certs
         on rating_months.vendor_id = certs.vendor_id and rating_months.month_end >= certs.issued_on
-    group by 1, 2
+    group by rating_months.vendor_id, rating_months.month
 ),
 
 fake_qualifications as (
@@ -146,7 +147,7 @@ fake_qualifications as (
         window_months.rating_month,
         coalesce(sum(window_months.fake_qualification_incidents), 0) as fake_qualification_incidents
     from window_months
-    group by 1, 2
+    group by window_months.vendor_id, window_months.rating_month
 ),
 
 components as (
@@ -235,7 +236,7 @@ caps as (
             > rating_months.month - interval '{{ var("credit_rating_window_months") }} months'
     inner join rating_caps on decisions.decision = rating_caps.decision
     inner join bands on rating_caps.rating_cap = bands.rating
-    group by 1, 2
+    group by rating_months.vendor_id, rating_months.month
 ),
 
 banded as (
@@ -248,7 +249,7 @@ banded as (
         greatest(
             -- the lowest band reached by score alone is the one above C unless a decision exits
             case
-                when score_band.rating_rank = (select max(rating_rank) from bands)
+                when score_band.rating_rank = (select max(bands.rating_rank) from bands)
                     then score_band.rating_rank - 1
                 else score_band.rating_rank
             end,
@@ -257,11 +258,11 @@ banded as (
     from scored
     inner join lateral (
         select
-            rating,
-            rating_rank
+            bands.rating,
+            bands.rating_rank
         from bands
-        where min_score <= scored.total_score
-        order by min_score desc
+        where bands.min_score <= scored.total_score
+        order by bands.min_score desc
         limit 1
     ) as score_band on true
     left join caps on scored.vendor_id = caps.vendor_id and scored.rating_month = caps.rating_month

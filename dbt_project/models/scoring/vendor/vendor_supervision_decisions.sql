@@ -122,7 +122,10 @@ below_standard as (
         max(month) as period_month,
         jsonb_build_object(
             'months', jsonb_agg(jsonb_build_object('month', month, 'values', values) order by month),
-            'standards', (select jsonb_object_agg(metric, standard) from suspension_standards)
+            'standards', (
+                select jsonb_object_agg(suspension_standards.metric, suspension_standards.standard)
+                from suspension_standards
+            )
         ) as evidence
     from last_closed_months
     where months_ago <= {{ var('months_below_standard_to_suspend') }}

@@ -45,9 +45,9 @@ encounters as (
     union all
     select
         patient_id,
-        admitted_at,
-        'inpatient',
-        stay_id,
+        admitted_at as encounter_at,
+        'inpatient' as encounter_kind,
+        stay_id as encounter_id,
         department_id
     from inpatient_stays
 ),
