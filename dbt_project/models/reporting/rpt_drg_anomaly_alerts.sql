@@ -25,4 +25,4 @@ select
     alerts.last_seen_on
 from alerts
 left join departments on alerts.department_id = departments.department_id
-where alerts.last_seen_on = (select max(last_seen_on) from alerts)
+where alerts.last_seen_on = (select max(latest.last_seen_on) from alerts as latest)

@@ -33,7 +33,7 @@ alerts_by_group as (
         month,
         count(*) as anomaly_alerts
     from alerts
-    where last_seen_on = (select max(last_seen_on) from alerts)
+    where last_seen_on = (select max(latest.last_seen_on) from alerts as latest)
     group by department_id, drg_code, month
 )
 
