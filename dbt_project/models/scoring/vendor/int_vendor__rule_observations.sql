@@ -1,6 +1,7 @@
 -- Everything a warning rule can look at, in one long form 预警观测值: one row per vendor, period,
 -- subject (a device, certificate, item… or '-') and metric, with the evidence that produced it.
--- Rules in the seed vendor_warning_rules are bands over these metrics.
+-- Rules in the seed vendor_warning_rules are bands over these metrics. It reads the vendor KPI mart,
+-- so it is built with scoring, after the quality gate.
 with kpis as (
     select * from {{ ref('fct_vendor_month_kpis') }}
 ),
