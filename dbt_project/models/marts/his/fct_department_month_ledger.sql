@@ -253,11 +253,11 @@ touched_months as (
     where
         stored.department_id is null
         or (
-            {% for c in register_and_inpatient_columns %}registers_and_inpatient.{{ c }}{{ ", " if not loop.last }}{% endfor %}  -- noqa: LT05 (one line per column once rendered)
+            {% for c in register_and_inpatient_columns %}registers_and_inpatient.{{ c }}{{ ", " if not loop.last }}{% endfor %}  -- noqa: LT05
         )
         is distinct from
         (
-            {% for c in register_and_inpatient_columns %}stored.{{ c }}{{ ", " if not loop.last }}{% endfor %}  -- noqa: LT05 (one line per column once rendered)
+            {% for c in register_and_inpatient_columns %}stored.{{ c }}{{ ", " if not loop.last }}{% endfor %}  -- noqa: LT05
         )
     union
     select date_trunc('month', landed_at_month.event_at)::date
