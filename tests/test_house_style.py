@@ -48,7 +48,7 @@ def test_sqlfluff_fires_on_a_query_against_the_house_style_and_passes_one_in_it(
     within = ("with deliveries as (\n    select * from {{ ref('stg_vendor__deliveries') }}\n)\n\n"
               "select\n    vendor_id,\n    count(*) as deliveries,\n"
               "    count(*) filter (where delivered_on > {{ business_date() }} - {{ var('rectification_months') }})"
-              " as recent_deliveries\nfrom deliveries\ngroup by vendor_id\n")
+              " as recent\nfrom deliveries\ngroup by vendor_id\n")
     assert _rules(_sqlfluff_lint_text(within, model)) == set()
 
 
