@@ -70,7 +70,7 @@ def test_every_chart_reads_contracted_columns_of_a_published_rpt_model(manifest:
         for chart in dashboard.charts:
             assert chart.relation in models, f"{chart.title}: {chart.relation} is no published dbt model"
             node = models[chart.relation]
-            assert node["path"].startswith("marts/reporting/"), f"{chart.title}: {node['path']} is not an rpt_ model"
+            assert node["path"].startswith("reporting/"), f"{chart.title}: {node['path']} is not an rpt_ model"
             missing = [c for c in chart.read_columns if c not in node["columns"]]
             assert not missing, f"{chart.title}: {chart.model} has no column {missing}"
             checked += len(chart.read_columns)
@@ -80,7 +80,7 @@ def test_every_chart_reads_contracted_columns_of_a_published_rpt_model(manifest:
 def test_every_rpt_model_has_an_enforced_contract(manifest: dict) -> None:
     models = published_models(manifest)
     reports = {relation: node for relation, node in models.items() if node["name"].startswith("rpt_")
-               and node["path"].startswith("marts/reporting/")}
+               and node["path"].startswith("reporting/")}
     read = {f"marts.{model}" for model in bi_spec.load().models}
     assert read <= set(reports)
     for relation, node in sorted(reports.items()):

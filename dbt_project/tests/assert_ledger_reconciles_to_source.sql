@@ -38,40 +38,61 @@ hospital_ledger as (
 ),
 
 source_charges as (
-    select date_trunc('month', charged_at)::date as month, sum(amount_cny) as revenue
-    from {{ ref('stg_his__charges') }} group by 1
+    select
+        date_trunc('month', charged_at)::date as month,
+        sum(amount_cny) as revenue
+    from {{ ref('stg_his__charges') }}
+    group by date_trunc('month', charged_at)::date
 ),
 
 source_visits as (
-    select date_trunc('month', visit_at)::date as month, count(*) as visits
-    from {{ ref('stg_his__outpatient_visits') }} group by 1
+    select
+        date_trunc('month', visit_at)::date as month,
+        count(*) as visits
+    from {{ ref('stg_his__outpatient_visits') }}
+    group by date_trunc('month', visit_at)::date
 ),
 
 source_admissions as (
-    select date_trunc('month', admitted_at)::date as month, count(*) as admissions
-    from stays group by 1
+    select
+        date_trunc('month', admitted_at)::date as month,
+        count(*) as admissions
+    from stays
+    group by date_trunc('month', admitted_at)::date
 ),
 
 source_discharges as (
-    select date_trunc('month', discharged_at)::date as month, count(*) as discharges
-    from stays where discharged_at is not null group by 1
+    select
+        date_trunc('month', discharged_at)::date as month,
+        count(*) as discharges
+    from stays
+    where discharged_at is not null
+    group by date_trunc('month', discharged_at)::date
 ),
 
 source_surgeries as (
-    select date_trunc('month', surgeries.performed_at)::date as month, count(*) as surgeries
+    select
+        date_trunc('month', surgeries.performed_at)::date as month,
+        count(*) as surgeries
     from surgeries
-    inner join stays on stays.stay_id = surgeries.stay_id
-    group by 1
+    inner join stays on surgeries.stay_id = stays.stay_id
+    group by date_trunc('month', surgeries.performed_at)::date
 ),
 
 months as (
     select month from ledger
-    union select month from hospital_ledger
-    union select month from source_charges
-    union select month from source_visits
-    union select month from source_admissions
-    union select month from source_discharges
-    union select month from source_surgeries
+    union
+    select month from hospital_ledger
+    union
+    select month from source_charges
+    union
+    select month from source_visits
+    union
+    select month from source_admissions
+    union
+    select month from source_discharges
+    union
+    select month from source_surgeries
 ),
 
 compared as (
@@ -94,18 +115,19 @@ compared as (
         coalesce(source_surgeries.surgeries, 0) as source_surgeries,
         ledger.month is not null as in_ledger
     from months
-    left join ledger using (month)
-    left join hospital_ledger using (month)
-    left join source_charges using (month)
-    left join source_visits using (month)
-    left join source_admissions using (month)
-    left join source_discharges using (month)
-    left join source_surgeries using (month)
+    left join ledger on months.month = ledger.month
+    left join hospital_ledger on months.month = hospital_ledger.month
+    left join source_charges on months.month = source_charges.month
+    left join source_visits on months.month = source_visits.month
+    left join source_admissions on months.month = source_admissions.month
+    left join source_discharges on months.month = source_discharges.month
+    left join source_surgeries on months.month = source_surgeries.month
 )
 
 select *
 from compared
-where (revenue, visits, admissions, discharges, surgeries)
-      is distinct from (hospital_revenue, hospital_visits, hospital_admissions, hospital_discharges, hospital_surgeries)
-   or (revenue, visits, admissions, discharges, surgeries)
-      is distinct from (source_revenue, source_visits, source_admissions, source_discharges, source_surgeries)
+where
+    (revenue, visits, admissions, discharges, surgeries)
+    is distinct from (hospital_revenue, hospital_visits, hospital_admissions, hospital_discharges, hospital_surgeries)
+    or (revenue, visits, admissions, discharges, surgeries)
+    is distinct from (source_revenue, source_visits, source_admissions, source_discharges, source_surgeries)

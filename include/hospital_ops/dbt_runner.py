@@ -32,7 +32,7 @@ STAGES: dict[str, list[str]] = {
     "freshness": ["source", "freshness"],
     "marts": ["build", "--select", "tag:reference", "tag:staging", "tag:marts", "--exclude", "tag:reporting",
               *_NIGHTLY],
-    # the rpt_ models (models/marts/reporting) read scores, ratings and warnings: they follow scoring
+    # the rpt_ models (models/reporting) read scores, ratings and warnings: they follow scoring
     "scoring": ["build", "--select", "tag:scoring", "tag:reporting", *_NIGHTLY],
     "snapshots": ["snapshot"],
 }

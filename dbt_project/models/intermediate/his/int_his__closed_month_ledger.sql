@@ -9,6 +9,7 @@
     {%- set columns = adapter.get_columns_in_relation(ref('fct_department_month_ledger'))
                       | map(attribute='name') | reject('in', build_time_columns) | list %}
 {%- endif %}
-select {% if columns %}{{ columns | join(', ') }}{% else %}*{% endif %}
+-- the mart's columns, read from the catalog (sqlfluff renders without one, hence AM04)
+select {% if columns %}{{ columns | join(', ') }}{% else %}*{% endif %}  -- noqa: AM04
 from {{ ref('fct_department_month_ledger') }}
 where (month + interval '1 month' + interval '{{ var("month_close_day") - 1 }} days')::date <= {{ business_date() }}

@@ -61,17 +61,17 @@ select
     -- calendar days in the hospital's time zone 自然日: the next admission's date at most N days after
     -- the discharge date (discharged on the 1st, readmitted any time on the 1st + 31 counts)
     next_admission.next_admitted_at is not null
-        and next_admission.next_admitted_at::date - stays.discharged_at::date <= {{ var("readmission_window_days") }}
+    and next_admission.next_admitted_at::date - stays.discharged_at::date <= {{ var("readmission_window_days") }}
         as is_readmitted_within_window,
     next_admission.next_admitted_at is not null
-        and next_admission.next_admitted_at::date - stays.discharged_at::date <= {{ var("readmission_window_days") }}
-        and not coalesce(stays.planned_readmission, false)
+    and next_admission.next_admitted_at::date - stays.discharged_at::date <= {{ var("readmission_window_days") }}
+    and not coalesce(stays.planned_readmission, false)
         as is_unplanned_readmission,
     -- the last day of the readmission window: until the business date reaches it, the stay's
     -- readmission outcome is provisional 待定
     stays.discharged_at::date + {{ var("readmission_window_days") }} as readmission_window_ends_on
 from stays
-inner join departments on departments.department_id = stays.department_id
-left join diagnoses on diagnoses.stay_id = stays.stay_id
-left join surgeries on surgeries.stay_id = stays.stay_id
-left join next_admission on next_admission.stay_id = stays.stay_id
+inner join departments on stays.department_id = departments.department_id
+left join diagnoses on stays.stay_id = diagnoses.stay_id
+left join surgeries on stays.stay_id = surgeries.stay_id
+left join next_admission on stays.stay_id = next_admission.stay_id

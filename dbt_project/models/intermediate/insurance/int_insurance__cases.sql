@@ -46,5 +46,5 @@ select
     coalesce(stay_charges.medical_service_cny, 0) as medical_service_cny,
     coalesce(stay_charges.exam_lab_cny, 0) as exam_lab_cny
 from settlements
-left join stays on stays.stay_id = settlements.stay_id
-left join stay_charges on stay_charges.stay_id = settlements.stay_id
+left join stays on settlements.stay_id = stays.stay_id
+left join stay_charges on settlements.stay_id = stay_charges.stay_id

@@ -20,7 +20,9 @@ years as (
 ),
 
 published as (
-    select null::int as settlement_year, null::numeric as point_value_cny
+    select
+        null::int as settlement_year,
+        null::numeric as point_value_cny
     {%- for year, value in var('dip_point_values_cny').items() %}
     union all
     select {{ year | int }}, {{ value | float }}::numeric
@@ -37,4 +39,4 @@ select
     coalesce(published.point_value_cny, years.estimated_point_value_cny) as point_value_cny,
     case when published.point_value_cny is null then 'estimated' else 'published' end as point_value_basis
 from years
-left join published on published.settlement_year = years.settlement_year
+left join published on years.settlement_year = published.settlement_year

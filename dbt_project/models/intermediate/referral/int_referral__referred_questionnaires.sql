@@ -20,6 +20,7 @@ select
     questionnaires.visit_date
 from referrals
 inner join questionnaires
-    on questionnaires.patient_national_id_pseudo = referrals.patient_national_id_pseudo
-    and questionnaires.visit_date >= referrals.referred_on
-    and questionnaires.visit_date < referrals.referred_on + {{ var('referral_visit_window_days') }}
+    on
+        referrals.patient_national_id_pseudo = questionnaires.patient_national_id_pseudo
+        and referrals.referred_on <= questionnaires.visit_date
+        and questionnaires.visit_date < referrals.referred_on + {{ var('referral_visit_window_days') }}

@@ -23,4 +23,4 @@ select
     answers.score,
     answers.is_satisfied_by_rule
 from answers
-inner join questionnaires on questionnaires.questionnaire_id = answers.questionnaire_id
+inner join questionnaires on answers.questionnaire_id = questionnaires.questionnaire_id

@@ -16,4 +16,4 @@ select
     hospitals.hospital_name,
     hospitals.hospital_name || ' ' || departments.department_name as department_label
 from departments
-left join hospitals on hospitals.hospital_id = departments.hospital_id
+left join hospitals on departments.hospital_id = hospitals.hospital_id

@@ -65,7 +65,8 @@ kpis as (
         coalesce(outcomes.discharges_with_complication, 0) as discharges_with_complication,
         coalesce(outcomes.unplanned_readmissions_31d, 0) as unplanned_readmissions_31d,
         coalesce(outcomes.deaths, 0) as deaths,
-        {{ safe_ratio('coalesce(outcomes.discharges_with_complication, 0)', 'ledger.discharges') }} as complication_rate,
+        {{ safe_ratio('coalesce(outcomes.discharges_with_complication, 0)', 'ledger.discharges') }}
+            as complication_rate,
         {{ safe_ratio('coalesce(outcomes.unplanned_readmissions_31d, 0)', 'ledger.discharges') }}
             as unplanned_readmission_rate_31d,
         -- 31-day readmissions are provisional 待定 until the window of every discharge of the month has
@@ -102,10 +103,10 @@ kpis as (
         ledger.cost_per_outpatient_visit_yoy_growth,
         ledger.cost_per_discharge_yoy_growth
     from ledger
-    left join outcomes on outcomes.department_id = ledger.department_id and outcomes.month = ledger.month
-    left join case_mix on case_mix.department_id = ledger.department_id and case_mix.month = ledger.month
-    left join satisfaction on satisfaction.department_id = ledger.department_id and satisfaction.month = ledger.month
-    left join complaints on complaints.department_id = ledger.department_id and complaints.month = ledger.month
+    left join outcomes on ledger.department_id = outcomes.department_id and ledger.month = outcomes.month
+    left join case_mix on ledger.department_id = case_mix.department_id and ledger.month = case_mix.month
+    left join satisfaction on ledger.department_id = satisfaction.department_id and ledger.month = satisfaction.month
+    left join complaints on ledger.department_id = complaints.department_id and ledger.month = complaints.month
     cross join history
 )
 
@@ -113,17 +114,25 @@ select
     *,
     -- month-on-month and year-on-year changes only between complete months
     {%- for metric in ['bed_occupancy', 'average_length_of_stay', 'drug_ratio', 'cost_per_discharge_cny'] %}
-    case when is_complete_month and lag(is_complete_month) over same_department
-         then {{ metric }} - lag({{ metric }}) over same_department end as {{ metric }}_mom_change,
-    case when is_complete_month and lag(is_complete_month, 12) over same_department
-         then {{ metric }} - lag({{ metric }}, 12) over same_department end as {{ metric }}_yoy_change,
+    case
+        when is_complete_month and lag(is_complete_month) over same_department
+            then {{ metric }} - lag({{ metric }}) over same_department
+    end as {{ metric }}_mom_change,
+    case
+        when is_complete_month and lag(is_complete_month, 12) over same_department
+            then {{ metric }} - lag({{ metric }}, 12) over same_department
+    end as {{ metric }}_yoy_change,
     {%- endfor %}
     -- ranks among the consortium's departments with discharges in a complete month (1 = best)
     {%- for metric, order in [('bed_occupancy', 'desc'), ('average_length_of_stay', 'asc'), ('drug_ratio', 'asc'),
                               ('complication_rate', 'asc')] %}
-    case when discharges > 0 and is_complete_month
-         then rank() over (partition by month, discharges > 0 and is_complete_month
-                           order by {{ metric }} {{ order }} nulls last) end as {{ metric }}_rank{{ "," if not loop.last }}
-    {%- endfor %}
+case
+    when discharges > 0 and is_complete_month
+        then rank() over (
+            partition by month, discharges > 0 and is_complete_month
+            order by {{ metric }} {{ order }} nulls last
+            )
+end as {{ metric }}_rank{{ "," if not loop.last }}
+{%- endfor %}
 from kpis
 window same_department as (partition by department_id order by month)

@@ -94,9 +94,10 @@ staff as (
         count(*) filter (where staff.title_grade in ('正高', '副高')) as senior_title_staff
     from spine
     inner join staff_members as staff
-        on staff.department_id = spine.department_id
-        and staff.hired_on <= spine.month_end
-        and (staff.left_on is null or staff.left_on > spine.month_end)
+        on
+            spine.department_id = staff.department_id
+            and spine.month_end >= staff.hired_on
+            and (staff.left_on is null or spine.month_end < staff.left_on)
     group by 1, 2
 ),
 
@@ -106,12 +107,17 @@ beds as (
     select
         spine.department_id,
         spine.month,
-        count(*) filter (where beds.open_from <= spine.month_end
-                           and (beds.open_to is null or beds.open_to >= spine.month_end)) as open_beds,
-        sum(greatest(0, least(coalesce(beds.open_to, spine.month_end), spine.month_end, {{ business_date() }})
-                        - greatest(beds.open_from, spine.month) + 1)) as open_bed_days
+        count(
+            *) filter (
+            where beds.open_from <= spine.month_end
+            and (beds.open_to is null or beds.open_to >= spine.month_end)
+        ) as open_beds,
+        sum(greatest(
+            0, least(coalesce(beds.open_to, spine.month_end), spine.month_end, {{ business_date() }})
+            - greatest(beds.open_from, spine.month) + 1
+        )) as open_bed_days
     from spine
-    inner join bed_register as beds on beds.department_id = spine.department_id
+    inner join bed_register as beds on spine.department_id = beds.department_id
     group by 1, 2
 ),
 
@@ -123,14 +129,18 @@ equipment as (
         sum(equipment.purchase_value_cny) as equipment_value_cny
     from spine
     inner join equipment_register as equipment
-        on equipment.department_id = spine.department_id
-        and equipment.acquired_on <= spine.month_end
-        and (equipment.retired_on is null or equipment.retired_on > spine.month_end)
+        on
+            spine.department_id = equipment.department_id
+            and spine.month_end >= equipment.acquired_on
+            and (equipment.retired_on is null or spine.month_end < equipment.retired_on)
     group by 1, 2
 ),
 
 admissions as (
-    select department_id, date_trunc('month', admitted_at)::date as month, count(*) as admissions
+    select
+        department_id,
+        date_trunc('month', admitted_at)::date as month,
+        count(*) as admissions
     from stays
     group by 1, 2
 ),
@@ -153,14 +163,17 @@ patient_days as (
     select
         spine.department_id,
         spine.month,
-        sum(greatest(0,
+        sum(greatest(
+            0,
             least(coalesce(stays.discharged_at::date, {{ business_date() }} + 1), spine.month_end + 1)
-            - greatest(stays.admitted_at::date, spine.month))) as patient_days
+            - greatest(stays.admitted_at::date, spine.month)
+        )) as patient_days
     from spine
     inner join stays
-        on stays.department_id = spine.department_id
-        and stays.admitted_at::date <= spine.month_end
-        and (stays.discharged_at is null or stays.discharged_at::date > spine.month)
+        on
+            spine.department_id = stays.department_id
+            and stays.admitted_at::date <= spine.month_end
+            and (stays.discharged_at is null or stays.discharged_at::date > spine.month)
     group by 1, 2
 ),
 
@@ -176,7 +189,7 @@ surgeries as (
         count(*) filter (where surgeries.grade is null) as surgeries_ungraded,
         count(*) filter (where surgeries.minimally_invasive) as minimally_invasive_surgeries
     from operations as surgeries
-    inner join stays on stays.stay_id = surgeries.stay_id
+    inner join stays on surgeries.stay_id = stays.stay_id
     group by 1, 2
 ),
 
@@ -212,13 +225,13 @@ registers_and_inpatient as (
         coalesce(surgeries.surgeries_ungraded, 0) as surgeries_ungraded,
         coalesce(surgeries.minimally_invasive_surgeries, 0) as minimally_invasive_surgeries
     from spine
-    left join staff on staff.department_id = spine.department_id and staff.month = spine.month
-    left join beds on beds.department_id = spine.department_id and beds.month = spine.month
-    left join equipment on equipment.department_id = spine.department_id and equipment.month = spine.month
-    left join admissions on admissions.department_id = spine.department_id and admissions.month = spine.month
-    left join discharges on discharges.department_id = spine.department_id and discharges.month = spine.month
-    left join patient_days on patient_days.department_id = spine.department_id and patient_days.month = spine.month
-    left join surgeries on surgeries.department_id = spine.department_id and surgeries.month = spine.month
+    left join staff on spine.department_id = staff.department_id and spine.month = staff.month
+    left join beds on spine.department_id = beds.department_id and spine.month = beds.month
+    left join equipment on spine.department_id = equipment.department_id and spine.month = equipment.month
+    left join admissions on spine.department_id = admissions.department_id and spine.month = admissions.month
+    left join discharges on spine.department_id = discharges.department_id and spine.month = discharges.month
+    left join patient_days on spine.department_id = patient_days.department_id and spine.month = patient_days.month
+    left join surgeries on spine.department_id = surgeries.department_id and spine.month = surgeries.month
 ),
 
 {% if is_incremental() %}
@@ -234,20 +247,32 @@ touched_months as (
     select registers_and_inpatient.month
     from registers_and_inpatient
     left join stored
-        on stored.department_id = registers_and_inpatient.department_id
-        and stored.month = registers_and_inpatient.month
-    where stored.department_id is null
-       or ({% for c in register_and_inpatient_columns %}registers_and_inpatient.{{ c }}{{ ", " if not loop.last }}{% endfor %})
-          is distinct from
-          ({% for c in register_and_inpatient_columns %}stored.{{ c }}{{ ", " if not loop.last }}{% endfor %})
+        on
+            registers_and_inpatient.department_id = stored.department_id
+            and registers_and_inpatient.month = stored.month
+    where
+        stored.department_id is null
+        or (
+            {% for c in register_and_inpatient_columns %}registers_and_inpatient.{{ c }}{{ ", " if not loop.last }}{% endfor %}  -- noqa: LT05
+        )
+        is distinct from
+        (
+            {% for c in register_and_inpatient_columns %}stored.{{ c }}{{ ", " if not loop.last }}{% endfor %}  -- noqa: LT05
+        )
     union
     select date_trunc('month', landed_at_month.event_at)::date
     from (
-        select charged_at as event_at, previous_charged_at as previous_event_at from charges
-        where landed_at > (select landed_through from last_build)
+        select
+            charged_at as event_at,
+            previous_charged_at as previous_event_at
+        from charges
+        where landed_at > (select last_build.landed_through from last_build)
         union all
-        select visit_at, previous_visit_at from visits
-        where landed_at > (select landed_through from last_build)
+        select
+            visit_at,
+            previous_visit_at
+        from visits
+        where landed_at > (select last_build.landed_through from last_build)
     ) as landed
     cross join lateral (values (landed.event_at), (landed.previous_event_at)) as landed_at_month (event_at)
     where landed_at_month.event_at is not null
@@ -267,11 +292,15 @@ months_to_build as (
 {% endif %}
 
 outpatient as (
-    select visits.department_id, months_to_build.month, count(*) as outpatient_visits
+    select
+        visits.department_id,
+        months_to_build.month,
+        count(*) as outpatient_visits
     from months_to_build
     inner join visits
-        on visits.visit_at >= months_to_build.month
-        and visits.visit_at < months_to_build.month + interval '1 month'
+        on
+            months_to_build.month <= visits.visit_at
+            and visits.visit_at < months_to_build.month + interval '1 month'
     group by 1, 2
 ),
 
@@ -279,17 +308,18 @@ revenue as (
     select
         charges.department_id,
         months_to_build.month,
-        sum(amount_cny) as revenue_total_cny,
-        sum(amount_cny) filter (where category = 'drug') as revenue_drug_cny,
-        sum(amount_cny) filter (where category = 'consumables') as revenue_consumables_cny,
-        sum(amount_cny) filter (where category = 'medical_service') as revenue_medical_service_cny,
-        sum(amount_cny) filter (where category = 'exam_lab') as revenue_exam_lab_cny,
-        sum(amount_cny) filter (where visit_id is not null) as revenue_outpatient_cny,
-        sum(amount_cny) filter (where stay_id is not null) as revenue_inpatient_cny
+        sum(charges.amount_cny) as revenue_total_cny,
+        sum(charges.amount_cny) filter (where charges.category = 'drug') as revenue_drug_cny,
+        sum(charges.amount_cny) filter (where charges.category = 'consumables') as revenue_consumables_cny,
+        sum(charges.amount_cny) filter (where charges.category = 'medical_service') as revenue_medical_service_cny,
+        sum(charges.amount_cny) filter (where charges.category = 'exam_lab') as revenue_exam_lab_cny,
+        sum(charges.amount_cny) filter (where charges.visit_id is not null) as revenue_outpatient_cny,
+        sum(charges.amount_cny) filter (where charges.stay_id is not null) as revenue_inpatient_cny
     from months_to_build
     inner join charges
-        on charges.charged_at >= months_to_build.month
-        and charges.charged_at < months_to_build.month + interval '1 month'
+        on
+            months_to_build.month <= charges.charged_at
+            and charges.charged_at < months_to_build.month + interval '1 month'
     group by 1, 2
 ),
 
@@ -333,13 +363,15 @@ joined as (
         coalesce(revenue.revenue_outpatient_cny, 0) as revenue_outpatient_cny,
         coalesce(revenue.revenue_inpatient_cny, 0) as revenue_inpatient_cny
     from registers_and_inpatient
-    inner join months_to_build on months_to_build.month = registers_and_inpatient.month
+    inner join months_to_build on registers_and_inpatient.month = months_to_build.month
     left join outpatient
-        on outpatient.department_id = registers_and_inpatient.department_id
-        and outpatient.month = registers_and_inpatient.month
+        on
+            registers_and_inpatient.department_id = outpatient.department_id
+            and registers_and_inpatient.month = outpatient.month
     left join revenue
-        on revenue.department_id = registers_and_inpatient.department_id
-        and revenue.month = registers_and_inpatient.month
+        on
+            registers_and_inpatient.department_id = revenue.department_id
+            and registers_and_inpatient.month = revenue.month
 ),
 
 ratios as (
@@ -351,11 +383,21 @@ ratios as (
 
 year_earlier as (
     -- the same month a year before: rebuilt tonight, or as stored
-    select department_id, month, cost_per_outpatient_visit_cny, cost_per_discharge_cny from ratios
+    select
+        department_id,
+        month,
+        cost_per_outpatient_visit_cny,
+        cost_per_discharge_cny
+    from ratios
     {% if is_incremental() %}
     union all
-    select department_id, month, cost_per_outpatient_visit_cny, cost_per_discharge_cny from stored
-    where month not in (select month from months_to_build)
+    select
+        department_id,
+        month,
+        cost_per_outpatient_visit_cny,
+        cost_per_discharge_cny
+    from stored
+    where stored.month not in (select months_to_build.month from months_to_build)
     {% endif %}
 ),
 
@@ -375,5 +417,6 @@ select
 from ratios
 cross join landed_through
 left join year_earlier
-    on year_earlier.department_id = ratios.department_id
-    and year_earlier.month = (ratios.month - interval '12 months')::date
+    on
+        ratios.department_id = year_earlier.department_id
+        and year_earlier.month = (ratios.month - interval '12 months')::date

@@ -25,9 +25,9 @@ summed as (
         month,
         bool_and(is_closed_month) as is_closed_month,
         count(*) as departments,
-        {%- for column in additive_columns %}
-        sum({{ column }}) as {{ column }}{{ "," if not loop.last }}
-        {%- endfor %}
+    {%- for column in additive_columns %}
+    sum({{ column }}) as {{ column }}{{ "," if not loop.last }}
+    {%- endfor %}
     from department_ledger
     group by hospital_id, month
 ),
@@ -48,7 +48,8 @@ select
     {{ yoy_growth('ratios.cost_per_discharge_cny', 'year_earlier.cost_per_discharge_cny') }}
         as cost_per_discharge_yoy_growth
 from ratios
-left join hospitals on hospitals.hospital_id = ratios.hospital_id
+left join hospitals on ratios.hospital_id = hospitals.hospital_id
 left join ratios as year_earlier
-    on year_earlier.hospital_id = ratios.hospital_id
-    and year_earlier.month = (ratios.month - interval '12 months')::date
+    on
+        ratios.hospital_id = year_earlier.hospital_id
+        and year_earlier.month = (ratios.month - interval '12 months')::date

@@ -20,9 +20,12 @@ select
     avg(case_cost_cny)::numeric as cost_per_case_cny,
     sum(case_cost_cny) as case_cost_cny,
     sum(los_days) as los_days_total,
-    {{ safe_ratio('sum(drug_cny)', 'sum(drug_cny + consumables_cny + medical_service_cny + exam_lab_cny)') }} as drug_share,
-    {{ safe_ratio('sum(consumables_cny)', 'sum(drug_cny + consumables_cny + medical_service_cny + exam_lab_cny)') }} as consumables_share,
-    {{ safe_ratio('sum(medical_service_cny)', 'sum(drug_cny + consumables_cny + medical_service_cny + exam_lab_cny)') }} as medical_service_share,
+    {{ safe_ratio('sum(drug_cny)', 'sum(drug_cny + consumables_cny + medical_service_cny + exam_lab_cny)') }}
+        as drug_share,
+    {{ safe_ratio('sum(consumables_cny)', 'sum(drug_cny + consumables_cny + medical_service_cny + exam_lab_cny)') }}
+        as consumables_share,
+    {{ safe_ratio('sum(medical_service_cny)', 'sum(drug_cny + consumables_cny + medical_service_cny + exam_lab_cny)') }}
+        as medical_service_share,
     sum(insurer_payment_cny) as insurer_payment_cny,
     sum(patient_copay_cny) as patient_copay_cny,
     sum(drg_revenue_cny) as drg_revenue_cny,

@@ -19,7 +19,7 @@ measured as (
         date_trunc('month', visits.referred_at)::date as month,
         {{ referral_measures('visits', 'referrals') }}
     from visits
-    inner join referral_rows as referrals on referrals.referral_id = visits.referral_id
+    inner join referral_rows as referrals on visits.referral_id = referrals.referral_id
     group by 1, 2
 )
 
@@ -38,4 +38,4 @@ select
     measured.median_response_minutes::numeric as median_response_minutes,
     measured.mean_response_minutes
 from measured
-left join channels on channels.channel_id = measured.channel_id
+left join channels on measured.channel_id = channels.channel_id

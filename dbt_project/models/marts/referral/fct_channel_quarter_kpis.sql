@@ -29,13 +29,16 @@ measured as (
         visits.referred_quarter as quarter,
         {{ referral_measures('visits', 'referrals') }}
     from visits
-    inner join referral_rows as referrals on referrals.referral_id = visits.referral_id
+    inner join referral_rows as referrals on visits.referral_id = referrals.referral_id
     group by 1, 2
 ),
 
 questionnaires_of_quarter as (
     -- a questionnaire counts once per channel and quarter even if the person was referred twice
-    select distinct channel_id, referred_quarter as quarter, questionnaire_id
+    select distinct
+        channel_id,
+        referred_quarter as quarter,
+        questionnaire_id
     from referred_questionnaires
 ),
 
@@ -45,7 +48,7 @@ satisfaction as (
         questionnaires_of_quarter.quarter,
         {{ satisfaction_measures('answers') }}
     from questionnaires_of_quarter
-    inner join survey_answers as answers on answers.questionnaire_id = questionnaires_of_quarter.questionnaire_id
+    inner join survey_answers as answers on questionnaires_of_quarter.questionnaire_id = answers.questionnaire_id
     group by 1, 2
 )
 
@@ -79,6 +82,6 @@ select
     coalesce(satisfaction.questionnaires, 0) >= {{ var('survey_min_sample_for_channel_rate') }}
         as referred_satisfaction_meets_min_sample
 from measured
-left join channels on channels.channel_id = measured.channel_id
-left join satisfaction on satisfaction.channel_id = measured.channel_id and satisfaction.quarter = measured.quarter
+left join channels on measured.channel_id = channels.channel_id
+left join satisfaction on measured.channel_id = satisfaction.channel_id and measured.quarter = satisfaction.quarter
 window same_channel as (partition by measured.channel_id order by measured.quarter)

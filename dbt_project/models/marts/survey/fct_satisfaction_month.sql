@@ -38,7 +38,9 @@ select
     meets_min_sample,
     {{ var('survey_min_sample_for_ranking') }} as min_sample,
     -- rank among the month's departments that meet the minimum sample (1 = most satisfied)
-    case when meets_min_sample then
-        rank() over (partition by month, meets_min_sample order by satisfaction_rate desc)
+    case
+        when meets_min_sample
+            then
+                rank() over (partition by month, meets_min_sample order by satisfaction_rate desc)
     end as satisfaction_rank
 from ruled

@@ -25,7 +25,7 @@ measured as (
 
 select
     measured.department_id || '|' || to_char(measured.month, 'YYYY-MM') || '|' || measured.service_stage
-        || '|' || measured.dimension as stage_dimension_month_id,
+    || '|' || measured.dimension as stage_dimension_month_id,
     measured.department_id,
     measured.hospital_id,
     measured.month,
@@ -39,4 +39,4 @@ select
     department_months.meets_min_sample as department_meets_min_sample
 from measured
 inner join department_months
-    on department_months.department_id = measured.department_id and department_months.month = measured.month
+    on measured.department_id = department_months.department_id and measured.month = department_months.month

@@ -35,4 +35,4 @@ select
     contracts.sla_delivery_on_time_min,
     contracts.annual_value_cny
 from registry
-left join contracts on contracts.vendor_id = registry.vendor_id
+left join contracts on registry.vendor_id = contracts.vendor_id

@@ -29,7 +29,7 @@ lab_qc as (
             where abs(measured_value - expected_value) <= abs(expected_value) * allowed_deviation_pct / 100
         ) as lab_qc_runs_accurate
     from {{ ref('stg_vendor__lab_qc_results') }}
-    group by 1, 2
+    group by vendor_id, date_trunc('month', run_at)::date
 ),
 
 turnaround as (
@@ -46,7 +46,7 @@ turnaround as (
             where issued_at <= received_at + promised_hours * interval '1 hour'
         ) as reports_on_time
     from {{ ref('stg_vendor__report_turnaround') }}
-    group by 1, 2
+    group by vendor_id, date_trunc('month', received_at)::date
 ),
 
 deliveries as (
@@ -60,7 +60,7 @@ deliveries as (
             where delivered_at > promised_at or (delivered_at is null and promised_at < {{ business_date() }} + 1)
         ) as deliveries_late
     from {{ ref('stg_vendor__deliveries') }}
-    group by 1, 2
+    group by vendor_id, date_trunc('month', promised_at)::date
 ),
 
 cold_chain as (
@@ -73,7 +73,7 @@ cold_chain as (
             where temperature_c between {{ var('cold_chain_min_c') }} and {{ var('cold_chain_max_c') }}
         ) as cold_chain_readings_in_range
     from {{ ref('stg_vendor__cold_chain_readings') }}
-    group by 1, 2
+    group by vendor_id, date_trunc('month', reading_at)::date
 ),
 
 excursions as (
@@ -83,7 +83,7 @@ excursions as (
         count(*) as cold_chain_excursions,
         max(max_temperature_c) as cold_chain_max_excursion_c
     from {{ ref('int_vendor__cold_chain_excursions') }}
-    group by 1, 2
+    group by vendor_id, date_trunc('month', started_at)::date
 ),
 
 staff as (
@@ -105,13 +105,15 @@ staff as (
         -- start and the person's joining month (this year's hires are paced from when they joined)
         count(*) filter (
             where (left_on is null or left_on >= as_of_month + interval '1 month')
-              and training_hours_ytd
-                  >= {{ var('trained_hours_per_year') }} / 12.0 * (
-                      extract(month from as_of_month) + 1 - extract(month from greatest(
-                          date_trunc('year', as_of_month), date_trunc('month', joined_on))))
+            and training_hours_ytd
+            >= {{ var('trained_hours_per_year') }} / 12.0 * (
+                extract(month from as_of_month) + 1 - extract(month from greatest(
+                    date_trunc('year', as_of_month), date_trunc('month', joined_on)
+                ))
+            )
         ) as staff_trained_on_pace
     from {{ ref('stg_vendor__staff_roster_exports') }}
-    group by 1, 2
+    group by vendor_id, as_of_month
 ),
 
 inspections as (
@@ -123,7 +125,7 @@ inspections as (
         sum(items_checked) as inspection_items_checked,
         sum(items_passed) as inspection_items_passed
     from {{ ref('stg_vendor__inspections') }}
-    group by 1, 2
+    group by vendor_id, date_trunc('month', inspected_on)::date
 ),
 
 incidents as (
@@ -135,7 +137,7 @@ incidents as (
         count(*) filter (where incident_type = 'fake_qualification') as fake_qualification_incidents,
         count(*) as incidents
     from {{ ref('stg_vendor__incidents') }}
-    group by 1, 2
+    group by vendor_id, date_trunc('month', occurred_on)::date
 ),
 
 reports as (
@@ -164,8 +166,8 @@ prices_in_force as (
         prices.reference_price_cny
     from spine
     inner join price_list as prices
-        on prices.vendor_id = spine.vendor_id and prices.effective_from <= spine.month_end
-    order by spine.vendor_id, spine.month, prices.item_code, prices.effective_from desc
+        on spine.vendor_id = prices.vendor_id and spine.month_end >= prices.effective_from
+    order by spine.vendor_id asc, spine.month asc, prices.item_code asc, prices.effective_from desc
 ),
 
 prices as (
@@ -223,19 +225,19 @@ joined as (
         prices.price_deviation_item_code,
         prices.price_deviation_max
     from spine
-    inner join registry on registry.vendor_id = spine.vendor_id
-    left join lab_qc on lab_qc.vendor_id = spine.vendor_id and lab_qc.month = spine.month
-    left join turnaround on turnaround.vendor_id = spine.vendor_id and turnaround.month = spine.month
-    left join deliveries on deliveries.vendor_id = spine.vendor_id and deliveries.month = spine.month
-    left join cold_chain on cold_chain.vendor_id = spine.vendor_id and cold_chain.month = spine.month
-    left join excursions on excursions.vendor_id = spine.vendor_id and excursions.month = spine.month
-    left join staff on staff.vendor_id = spine.vendor_id and staff.month = spine.month
-    left join inspections on inspections.vendor_id = spine.vendor_id and inspections.month = spine.month
-    left join incidents on incidents.vendor_id = spine.vendor_id and incidents.month = spine.month
-    left join reports on reports.vendor_id = spine.vendor_id and reports.month = spine.month
-    left join prices on prices.vendor_id = spine.vendor_id and prices.month = spine.month
+    inner join registry on spine.vendor_id = registry.vendor_id
+    left join lab_qc on spine.vendor_id = lab_qc.vendor_id and spine.month = lab_qc.month
+    left join turnaround on spine.vendor_id = turnaround.vendor_id and spine.month = turnaround.month
+    left join deliveries on spine.vendor_id = deliveries.vendor_id and spine.month = deliveries.month
+    left join cold_chain on spine.vendor_id = cold_chain.vendor_id and spine.month = cold_chain.month
+    left join excursions on spine.vendor_id = excursions.vendor_id and spine.month = excursions.month
+    left join staff on spine.vendor_id = staff.vendor_id and spine.month = staff.month
+    left join inspections on spine.vendor_id = inspections.vendor_id and spine.month = inspections.month
+    left join incidents on spine.vendor_id = incidents.vendor_id and spine.month = incidents.month
+    left join reports on spine.vendor_id = reports.vendor_id and spine.month = reports.month
+    left join prices on spine.vendor_id = prices.vendor_id and spine.month = prices.month
     left join survey_satisfaction
-        on survey_satisfaction.vendor_id = spine.vendor_id and survey_satisfaction.month = spine.month
+        on spine.vendor_id = survey_satisfaction.vendor_id and spine.month = survey_satisfaction.month
 ),
 
 satisfaction_chosen as (

@@ -26,8 +26,15 @@ indicator_values as (
     {#- satisfaction is scored only where the month meets the survey's minimum sample -#}
     {%- set guarded = {'satisfaction_rate': 'satisfaction_meets_min_sample'} %}
     {%- for indicator in indicators %}
-    select department_id, hospital_id, month, '{{ indicator }}' as indicator,
-        {% if indicator in guarded %}case when {{ guarded[indicator] }} then {{ indicator }} end{% else %}{{ indicator }}{% endif %}::numeric as value
+    select
+        department_id,
+        hospital_id,
+        month,
+        '{{ indicator }}' as indicator,
+        {% if indicator in guarded %}
+        case when {{ guarded[indicator] }} then {{ indicator }} end
+        {% else %}{{ indicator }}{% endif %}::numeric
+            as value
     from kpis
     {% if not loop.last %}union all{% endif %}
     {%- endfor %}
@@ -44,15 +51,19 @@ ranked as (
         count(*) over peers as peers,
         case weights.direction
             when 'higher_is_better'
-                then rank() over (partition by indicator_values.month, indicator_values.indicator
-                                  order by indicator_values.value)
-            else rank() over (partition by indicator_values.month, indicator_values.indicator
-                              order by indicator_values.value desc)
+                then rank() over (
+                    partition by indicator_values.month, indicator_values.indicator
+                    order by indicator_values.value
+                )
+            else rank() over (
+                partition by indicator_values.month, indicator_values.indicator
+                order by indicator_values.value desc
+            )
         end as worst_first_rank,
         count(*) over (partition by indicator_values.month, indicator_values.indicator, indicator_values.value)
             as tied
     from indicator_values
-    inner join weights on weights.indicator = indicator_values.indicator
+    inner join weights on indicator_values.indicator = weights.indicator
     where indicator_values.value is not null
     window peers as (partition by indicator_values.month, indicator_values.indicator)
 ),
@@ -64,8 +75,8 @@ scored as (
     select
         ranked.*,
         case
-            when peers = 1 then 100
-            else 100 * ((worst_first_rank - 1) + (tied - 1) / 2.0) / (peers - 1)
+            when ranked.peers = 1 then 100
+            else 100 * ((ranked.worst_first_rank - 1) + (ranked.tied - 1) / 2.0) / (ranked.peers - 1)
         end as indicator_score
     from ranked
 ),
@@ -77,9 +88,9 @@ not_scored as (
         indicator_values.month,
         jsonb_agg(indicator_values.indicator order by indicator_values.indicator) as indicators
     from indicator_values
-    inner join weights on weights.indicator = indicator_values.indicator
+    inner join weights on indicator_values.indicator = weights.indicator
     where indicator_values.value is null
-    group by 1, 2
+    group by indicator_values.department_id, indicator_values.month
 ),
 
 computed as (
@@ -87,10 +98,18 @@ computed as (
         scored.department_id,
         scored.hospital_id,
         scored.month,
-        trim_scale(sum(indicator_score * weight) / nullif(sum(weight), 0)) as computed_score,
-        jsonb_object_agg(indicator, jsonb_build_object(
-            'value', value, 'score', indicator_score, 'weight', weight, 'dimension', dimension,
-            'direction', direction, 'peers', peers, 'tied', tied)) as evidence
+        trim_scale(sum(scored.indicator_score * scored.weight) / nullif(sum(scored.weight), 0)) as computed_score,
+        jsonb_object_agg(scored.indicator, jsonb_build_object(
+            'value',
+            scored.value,
+            'score',
+            scored.indicator_score,
+            'weight',
+            scored.weight,
+            'dimension',
+            scored.dimension,
+            'direction', scored.direction, 'peers', scored.peers, 'tied', scored.tied
+        )) as evidence
     from scored
     group by scored.department_id, scored.hospital_id, scored.month
 )
@@ -107,11 +126,13 @@ select
     adjustments.requested_by as adjustment_requested_by,
     adjustments.decided_by as adjustment_decided_by,
     adjustments.decided_at as adjustment_decided_at,
-    rank() over (partition by computed.month
-                 order by coalesce(adjustments.adjusted_score, computed.computed_score) desc) as score_rank,
+    rank() over (
+        partition by computed.month
+        order by coalesce(adjustments.adjusted_score, computed.computed_score) desc
+    ) as score_rank,
     computed.evidence || jsonb_build_object('not_scored', coalesce(not_scored.indicators, '[]'::jsonb))
         as evidence
 from computed
-left join not_scored on not_scored.department_id = computed.department_id and not_scored.month = computed.month
+left join not_scored on computed.department_id = not_scored.department_id and computed.month = not_scored.month
 left join adjustments
-    on adjustments.department_id = computed.department_id and adjustments.month = computed.month
+    on computed.department_id = adjustments.department_id and computed.month = adjustments.month

@@ -5,7 +5,16 @@
 -- The alert goes to the department, carries its evidence, and has the lifecycle of every alert
 -- (macro alert_lifecycle: first/last seen, open → acknowledged → resolved, condition cleared).
 with triggered as (
-    select alert_id, department_id, drg_code, drg_name, month, metric, value, robust_z, evidence
+    select
+        alert_id,
+        department_id,
+        drg_code,
+        drg_name,
+        month,
+        metric,
+        value,
+        robust_z,
+        evidence
     from {{ ref('int_insurance__drg_anomaly_judged') }}
     where is_alert
 ),

@@ -22,18 +22,31 @@ eligible as (
     select groups.*
     from groups
     cross join history_start
-    where groups.cases >= {{ var('drg_anomaly_min_cases') }}
-      and groups.month > history_start.first_month
-      and groups.month < date_trunc('month', {{ business_date() }})
+    where
+        groups.cases >= {{ var('drg_anomaly_min_cases') }}
+        and groups.month > history_start.first_month
+        and groups.month < date_trunc('month', {{ business_date() }})
 ),
 
 metrics as (
-    select department_id, drg_code, drg_name, month, cases, 'cost_per_case_cny' as metric,
-           case_cost_cny::numeric / cases as value
+    select
+        department_id,
+        drg_code,
+        drg_name,
+        month,
+        cases,
+        'cost_per_case_cny' as metric,
+        case_cost_cny::numeric / cases as value
     from eligible
     union all
-    select department_id, drg_code, drg_name, month, cases, 'average_length_of_stay',
-           los_days_total::numeric / cases
+    select
+        department_id,
+        drg_code,
+        drg_name,
+        month,
+        cases,
+        'average_length_of_stay' as metric,
+        los_days_total::numeric / cases as value
     from eligible
 ),
 
@@ -51,10 +64,11 @@ history as (
         array_agg(earlier.value order by earlier.month) as history_values
     from metrics as current_month
     inner join metrics as earlier
-        on earlier.department_id = current_month.department_id
-        and earlier.drg_code = current_month.drg_code
-        and earlier.metric = current_month.metric
-        and earlier.month < current_month.month
+        on
+            current_month.department_id = earlier.department_id
+            and current_month.drg_code = earlier.drg_code
+            and current_month.metric = earlier.metric
+            and current_month.month > earlier.month
     group by 1, 2, 3, 4, 5, 6, 7
     having count(earlier.value) >= {{ var('drg_anomaly_min_history_months') }}
 ),
@@ -62,37 +76,45 @@ history as (
 deviations as (
     select
         history.*,
-        (select percentile_cont(0.5) within group (order by abs(v - history.history_median))
-         from unnest(history.history_values) as v)::numeric as history_mad
+        (
+            select percentile_cont(0.5) within group (order by abs(v - history.history_median))
+            from unnest(history.history_values) as v
+        )::numeric as history_mad
     from history
 ),
 
 scored as (
     select
         deviations.*,
-        greatest(history_mad, {{ var('drg_anomaly_min_relative_mad') }} * abs(history_median)) as dispersion
+        greatest(deviations.history_mad, {{ var('drg_anomaly_min_relative_mad') }} * abs(deviations.history_median))
+            as dispersion
     from deviations
 ),
 
 judged as (
     select
         scored.*,
-        0.6745 * (value - history_median) / nullif(dispersion, 0) as robust_z,
-        coalesce(abs(0.6745 * (value - history_median) / nullif(dispersion, 0)) > {{ var('drg_anomaly_z_limit') }},
-                 false) as is_anomalous
+        0.6745 * (scored.value - scored.history_median) / nullif(scored.dispersion, 0) as robust_z,
+        coalesce(
+            abs(0.6745 * (scored.value - scored.history_median) / nullif(scored.dispersion, 0))
+            > {{ var('drg_anomaly_z_limit') }},
+            false
+        ) as is_anomalous
     from scored
 ),
 
 persistence as (
     select
         judged.*,
-        count(*) filter (where is_anomalous) over recent = {{ var('drg_anomaly_persistence_months') }}
-            and min(month) over recent
-                = (month - interval '{{ var("drg_anomaly_persistence_months") - 1 }} months')::date
+        count(*) filter (where judged.is_anomalous) over recent = {{ var('drg_anomaly_persistence_months') }}
+        and min(judged.month) over recent
+        = (judged.month - interval '{{ var("drg_anomaly_persistence_months") - 1 }} months')::date
             as is_alert
     from judged
-    window recent as (partition by department_id, drg_code, metric order by month
-                      rows between {{ var('drg_anomaly_persistence_months') - 1 }} preceding and current row)
+    window recent as (
+        partition by department_id, drg_code, metric order by month
+        rows between {{ var('drg_anomaly_persistence_months') - 1 }} preceding and current row
+    )
 )
 
 select

@@ -24,10 +24,11 @@ yearly as (
         sum(kpis.referrals_evaluable) as referrals_evaluable,
         sum(kpis.referrals_converted) as referrals_converted,
         jsonb_object_agg(quarters.quarter_label, jsonb_build_object(
-            'total_score', quarters.total_score, 'grade', quarters.grade)) as quarter_grades
+            'total_score', quarters.total_score, 'grade', quarters.grade
+        )) as quarter_grades
     from quarters
-    inner join kpis on kpis.channel_quarter_id = quarters.channel_quarter_id
-    group by 1, 2
+    inner join kpis on quarters.channel_quarter_id = kpis.channel_quarter_id
+    group by quarters.channel_id, date_trunc('year', quarters.quarter)::date
 ),
 
 graded as (
@@ -37,7 +38,7 @@ graded as (
         bands.grade_rank
     from yearly
     inner join bands on yearly.annual_score >= bands.min_score
-    order by yearly.channel_id, yearly.year_start, bands.min_score desc
+    order by yearly.channel_id asc, yearly.year_start asc, bands.min_score desc
 )
 
 select

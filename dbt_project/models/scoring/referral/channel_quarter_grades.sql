@@ -18,13 +18,26 @@ bands as (
 ),
 
 indicator_values as (
-    select channel_id, quarter, 'conversion_rate' as indicator, conversion_rate::numeric as value from kpis
-    union all
-    select channel_id, quarter, 'referred_satisfaction_rate',
-        case when referred_satisfaction_meets_min_sample then referred_satisfaction_rate end
+    select
+        channel_id,
+        quarter,
+        'conversion_rate' as indicator,
+        conversion_rate::numeric as value
     from kpis
     union all
-    select channel_id, quarter, 'median_response_minutes', median_response_minutes::numeric from kpis
+    select
+        channel_id,
+        quarter,
+        'referred_satisfaction_rate' as indicator,
+        case when referred_satisfaction_meets_min_sample then referred_satisfaction_rate end as value
+    from kpis
+    union all
+    select
+        channel_id,
+        quarter,
+        'median_response_minutes' as indicator,
+        median_response_minutes::numeric as value
+    from kpis
 ),
 
 scored as (
@@ -36,7 +49,7 @@ scored as (
         weights.target,
         {{ linear_score('indicator_values.value', 'weights.floor', 'weights.target') }} as component_score
     from indicator_values
-    inner join weights on weights.indicator = indicator_values.indicator
+    inner join weights on indicator_values.indicator = weights.indicator
     where indicator_values.value is not null
 ),
 
@@ -48,9 +61,9 @@ not_scored as (
         indicator_values.quarter,
         jsonb_agg(weights.component order by weights.component) as components
     from indicator_values
-    inner join weights on weights.indicator = indicator_values.indicator
+    inner join weights on indicator_values.indicator = weights.indicator
     where indicator_values.value is null
-    group by 1, 2
+    group by indicator_values.channel_id, indicator_values.quarter
 ),
 
 totals as (
@@ -60,9 +73,10 @@ totals as (
         {{ safe_ratio('sum(component_score * weight)', 'sum(weight)') }} as total_score,
         jsonb_object_agg(component, jsonb_build_object(
             'indicator', indicator, 'value', value, 'score', component_score, 'weight', weight,
-            'floor', floor, 'target', target)) as components
+            'floor', floor, 'target', target
+        )) as components
     from scored
-    group by 1, 2
+    group by channel_id, quarter
 ),
 
 graded as (
@@ -73,7 +87,7 @@ graded as (
         bands.min_score as grade_min_score
     from totals
     inner join bands on totals.total_score >= bands.min_score
-    order by totals.channel_id, totals.quarter, bands.min_score desc
+    order by totals.channel_id asc, totals.quarter asc, bands.min_score desc
 )
 
 select
@@ -107,6 +121,6 @@ select
         'grade_min_score', graded.grade_min_score
     ) as evidence
 from kpis
-inner join graded on graded.channel_id = kpis.channel_id and graded.quarter = kpis.quarter
-left join not_scored on not_scored.channel_id = kpis.channel_id and not_scored.quarter = kpis.quarter
+inner join graded on kpis.channel_id = graded.channel_id and kpis.quarter = graded.quarter
+left join not_scored on kpis.channel_id = not_scored.channel_id and kpis.quarter = not_scored.quarter
 window same_channel as (partition by kpis.channel_id order by kpis.quarter)

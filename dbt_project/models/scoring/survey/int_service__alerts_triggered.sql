@@ -30,7 +30,10 @@ survey_history as (
     -- because there was no platform yet
     select least(
         (select min(month) from satisfaction),
-        (select min(month) from complaints where complaints > 0)
+        (
+            select min(month) from complaints
+            where complaints > 0
+        )
     ) as first_month
 ),
 
@@ -48,12 +51,14 @@ satisfaction_trailing as (
         jsonb_object_agg(to_char(earlier.month, 'YYYY-MM'), earlier.satisfaction_rate) as trailing_rates
     from satisfaction as current_month
     inner join satisfaction as earlier
-        on earlier.department_id = current_month.department_id
-        and earlier.meets_min_sample
-        and earlier.month < current_month.month
-        and earlier.month >= current_month.month - interval '{{ var("satisfaction_trailing_months") }} months'
-    where current_month.meets_min_sample
-      and current_month.month < date_trunc('month', {{ business_date() }})
+        on
+            current_month.department_id = earlier.department_id
+            and earlier.meets_min_sample
+            and current_month.month > earlier.month
+            and earlier.month >= current_month.month - interval '{{ var("satisfaction_trailing_months") }} months'
+    where
+        current_month.meets_min_sample
+        and current_month.month < date_trunc('month', {{ business_date() }})
     group by 1, 2, 3, 4, 5
 ),
 
@@ -80,8 +85,9 @@ satisfaction_drop as (
             'period', to_char(month, 'YYYY-MM')
         ) as evidence
     from satisfaction_trailing
-    where 100 * (trailing_rate_sum - trailing_months * satisfaction_rate)
-          > {{ var('satisfaction_drop_points') }} * trailing_months
+    where
+        100 * (trailing_rate_sum - trailing_months * satisfaction_rate)
+        > {{ var('satisfaction_drop_points') }} * trailing_months
 ),
 
 complaint_trailing as (
@@ -98,10 +104,11 @@ complaint_trailing as (
     from complaints as current_month
     cross join survey_history
     inner join complaints as earlier
-        on earlier.department_id = current_month.department_id
-        and earlier.month < current_month.month
-        and earlier.month >= current_month.month - interval '{{ var("complaint_trailing_months") }} months'
-        and earlier.month >= survey_history.first_month
+        on
+            current_month.department_id = earlier.department_id
+            and current_month.month > earlier.month
+            and earlier.month >= current_month.month - interval '{{ var("complaint_trailing_months") }} months'
+            and survey_history.first_month <= earlier.month
     where current_month.month < date_trunc('month', {{ business_date() }})
     group by 1, 2, 3, 4, 5
     having count(earlier.month) = {{ var('complaint_trailing_months') }}
@@ -129,8 +136,9 @@ complaint_spike as (
             'period', to_char(month, 'YYYY-MM')
         ) as evidence
     from complaint_trailing
-    where complaints >= {{ var('complaint_spike_min_count') }}
-      and complaints * trailing_months > {{ var('complaint_spike_factor') }} * trailing_total
+    where
+        complaints >= {{ var('complaint_spike_min_count') }}
+        and complaints * trailing_months > {{ var('complaint_spike_factor') }} * trailing_total
 ),
 
 channel_downgrade as (

@@ -31,8 +31,9 @@ select
     ) as evidence
 from observations as obs
 inner join rules
-    on rules.metric = obs.metric
-    and rules.risk_tier = obs.risk_tier
-    and (rules.lower_bound is null or obs.observed_value >= rules.lower_bound)
-    and (rules.upper_bound is null or obs.observed_value < rules.upper_bound)
-    and (obs.is_closed_month or not rules.closed_months_only)
+    on
+        obs.metric = rules.metric
+        and obs.risk_tier = rules.risk_tier
+        and (rules.lower_bound is null or obs.observed_value >= rules.lower_bound)
+        and (rules.upper_bound is null or obs.observed_value < rules.upper_bound)
+        and (obs.is_closed_month or not rules.closed_months_only)

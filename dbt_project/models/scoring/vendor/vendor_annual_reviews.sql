@@ -32,17 +32,19 @@ reviews as (
         years.annual_rating is not null as is_reviewed,
         bands.passes_annual_review as passed
     from years
-    left join bands on bands.rating = years.annual_rating
+    left join bands on years.annual_rating = bands.rating
 ),
 
 streaks as (
     select
         reviews.*,
-        count(*) filter (where is_reviewed) over history as years_reviewed,
-        max(review_year) filter (where is_reviewed and passed) over history as last_passed_year,
-        max(review_year) filter (where is_reviewed and annual_rating <> 'AAA') over history as last_non_aaa_year,
-        min(review_year) filter (where is_reviewed) over history as first_reviewed_year,
-        max(review_year) filter (where is_reviewed) over history as last_reviewed_year
+        count(*) filter (where reviews.is_reviewed) over history as years_reviewed,
+        max(reviews.review_year) filter (where reviews.is_reviewed and reviews.passed) over history as last_passed_year,
+        max(reviews.review_year) filter (where reviews.is_reviewed and reviews.annual_rating <> 'AAA')
+            over history
+            as last_non_aaa_year,
+        min(reviews.review_year) filter (where reviews.is_reviewed) over history as first_reviewed_year,
+        max(reviews.review_year) filter (where reviews.is_reviewed) over history as last_reviewed_year
     from reviews
     window history as (partition by vendor_id order by review_year rows between unbounded preceding and current row)
 ),
@@ -51,9 +53,9 @@ counted as (
     select
         streaks.*,
         -- streaks as of the latest re-review so far (a pending year carries the last reviewed year's)
-        coalesce(last_reviewed_year - coalesce(last_passed_year, first_reviewed_year - 1), 0)
+        coalesce(streaks.last_reviewed_year - coalesce(streaks.last_passed_year, streaks.first_reviewed_year - 1), 0)
             as consecutive_failed_reviews,
-        coalesce(last_reviewed_year - coalesce(last_non_aaa_year, first_reviewed_year - 1), 0)
+        coalesce(streaks.last_reviewed_year - coalesce(streaks.last_non_aaa_year, streaks.first_reviewed_year - 1), 0)
             as consecutive_aaa_years
     from streaks
 )
@@ -67,12 +69,16 @@ select
     passed,
     consecutive_failed_reviews,
     consecutive_aaa_years,
-    case when consecutive_failed_reviews >= {{ var('failed_re_reviews_to_revoke') }}
-         then 'admission_revoked' else 'none' end as admission_decision,
+    case
+        when consecutive_failed_reviews >= {{ var('failed_re_reviews_to_revoke') }}
+            then 'admission_revoked'
+        else 'none'
+    end as admission_decision,
     case
         when consecutive_aaa_years >= {{ var('aaa_years_for_simplified_admission') }} then 'eligible'
-        when coalesce(years_reviewed, 0) < {{ var('aaa_years_for_simplified_admission') }}
-             and consecutive_aaa_years = coalesce(years_reviewed, 0) then 'not_yet_decidable'
+        when
+            coalesce(years_reviewed, 0) < {{ var('aaa_years_for_simplified_admission') }}
+            and consecutive_aaa_years = coalesce(years_reviewed, 0) then 'not_yet_decidable'
         else 'not_eligible'
     end as simplified_admission,
     jsonb_build_object(

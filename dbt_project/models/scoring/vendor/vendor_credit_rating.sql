@@ -34,7 +34,11 @@ certificates as (
 ),
 
 rating_months as (
-    select vendor_id, month, month_end from kpis
+    select
+        vendor_id,
+        month,
+        month_end
+    from kpis
 ),
 
 window_months as (
@@ -43,9 +47,10 @@ window_months as (
         kpis.*
     from rating_months
     inner join kpis
-        on kpis.vendor_id = rating_months.vendor_id
-        and kpis.month > rating_months.month - interval '{{ var("credit_rating_window_months") }} months'
-        and kpis.month <= rating_months.month
+        on
+            rating_months.vendor_id = kpis.vendor_id
+            and kpis.month > rating_months.month - interval '{{ var("credit_rating_window_months") }} months'
+            and rating_months.month >= kpis.month
 ),
 
 month_scores as (
@@ -77,7 +82,7 @@ month_quality as (
         bool_and(points_missed = 0) as meets_standards,
         jsonb_object_agg(metric, points_missed) filter (where points_missed > 0) as points_missed
     from month_scores
-    group by 1, 2, 3
+    group by vendor_id, rating_month, month
 ),
 
 service_quality as (
@@ -90,7 +95,7 @@ service_quality as (
         jsonb_object_agg(to_char(month, 'YYYY-MM'), points_missed) filter (where not meets_standards)
             as standards_missed
     from month_quality
-    group by 1, 2
+    group by vendor_id, rating_month
 ),
 
 warnings_in_window as (
@@ -103,12 +108,13 @@ warnings_in_window as (
         coalesce(sum(penalties.credit_penalty), 0) as credit_penalty
     from rating_months
     left join warnings
-        on warnings.vendor_id = rating_months.vendor_id
-        and warnings.resolution is distinct from 'condition_cleared'  -- closed warnings stay on the record
-        and warnings.period_month > rating_months.month - interval '{{ var("credit_rating_window_months") }} months'
-        and warnings.period_month <= rating_months.month
-    left join penalties on penalties.colour = warnings.colour
-    group by 1, 2
+        on
+            rating_months.vendor_id = warnings.vendor_id
+            and warnings.resolution is distinct from 'condition_cleared'  -- closed warnings stay on the record
+            and warnings.period_month > rating_months.month - interval '{{ var("credit_rating_window_months") }} months'
+            and rating_months.month >= warnings.period_month
+    left join penalties on warnings.colour = penalties.colour
+    group by rating_months.vendor_id, rating_months.month
 ),
 
 qualifications as (
@@ -121,14 +127,17 @@ qualifications as (
             as certificate_types_in_force,
         coalesce(jsonb_agg(distinct certs.certificate_type) filter (
             where certs.certificate_type is not null and not exists (
-                select 1 from certificates as valid
-                where valid.vendor_id = certs.vendor_id and valid.certificate_type = certs.certificate_type
-                  and valid.issued_on <= rating_months.month_end and valid.expires_on >= rating_months.month_end)
+                select 1 from certificates as in_force
+                where
+                    in_force.vendor_id = certs.vendor_id and in_force.certificate_type = certs.certificate_type
+                    and in_force.issued_on <= rating_months.month_end
+                    and in_force.expires_on >= rating_months.month_end
+            )
         ), '[]'::jsonb) as certificate_types_lapsed
     from rating_months
     left join certificates as certs
-        on certs.vendor_id = rating_months.vendor_id and certs.issued_on <= rating_months.month_end
-    group by 1, 2
+        on rating_months.vendor_id = certs.vendor_id and rating_months.month_end >= certs.issued_on
+    group by rating_months.vendor_id, rating_months.month
 ),
 
 fake_qualifications as (
@@ -138,7 +147,7 @@ fake_qualifications as (
         window_months.rating_month,
         coalesce(sum(window_months.fake_qualification_incidents), 0) as fake_qualification_incidents
     from window_months
-    group by 1, 2
+    group by window_months.vendor_id, window_months.rating_month
 ),
 
 components as (
@@ -163,13 +172,13 @@ components as (
         warned.red_warnings
     from rating_months
     left join service_quality as quality
-        on quality.vendor_id = rating_months.vendor_id and quality.rating_month = rating_months.month
+        on rating_months.vendor_id = quality.vendor_id and rating_months.month = quality.rating_month
     inner join warnings_in_window as warned
-        on warned.vendor_id = rating_months.vendor_id and warned.rating_month = rating_months.month
+        on rating_months.vendor_id = warned.vendor_id and rating_months.month = warned.rating_month
     inner join qualifications as qual
-        on qual.vendor_id = rating_months.vendor_id and qual.rating_month = rating_months.month
+        on rating_months.vendor_id = qual.vendor_id and rating_months.month = qual.rating_month
     inner join fake_qualifications as fake
-        on fake.vendor_id = rating_months.vendor_id and fake.rating_month = rating_months.month
+        on rating_months.vendor_id = fake.vendor_id and rating_months.month = fake.rating_month
 ),
 
 weights as (
@@ -184,8 +193,8 @@ scored as (
     select
         components.*,
         weights.qualification * coalesce(components.qualification_score, 0)
-            + weights.service_quality * coalesce(components.service_quality_score, 100)
-            + weights.credit_record * components.credit_record_score as total_score,
+        + weights.service_quality * coalesce(components.service_quality_score, 100)
+        + weights.credit_record * components.credit_record_score as total_score,
         jsonb_build_object(
             'qualification', weights.qualification,
             'service_quality', weights.service_quality,
@@ -215,16 +224,19 @@ caps as (
         max(bands.rating_rank) as cap_rank,
         jsonb_agg(jsonb_build_object(
             'decision_id', decisions.decision_id, 'rule_id', decisions.rule_id, 'decision', decisions.decision,
-            'period_month', decisions.period_month, 'rating_cap', rating_caps.rating_cap)
-            order by bands.rating_rank desc, decisions.period_month, decisions.rule_id) as decisions
+            'period_month', decisions.period_month, 'rating_cap', rating_caps.rating_cap
+        )
+        order by bands.rating_rank desc, decisions.period_month asc, decisions.rule_id asc) as decisions
     from rating_months
     inner join decisions
-        on decisions.vendor_id = rating_months.vendor_id
-        and decisions.period_month <= rating_months.month
-        and decisions.period_month > rating_months.month - interval '{{ var("credit_rating_window_months") }} months'
-    inner join rating_caps on rating_caps.decision = decisions.decision
-    inner join bands on bands.rating = rating_caps.rating_cap
-    group by 1, 2
+        on
+            rating_months.vendor_id = decisions.vendor_id
+            and rating_months.month >= decisions.period_month
+            and decisions.period_month
+            > rating_months.month - interval '{{ var("credit_rating_window_months") }} months'
+    inner join rating_caps on decisions.decision = rating_caps.decision
+    inner join bands on rating_caps.rating_cap = bands.rating
+    group by rating_months.vendor_id, rating_months.month
 ),
 
 banded as (
@@ -236,19 +248,24 @@ banded as (
         caps.decisions,
         greatest(
             -- the lowest band reached by score alone is the one above C unless a decision exits
-            case when score_band.rating_rank = (select max(rating_rank) from bands)
-                 then score_band.rating_rank - 1 else score_band.rating_rank end,
+            case
+                when score_band.rating_rank = (select max(bands.rating_rank) from bands)
+                    then score_band.rating_rank - 1
+                else score_band.rating_rank
+            end,
             coalesce(caps.cap_rank, 0)
         ) as final_rank
     from scored
     inner join lateral (
-        select rating, rating_rank
+        select
+            bands.rating,
+            bands.rating_rank
         from bands
-        where min_score <= scored.total_score
-        order by min_score desc
+        where bands.min_score <= scored.total_score
+        order by bands.min_score desc
         limit 1
     ) as score_band on true
-    left join caps on caps.vendor_id = scored.vendor_id and caps.rating_month = scored.rating_month
+    left join caps on scored.vendor_id = caps.vendor_id and scored.rating_month = caps.rating_month
 )
 
 select
@@ -263,21 +280,25 @@ select
     final_band.rating as credit_rating,
     case
         when banded.final_rank > banded.band_rank
-            then 'capped by decision ' || (banded.decisions -> 0 ->> 'rule_id')
-                 || ' (' || (banded.decisions -> 0 ->> 'decision') || ')'
+            then
+                'capped by decision ' || (banded.decisions -> 0 ->> 'rule_id')
+                || ' (' || (banded.decisions -> 0 ->> 'decision') || ')'
         when banded.final_rank < banded.band_rank
             then 'score in band ' || banded.band_rating || ' without an exit decision: held at ' || final_band.rating
     end as rating_cap_reason,
     final_band.consequence_code as consequence,
     'score ' || round(banded.total_score, 1) || ' = ' || (banded.weights ->> 'qualification') || ' × qualification '
-        || round(coalesce(banded.qualification_score, 0), 1) || ' + ' || (banded.weights ->> 'service_quality')
-        || ' × service quality ' || round(coalesce(banded.service_quality_score, 100), 1) || ' + '
-        || (banded.weights ->> 'credit_record') || ' × credit record ' || round(banded.credit_record_score, 1)
-        || ' → band ' || banded.band_rating
-        || coalesce('; decisions ' || (select string_agg((d ->> 'rule_id') || ' ' || (d ->> 'decision') || ' → at most '
-                                                         || (d ->> 'rating_cap'), ', ')
-                                       from jsonb_array_elements(banded.decisions) as d), '')
-        || ' → ' || final_band.rating as rating_explanation,
+    || round(coalesce(banded.qualification_score, 0), 1) || ' + ' || (banded.weights ->> 'service_quality')
+    || ' × service quality ' || round(coalesce(banded.service_quality_score, 100), 1) || ' + '
+    || (banded.weights ->> 'credit_record') || ' × credit record ' || round(banded.credit_record_score, 1)
+    || ' → band ' || banded.band_rating
+    || coalesce('; decisions ' || (select
+        string_agg(
+            (d ->> 'rule_id') || ' ' || (d ->> 'decision') || ' → at most '
+            || (d ->> 'rating_cap'), ', '
+        )
+    from jsonb_array_elements(banded.decisions) as d), '')
+    || ' → ' || final_band.rating as rating_explanation,
     jsonb_build_object(
         'weights', banded.weights,
         'months_evaluated', banded.months_evaluated,
@@ -287,10 +308,12 @@ select
         'certificate_types_in_force', banded.certificate_types_in_force,
         'certificate_types_lapsed', banded.certificate_types_lapsed,
         'fake_qualification_incidents', banded.fake_qualification_incidents,
-        'warnings', jsonb_build_object('blue', banded.blue_warnings, 'yellow', banded.yellow_warnings,
-                                       'red', banded.red_warnings),
+        'warnings', jsonb_build_object(
+            'blue', banded.blue_warnings, 'yellow', banded.yellow_warnings,
+            'red', banded.red_warnings
+        ),
         'band_by_score', banded.band_rating,
         'decisions', coalesce(banded.decisions, '[]'::jsonb)
     ) as evidence
 from banded
-inner join bands as final_band on final_band.rating_rank = banded.final_rank
+inner join bands as final_band on banded.final_rank = final_band.rating_rank

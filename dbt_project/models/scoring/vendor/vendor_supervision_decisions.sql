@@ -35,8 +35,10 @@ reds as (
         'EXIT-ON-RED' as rule_id,
         'exit' as decision,
         max(period_month) as period_month,
-        jsonb_agg(jsonb_build_object('warning_id', warning_id, 'rule_id', rule_id, 'period_month', period_month)
-                  order by period_month) as evidence
+        jsonb_agg(
+            jsonb_build_object('warning_id', warning_id, 'rule_id', rule_id, 'period_month', period_month)
+            order by period_month
+        ) as evidence
     from warnings
     where colour = 'red'
     group by vendor_id
@@ -50,9 +52,10 @@ yellows as (
         rule_id,
         row_number() over (partition by vendor_id order by period_month, rule_id) as yellow_number
     from warnings
-    where colour = 'yellow'
-      and period_month > date_trunc('month', {{ business_date() }})
-          - interval '{{ var("two_yellows_window_months") }} months'
+    where
+        colour = 'yellow'
+        and period_month > date_trunc('month', {{ business_date() }})
+        - interval '{{ var("two_yellows_window_months") }} months'
 ),
 
 second_yellow as (
@@ -82,7 +85,7 @@ two_yellows as (
             ) order by yellows.yellow_number)
         ) as evidence
     from second_yellow
-    inner join yellows on yellows.vendor_id = second_yellow.vendor_id
+    inner join yellows on second_yellow.vendor_id = yellows.vendor_id
     group by second_yellow.vendor_id, second_yellow.period_month, second_yellow.rectification_deadline
 ),
 
@@ -94,9 +97,9 @@ monthly_standard as (
         kpis.vendor_id,
         kpis.month,
         bool_or(case standards.direction
-                    when 'min' then (to_jsonb(kpis) ->> standards.metric)::numeric < standards.standard
-                    when 'max' then (to_jsonb(kpis) ->> standards.metric)::numeric > standards.standard
-                end) as is_below_standard,
+            when 'min' then (to_jsonb(kpis) ->> standards.metric)::numeric < standards.standard
+            when 'max' then (to_jsonb(kpis) ->> standards.metric)::numeric > standards.standard
+        end) as is_below_standard,
         jsonb_object_agg(standards.metric, (to_jsonb(kpis) ->> standards.metric)::numeric) as values
     from kpis
     cross join suspension_standards as standards
@@ -119,13 +122,17 @@ below_standard as (
         max(month) as period_month,
         jsonb_build_object(
             'months', jsonb_agg(jsonb_build_object('month', month, 'values', values) order by month),
-            'standards', (select jsonb_object_agg(metric, standard) from suspension_standards)
+            'standards', (
+                select jsonb_object_agg(suspension_standards.metric, suspension_standards.standard)
+                from suspension_standards
+            )
         ) as evidence
     from last_closed_months
     where months_ago <= {{ var('months_below_standard_to_suspend') }}
     group by vendor_id
-    having count(*) = {{ var('months_below_standard_to_suspend') }}
-       and bool_and(coalesce(is_below_standard, false))
+    having
+        count(*) = {{ var('months_below_standard_to_suspend') }}
+        and bool_and(coalesce(is_below_standard, false))
 ),
 
 rule_warnings as (
@@ -139,9 +146,10 @@ rule_warnings as (
         decision_rules.escalated_decision,
         min(warnings.period_month) over (partition by warnings.vendor_id, warnings.rule_id) as first_month
     from warnings
-    inner join decision_rules on decision_rules.rule_id = warnings.rule_id
-    where warnings.period_month > date_trunc('month', {{ business_date() }})
-          - interval '{{ var("two_yellows_window_months") }} months'
+    inner join decision_rules on warnings.rule_id = decision_rules.rule_id
+    where
+        warnings.period_month > date_trunc('month', {{ business_date() }})
+        - interval '{{ var("two_yellows_window_months") }} months'
 ),
 
 rule_decisions as (
@@ -149,9 +157,12 @@ rule_decisions as (
         vendor_id,
         rule_id,
         case
-            when max(escalated_decision) is not null
-                 and bool_or(period_month > (first_month + interval '{{ var("rectification_months") + 1 }} months'
-                                             - interval '1 day')::date)
+            when
+                max(escalated_decision) is not null
+                and bool_or(period_month > (
+                    first_month + interval '{{ var("rectification_months") + 1 }} months'
+                    - interval '1 day'
+                )::date)
                 then max(escalated_decision)
             else max(decision)
         end as decision,
@@ -161,7 +172,8 @@ rule_decisions as (
             (min(first_month) + interval '{{ var("rectification_months") + 1 }} months' - interval '1 day')::date,
             'warnings', jsonb_agg(jsonb_build_object(
                 'warning_id', warning_id, 'rule_id', rule_id, 'period_month', period_month,
-                'observed_value', observed_value) order by period_month)
+                'observed_value', observed_value
+            ) order by period_month)
         ) as evidence
     from rule_warnings
     group by vendor_id, rule_id
@@ -169,9 +181,12 @@ rule_decisions as (
 
 decisions as (
     select * from reds
-    union all select * from two_yellows
-    union all select * from below_standard
-    union all select * from rule_decisions
+    union all
+    select * from two_yellows
+    union all
+    select * from below_standard
+    union all
+    select * from rule_decisions
 )
 
 select

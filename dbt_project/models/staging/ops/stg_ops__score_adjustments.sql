@@ -8,4 +8,4 @@ select distinct on (department_id, month)
     decided_by,
     decided_at
 from {{ source('ops', 'score_adjustments') }}
-order by department_id, month, decided_at desc
+order by department_id asc, month asc, decided_at desc

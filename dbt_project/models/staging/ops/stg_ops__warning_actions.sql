@@ -6,4 +6,4 @@ select distinct on (warning_id)
     note,
     acted_at
 from {{ source('ops', 'warning_actions') }}
-order by warning_id, acted_at desc
+order by warning_id asc, acted_at desc

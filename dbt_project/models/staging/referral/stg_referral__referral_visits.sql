@@ -18,7 +18,9 @@ his_patients as (
 
 patient_keys as (
     -- one HIS patient per person (the lowest id if the master patient index holds a duplicate)
-    select national_id_pseudo, min(patient_id) as patient_id
+    select
+        national_id_pseudo,
+        min(patient_id) as patient_id
     from his_patients
     where national_id_pseudo is not null
     group by national_id_pseudo
@@ -33,20 +35,33 @@ inpatient_stays as (
 ),
 
 encounters as (
-    select patient_id, visit_at as encounter_at, 'outpatient' as encounter_kind, visit_id as encounter_id,
+    select
+        patient_id,
+        visit_at as encounter_at,
+        'outpatient' as encounter_kind,
+        visit_id as encounter_id,
         department_id
     from outpatient_visits
     union all
-    select patient_id, admitted_at, 'inpatient', stay_id, department_id
+    select
+        patient_id,
+        admitted_at as encounter_at,
+        'inpatient' as encounter_kind,
+        stay_id as encounter_id,
+        department_id
     from inpatient_stays
 ),
 
 first_encounter as (
     select distinct on (r.referral_id)
-        r.referral_id, e.encounter_at, e.encounter_kind, e.encounter_id, e.department_id
+        r.referral_id,
+        e.encounter_at,
+        e.encounter_kind,
+        e.encounter_id,
+        e.department_id
     from referrals as r
-    inner join patient_keys as k on k.national_id_pseudo = r.patient_national_id_pseudo
-    inner join encounters as e on e.patient_id = k.patient_id and e.encounter_at >= r.referred_at
+    inner join patient_keys as k on r.patient_national_id_pseudo = k.national_id_pseudo
+    inner join encounters as e on k.patient_id = e.patient_id and r.referred_at <= e.encounter_at
     order by r.referral_id, e.encounter_at, e.encounter_id
 )
 
@@ -66,8 +81,8 @@ select
         f.encounter_at < r.referred_at + make_interval(days => {{ var('referral_visit_window_days') }}), false
     ) as is_converted,
     r.referred_at + make_interval(days => {{ var('referral_visit_window_days') }})
-        <= ({{ business_date() }} + 1)::timestamp as is_window_closed,
+    <= ({{ business_date() }} + 1)::timestamp as is_window_closed,
     {{ var('referral_visit_window_days') }} as window_days
 from referrals as r
-left join patient_keys as k on k.national_id_pseudo = r.patient_national_id_pseudo
-left join first_encounter as f on f.referral_id = r.referral_id
+left join patient_keys as k on r.patient_national_id_pseudo = k.national_id_pseudo
+left join first_encounter as f on r.referral_id = f.referral_id

@@ -7,4 +7,4 @@ select distinct on (vendor_id, split_part(_source_file, '/', 2)::date)
     _source_file as source_file
 from {{ source('vendor', 'registry') }}
 where {{ not_held(source('vendor', 'registry')) }}
-order by vendor_id, split_part(_source_file, '/', 2)::date, _batch_date desc, _row_number desc
+order by vendor_id asc, split_part(_source_file, '/', 2)::date, _batch_date desc, _row_number desc

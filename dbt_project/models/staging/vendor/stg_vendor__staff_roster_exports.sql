@@ -12,7 +12,7 @@ with exports as (
 one_row_per_staff_and_export as (
     select distinct on (vendor_id, staff_id, delivered_on) *
     from exports
-    order by vendor_id, staff_id, delivered_on, _batch_date desc, _row_number desc
+    order by vendor_id asc, staff_id asc, delivered_on asc, _batch_date desc, _row_number desc
 )
 
 select

@@ -25,4 +25,4 @@ select
     complaints.median_days_to_close,
     complaints.mean_days_to_close
 from complaints
-left join departments on departments.department_id = complaints.department_id
+left join departments on complaints.department_id = departments.department_id

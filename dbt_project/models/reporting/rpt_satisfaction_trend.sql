@@ -33,5 +33,5 @@ select
     complaints.complaints_per_10k_visits,
     complaints.median_days_to_close
 from satisfaction
-left join complaints on complaints.department_month_id = satisfaction.department_month_id
-left join departments on departments.department_id = satisfaction.department_id
+left join complaints on satisfaction.department_month_id = complaints.department_month_id
+left join departments on satisfaction.department_id = departments.department_id

@@ -28,4 +28,4 @@ select
     grades.is_downgrade,
     grades.evidence
 from grades
-left join channels on channels.channel_id = grades.channel_id
+left join channels on grades.channel_id = channels.channel_id

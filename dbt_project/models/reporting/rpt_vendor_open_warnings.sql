@@ -28,4 +28,4 @@ select
     warnings.first_seen_on,
     warnings.last_seen_on
 from warnings
-left join vendors on vendors.vendor_id = warnings.vendor_id
+left join vendors on warnings.vendor_id = vendors.vendor_id

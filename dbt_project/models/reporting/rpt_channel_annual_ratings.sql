@@ -22,4 +22,4 @@ select
     ratings.conversion_rate,
     ratings.evidence
 from ratings
-left join channels on channels.channel_id = ratings.channel_id
+left join channels on ratings.channel_id = channels.channel_id

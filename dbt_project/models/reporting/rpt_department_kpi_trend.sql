@@ -50,5 +50,5 @@ select
     kpis.consumables_ratio,
     kpis.cost_per_discharge_cny
 from kpis
-left join peers on peers.hospital_id = kpis.hospital_id and peers.month = kpis.month
-left join departments on departments.department_id = kpis.department_id
+left join peers on kpis.hospital_id = peers.hospital_id and kpis.month = peers.month
+left join departments on kpis.department_id = departments.department_id

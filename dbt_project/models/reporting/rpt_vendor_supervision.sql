@@ -21,7 +21,7 @@ decisions as (
 latest_rating as (
     select distinct on (vendor_id) *
     from ratings
-    order by vendor_id, rating_month desc
+    order by vendor_id asc, rating_month desc
 ),
 
 open_warnings as (
@@ -39,8 +39,10 @@ open_warnings as (
 vendor_decisions as (
     select
         vendor_id,
-        string_agg(decision || ' (' || rule_id || ', ' || to_char(period_month, 'YYYY-MM') || ')', '; '
-                   order by period_month, rule_id) as decisions
+        string_agg(
+            decision || ' (' || rule_id || ', ' || to_char(period_month, 'YYYY-MM') || ')', '; '
+            order by period_month, rule_id
+        ) as decisions
     from decisions
     group by vendor_id
 )
@@ -65,6 +67,6 @@ select
     coalesce(open_warnings.acknowledged_warnings, 0) as acknowledged_warnings,
     vendor_decisions.decisions
 from vendors
-left join latest_rating on latest_rating.vendor_id = vendors.vendor_id
-left join open_warnings on open_warnings.vendor_id = vendors.vendor_id
-left join vendor_decisions on vendor_decisions.vendor_id = vendors.vendor_id
+left join latest_rating on vendors.vendor_id = latest_rating.vendor_id
+left join open_warnings on vendors.vendor_id = open_warnings.vendor_id
+left join vendor_decisions on vendors.vendor_id = vendor_decisions.vendor_id

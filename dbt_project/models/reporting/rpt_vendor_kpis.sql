@@ -25,4 +25,4 @@ select
     kpis.complaints,
     kpis.satisfaction_rate
 from kpis
-left join vendors on vendors.vendor_id = kpis.vendor_id
+left join vendors on kpis.vendor_id = vendors.vendor_id

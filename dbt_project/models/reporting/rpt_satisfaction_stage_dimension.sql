@@ -21,4 +21,4 @@ select
     stages.satisfaction_rate,
     stages.mean_score
 from stages
-left join departments on departments.department_id = stages.department_id
+left join departments on stages.department_id = departments.department_id

@@ -46,4 +46,4 @@ select
     dip_months.dip_profit_cny,
     dip_months.dip_loss_making_groups
 from drg_months
-left join dip_months on dip_months.month = drg_months.month
+left join dip_months on drg_months.month = dip_months.month

@@ -18,4 +18,4 @@ select
     decisions.period_month,
     decisions.evidence
 from decisions
-left join vendors on vendors.vendor_id = decisions.vendor_id
+left join vendors on decisions.vendor_id = vendors.vendor_id

@@ -24,5 +24,5 @@ select
     alerts.first_seen_on,
     alerts.last_seen_on
 from alerts
-left join departments on departments.department_id = alerts.department_id
-where alerts.last_seen_on = (select max(last_seen_on) from alerts)
+left join departments on alerts.department_id = departments.department_id
+where alerts.last_seen_on = (select max(latest.last_seen_on) from alerts as latest)

@@ -27,9 +27,13 @@ latest_closed as (
 
 alerts_by_group as (
     -- alerts whose condition held on the last night scoring ran
-    select department_id, drg_code, month, count(*) as anomaly_alerts
+    select
+        department_id,
+        drg_code,
+        month,
+        count(*) as anomaly_alerts
     from alerts
-    where last_seen_on = (select max(last_seen_on) from alerts)
+    where last_seen_on = (select max(latest.last_seen_on) from alerts as latest)
     group by department_id, drg_code, month
 )
 
@@ -53,9 +57,10 @@ select
     drg_groups.profit_cny < 0 as is_loss_making,
     coalesce(alerts_by_group.anomaly_alerts, 0) as anomaly_alerts
 from drg_groups
-inner join latest_closed on latest_closed.month = drg_groups.month
+inner join latest_closed on drg_groups.month = latest_closed.month
 left join alerts_by_group
-    on alerts_by_group.department_id = drg_groups.department_id
-    and alerts_by_group.drg_code = drg_groups.drg_code
-    and alerts_by_group.month = drg_groups.month
-left join departments on departments.department_id = drg_groups.department_id
+    on
+        drg_groups.department_id = alerts_by_group.department_id
+        and drg_groups.drg_code = alerts_by_group.drg_code
+        and drg_groups.month = alerts_by_group.month
+left join departments on drg_groups.department_id = departments.department_id

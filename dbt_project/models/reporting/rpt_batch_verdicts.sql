@@ -11,8 +11,10 @@ held as (
 )
 
 select
-    md5(verdicts.source || '|' || verdicts.entity || '|' || verdicts.batch_date::text || '|' || verdicts.verdict
-        || '|' || verdicts.decided_at::text) as batch_verdict_id,
+    md5(
+        verdicts.source || '|' || verdicts.entity || '|' || verdicts.batch_date::text || '|' || verdicts.verdict
+        || '|' || verdicts.decided_at::text
+    ) as batch_verdict_id,
     verdicts.source,
     {{ source_system_name('verdicts.source') }} as source_system_name,
     verdicts.entity,
@@ -34,4 +36,4 @@ select
     ({{ dbt.current_timestamp() }}::date - held.held_since::date) as days_held
 from verdicts
 left join held
-    on held.source = verdicts.source and held.entity = verdicts.entity and held.batch_date = verdicts.batch_date
+    on verdicts.source = held.source and verdicts.entity = held.entity and verdicts.batch_date = held.batch_date

@@ -35,7 +35,7 @@ select
     alerts.last_seen_on
 from alerts
 left join departments
-    on alerts.subject_type = 'department' and departments.department_id = alerts.subject_id
+    on alerts.subject_type = 'department' and alerts.subject_id = departments.department_id
 left join channels
-    on alerts.subject_type = 'channel' and channels.channel_id = alerts.subject_id
-left join hospitals on hospitals.hospital_id = alerts.hospital_id
+    on alerts.subject_type = 'channel' and alerts.subject_id = channels.channel_id
+left join hospitals on alerts.hospital_id = hospitals.hospital_id

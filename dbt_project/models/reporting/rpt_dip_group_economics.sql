@@ -33,5 +33,5 @@ select
     dip_groups.profit_cny,
     dip_groups.profit_cny < 0 as is_loss_making
 from dip_groups
-inner join latest_closed on latest_closed.month = dip_groups.month
-left join departments on departments.department_id = dip_groups.department_id
+inner join latest_closed on dip_groups.month = latest_closed.month
+left join departments on dip_groups.department_id = departments.department_id

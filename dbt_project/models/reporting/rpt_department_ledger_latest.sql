@@ -45,5 +45,5 @@ select
     ledger.cost_per_outpatient_visit_yoy_growth,
     ledger.cost_per_discharge_yoy_growth
 from ledger
-inner join latest_closed on latest_closed.month = ledger.month
-left join departments on departments.department_id = ledger.department_id
+inner join latest_closed on ledger.month = latest_closed.month
+left join departments on ledger.department_id = departments.department_id

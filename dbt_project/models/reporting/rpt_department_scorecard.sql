@@ -60,6 +60,6 @@ select
     kpis.cost_per_discharge_cny_mom_change,
     kpis.cost_per_discharge_cny_yoy_change
 from kpis
-inner join latest_closed on latest_closed.month = kpis.month
-left join scores on scores.department_month_id = kpis.department_month_id
-left join departments on departments.department_id = kpis.department_id
+inner join latest_closed on kpis.month = latest_closed.month
+left join scores on kpis.department_month_id = scores.department_month_id
+left join departments on kpis.department_id = departments.department_id
