@@ -61,7 +61,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from hospital_ops.extract import LandingFolder, landing_text
-from hospital_ops.extract import fhir as profile
+from hospital_ops.extract import fhir_profile as profile
 from hospital_ops.load.files import SourceFileError
 from hospital_ops.load.parsing import pseudonymize
 from hospital_ops.sources.his import SOURCE as HIS_SOURCE
@@ -77,6 +77,7 @@ UNMAPPED_PREFIX = "UNMAPPED-"
 UNKNOWN_HOSPITAL = "UNKNOWN"
 SKIPPED_STATUSES = ("entered-in-error",)  # a resource the source itself withdrew
 _SEEDS = Path(__file__).resolve().parents[3] / "dbt_project" / "seeds"
+_CJK = re.compile(r"[\u4e00-\u9fff]")
 _PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2}))?$")
 
 
@@ -455,6 +456,18 @@ class _Mapper:
         found = self.index.resolve(ref, container, ("Encounter",))
         return found[1] if found else None
 
+    def category_of(self, encounter_id: str | None, resource: Mapping[str, Any]) -> str | None:
+        """The category of the encounter a resource belongs to: from the export's Encounters, else (its
+        Encounter did not change, so an incremental export left it out) from this project's profile
+        extension naming the encounter's class on the resource itself."""
+        if not encounter_id:
+            return None
+        category = self.encounter_category.get(encounter_id)
+        klass = _extension(resource, profile.EXT_ENCOUNTER_CLASS)
+        if category is None and klass:
+            category = self.seeds.encounter_classes.get(str(klass), "other")
+        return category
+
     def put(self, entity: Entity, key: str, row: dict[str, object]) -> None:
         """Write one landing row now (`key` names it in messages; staging keeps the latest per key)."""
         self.folders[entity.source].write(entity, [_text(row.get(column.name)) for column in entity.columns])
@@ -658,7 +671,7 @@ class _Mapper:
     def diagnosis(self, rid: str, resource: Mapping[str, Any]) -> None:
         """Keep an ICD-10 coded condition of a stay until all are read (`diagnoses` numbers them)."""
         encounter_id = self.encounter_id(resource.get("encounter") or resource.get("context"), resource)
-        if encounter_id is None or self.encounter_category.get(encounter_id) != "inpatient":
+        if self.category_of(encounter_id, resource) != "inpatient":
             return
         coding = next((c for c in _codings(resource.get("code")) if c.get("system") in ICD10_SYSTEMS), None)
         if coding is None:
@@ -706,7 +719,7 @@ class _Mapper:
             "display": coding.get("display") or (resource.get("code") or {}).get("text"),
             "status": resource.get("status"), "is_surgery": is_surgery,
             "grade": (grade or "ungraded") if is_surgery else None, "performed_at": performed, "updated_at": updated})
-        if is_surgery and encounter_id and self.encounter_category.get(encounter_id) == "inpatient" \
+        if is_surgery and encounter_id and self.category_of(encounter_id, resource) == "inpatient" \
                 and resource.get("status") not in ("not-done", "entered-in-error"):
             invasive = _extension(resource, profile.EXT_MINIMALLY_INVASIVE)
             if invasive is None:
@@ -717,7 +730,9 @@ class _Mapper:
             self.put(HIS_SOURCE.entity("surgeries"), rid, {
                 "surgery_id": rid, "stay_id": encounter_id, "surgeon_id": surgeon[1] if surgeon else None,
                 "procedure_code": coding.get("code"),
-                "procedure_name": f"{name} {coding.get('display') or ''}".strip() if name else coding.get("display"),
+                # the seed's Chinese name beside an English display; a display already in Chinese as it is
+                "procedure_name": f"{name} {coding.get('display') or ''}".strip()
+                if name and not _CJK.search(str(coding.get("display") or "")) else coding.get("display") or name,
                 "grade": grade, "minimally_invasive": bool(invasive), "performed_at": performed,
                 "updated_at": updated})
 
@@ -775,10 +790,15 @@ class _Mapper:
             category_seed = category_seed or self.seeds.charge_categories.get(
                 (str(coding.get("system") or ""), str(coding.get("code"))))
         category = category_seed or self.seeds.charge_categories.get(("*", "*"))
-        encounter_category = self.encounter_category.get(encounter_id or "")
-        if money[1] != "CNY" or encounter_category not in ("outpatient", "emergency", "inpatient"):
+        encounter_category = self.category_of(encounter_id, resource)
+        department = self.encounter_department.get(encounter_id or "")
+        if department is None and encounter_category is not None:
+            # its Encounter is not in this (incremental) export: the profile's requesting department
+            requester = self.index.resolve(resource.get("requestingOrganization"), resource, ("Organization",))
+            department = ("", requester[1]) if requester else None
+        if money[1] != "CNY" or encounter_category not in ("outpatient", "emergency", "inpatient") or not department:
             return  # shown in his_fhir__amounts with its currency; the ledger's CNY figures take CNY only
-        _, department_id = self.encounter_department[encounter_id]
+        _, department_id = department
         visit = encounter_category != "inpatient"
         self.put(HIS_SOURCE.entity("charges"), rid, {
             "charge_id": rid, "visit_id": encounter_id if visit else None,
