@@ -102,6 +102,22 @@ def _api_endpoint(connection: str) -> tuple[str | None, str | None]:
     return endpoint_from_connection(conn.host, conn.port, conn.schema), conn.password
 
 
+def _fhir_server():  # type: ignore[no-untyped-def]
+    """The HIS's FHIR server (HIS_KIND=fhir): the Airflow connection `his_fhir` if defined, else the
+    HIS_FHIR_* environment (hospital_ops.extract.fhir_night.FhirServerSettings)."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from hospital_ops.extract.fhir_night import FHIR_CONNECTION, FhirServerSettings
+
+    try:
+        conn = BaseHook.get_connection(FHIR_CONNECTION)
+    except AirflowNotFoundException:  # not configured (any other secrets-backend error fails loudly)
+        return FhirServerSettings.from_env()
+    return FhirServerSettings.from_connection(host=conn.host, port=conn.port, schema=conn.schema, login=conn.login,
+                                              password=conn.password, extra=conn.extra_dejson)
+
+
 def _fail_without_retry(exc: Exception) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -279,9 +295,12 @@ def hospital_ops_nightly() -> None:
                 url, token = _api_endpoint(source.connection)
             elif source.connection:
                 url = _source_url(source.connection)
+            from hospital_ops.extract.fhir_night import his_kind
+
+            fhir = _fhir_server() if source_name == "his" and his_kind() == "fhir" else None
             try:
                 return extract_source(source_name, warehouse_url=_warehouse_url(), business_date=_business_date(),
-                                      source_url=url, source_token=token)
+                                      source_url=url, source_token=token, fhir_server=fhir)
             except SourceNotConfigured as exc:
                 raise AirflowSkipException(str(exc)) from exc
 

@@ -10,7 +10,7 @@ from itertools import count
 
 import psycopg2
 from hospital_ops.quality import load_checkpoint, load_suite
-from hospital_ops.sources import SOURCES
+from hospital_ops.sources import LANDED_SOURCES as SOURCES
 from hospital_ops.sources.spec import PG_TYPES
 
 META_TYPES = {"_run_id": "text", "_batch_date": "date", "_source_file": "text", "_row_number": "integer",

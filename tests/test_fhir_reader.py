@@ -38,6 +38,8 @@ PATIENT = {
     "address": [{"line": ["朝阳区建国路88号"], "city": "北京"}],
     "gender": "male", "birthDate": "1990-03", "deceasedDateTime": "2026-03-20T02:00:00+08:00",
 }
+PATIENT_WITHOUT_MRN = {"resourceType": "Patient", "id": "p2", "gender": "female",
+                      "identifier": [{"system": "urn:oid:1.2.3", "value": "SS-123"}]}
 ORG = {"resourceType": "Organization", "id": "h1", "name": "Example Hospital",
        "identifier": [{"system": "http://hospital.example.org/org", "value": "H-001"}],
        "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "prov"}]}]}
@@ -111,6 +113,7 @@ def write_export(folder: Path) -> None:
     with gzip.open(folder / "more.ndjson.gz", "wt", encoding="utf-8") as handle:
         handle.write("".join(json.dumps(r) + "\n" for r in others))
     (folder / "manifest.json").write_text(json.dumps({"transactionTime": "2026-11-29T01:00:00Z", "output": []}))
+    (folder / "Patient.ndjson").write_text(json.dumps(PATIENT_WITHOUT_MRN) + "\n", encoding="utf-8")
 
 
 def rows(folder: Path, name: str) -> dict[str, dict[str, str]]:
@@ -257,3 +260,13 @@ def test_identifiers_land_as_the_sql_extractors_pseudonyms_and_nothing_personal_
         if path.is_file():
             text = path.read_text(encoding="utf-8")
             assert not [value for value in clear if value in text], path.name
+
+
+def test_a_patient_without_a_record_number_gets_its_id_hashed_once_as_the_sql_extractor_would(landed) -> None:
+    patients = rows(landed.his_folder, "his_patients.csv")
+    with_mrn = patients[pseudonymize("Patient/p1", KEY)]
+    without = patients[pseudonymize("Patient/p2", KEY)]
+    # the SQL extractor's mrn of a HIS whose record number is the patient id: one keyed hash of it
+    assert without["mrn_pseudo"] == pseudonymize("p2", KEY)
+    assert without["mrn_pseudo"] != pseudonymize(pseudonymize("Patient/p2", KEY), KEY)  # not hashed twice
+    assert with_mrn["mrn_pseudo"] == pseudonymize("MRN-778899", KEY)  # an MR identifier wins

@@ -87,7 +87,7 @@ def record_gate_verdicts(conn, results: Iterable[dict], raw_tables: Iterable[str
 def _release_superseded(cur, source: str, entity: str, business_date: date, run_id: str) -> None:  # type: ignore[no-untyped-def]
     """Release the earlier held batches of this entity whose every business key tonight's passed batch
     re-delivers (a corrected delivery replaces it)."""
-    from hospital_ops.sources import SOURCES
+    from hospital_ops.sources import LANDED_SOURCES as SOURCES
 
     try:
         spec = SOURCES[source].entity(entity)

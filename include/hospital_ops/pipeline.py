@@ -32,7 +32,13 @@ from hospital_ops.load.loader import (
 )
 from hospital_ops.extract import remove_night_folder
 from hospital_ops.extract.api import extract_api_source
-from hospital_ops.extract.fhir_night import extract_his_fhir, fhir_export_dir, his_kind, load_his_fhir_detail
+from hospital_ops.extract.fhir_night import (
+    FhirServerSettings,
+    extract_his_fhir,
+    fhir_export_dir,
+    his_kind,
+    load_his_fhir_detail,
+)
 from hospital_ops.extract.sql import (
     extract_sql_source,
     landed_versions,
@@ -61,19 +67,22 @@ class SourceNotConfigured(RuntimeError):
 
 
 def extract(source_name: str, *, warehouse_url: str, business_date: date, inbox: Path | None = None,
-            source_url: str | None = None, source_token: str | None = None) -> dict:
+            source_url: str | None = None, source_token: str | None = None,
+            fhir_server: FhirServerSettings | None = None) -> dict:
     """Take this night's files of a source: drop folders after the watermark (file sources), or an
     extract of the rows changed since the last night from the source database (SQL sources) or the
     source's API (API sources: `source_url` is the base URL, `source_token` the bearer token)."""
     source = SOURCES[source_name]
     incremental = source.extract in ("sql", "api")
     if source_name == "his" and his_kind() == "fhir":  # the HIS over HL7 FHIR R4 (extract/fhir_night.py)
-        if fhir_export_dir() is None and not os.environ.get("HIS_FHIR_URL"):
+        fhir_server = fhir_server or FhirServerSettings.from_env()  # the Airflow connection `his_fhir`, else env
+        if fhir_export_dir() is None and fhir_server is None:
             raise SourceNotConfigured("his: HIS_KIND=fhir but no FHIR export configured (set HIS_FHIR_URL or "
-                                      "HIS_FHIR_DIR)")
+                                      "HIS_FHIR_DIR, or the Airflow connection 'his_fhir')")
         with closing(connect(warehouse_url)) as conn:
             ensure_raw_schema(conn, source)
-            return extract_his_fhir(conn, business_date=business_date, export_dir=fhir_export_dir())
+            return extract_his_fhir(conn, business_date=business_date, export_dir=fhir_export_dir(),
+                                    server=fhir_server)
     with closing(connect(warehouse_url)) as conn:
         ensure_raw_schema(conn, source)  # staging can build on an empty source
         if source_name == "his":  # the FHIR detail tables exist, empty, on a SQL HIS too

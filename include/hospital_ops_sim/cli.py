@@ -140,6 +140,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cmd_generate(argparse.Namespace(end=end, months=args.months, vendors=args.vendors, hospitals=args.hospitals,
                                     seed=args.seed, fresh=True))
     nights = [end - timedelta(days=offset) for offset in range(args.nights - 1, -1, -1)]
+    if getattr(args, "his", "sql") == "fhir":  # the HIS over FHIR: its R4 Bulk export, read by the FHIR reader
+        from hospital_ops.extract.sql import night_cutoff
+        from hospital_ops_sim.his import write_fhir_bulk
+
+        export = write_fhir_bulk(warehouse.url(HIS_SIM_DATABASE), settings().var_dir / "fhir_exports" / "demo",
+                                 until=night_cutoff(end))
+        _progress(f"HIS as an HL7 FHIR R4 Bulk export in {export.out_dir}: {export.counts}")
+        os.environ.update(HIS_KIND="fhir", HIS_FHIR_DIR=str(export.out_dir))
     _progress(f"running {len(nights)} nights: the first catches up on history, the others are incremental")
     ok = _run_nights(nights, scheduler=getattr(args, "scheduler", False))
     if ok:
@@ -208,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="generate sources and run the last few nights end to end")
     generation_options(demo)
     demo.add_argument("--nights", type=int, default=3, help="nights to run (default 3)")
+    demo.add_argument("--his", choices=["sql", "fhir"], default=os.environ.get("HIS_KIND", "sql"),
+                      help="the HIS interface: its database (sql, default) or its HL7 FHIR R4 Bulk export (fhir)")
     demo.add_argument("--scheduler", action="store_true",
                       help="run the nights through the local Airflow deployment (`hospital-ops airflow up`) "
                            "so they show in its UI, instead of `airflow dags test`")

@@ -6,8 +6,8 @@ reconciliation and pseudonymization) lands every source alike:
 
     <landing>/<source>/<YYYY-MM-DD>/<entity file_pattern>.csv     one CSV per entity with rows that night
 
-`hospital_ops.extract.sql` reads tables incrementally by `updated_at`; `hospital_ops.extract.fhir`
-maps FHIR R4 NDJSON resources onto the same entities. Both write through `LandingFolder`, which
+`hospital_ops.extract.sql` reads tables incrementally by `updated_at`; `hospital_ops.extract.fhir_r4`
+maps a FHIR R4 export (Bundles, Bulk NDJSON) onto the same entities. Both write through `LandingFolder`, which
 builds the night's folder aside and swaps it in whole, so a rerun replaces (never merges with) the
 previous attempt and an interrupted run leaves the old folder intact.
 

@@ -4,6 +4,7 @@ Which interface the HIS speaks is configuration (README, "Configuration"):
 
     HIS_KIND=sql    (default) the HIS database, HIS_URL or the Airflow connection `his`
     HIS_KIND=fhir   an HL7 FHIR R4 export, either
+                    the Airflow connection `his_fhir` (see FhirServerSettings), else
                     HIS_FHIR_URL: a FHIR server's Bulk Data `$export` (`hospital_ops.extract.fhir_bulk`),
                       system level (or HIS_FHIR_GROUP → that Group), `_since` = the previous night's
                       export transactionTime (kept in raw._watermarks, entity `bulk_export`), with
@@ -23,8 +24,11 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from hospital_ops.config import hospital_timezone, pseudonym_key, settings
 from hospital_ops.extract.fhir_bulk import BulkDataClient, SmartBackend
@@ -57,21 +61,73 @@ def fhir_export_dir() -> Path | None:
 BULK_WATERMARK = "bulk_export"
 
 
-def fhir_server() -> tuple[str | None, BulkDataClient | None]:
-    """The FHIR server's base URL and a Bulk Data client for it, from the environment (None, None without)."""
-    url = os.environ.get("HIS_FHIR_URL")
-    if not url:
+FHIR_CONNECTION = "his_fhir"  # the Airflow connection of the FHIR server
+
+
+@dataclass(frozen=True)
+class FhirServerSettings:
+    """Where the FHIR server is and how to authenticate: a bearer token, or SMART Backend Services
+    (client id, token endpoint, PEM private key given as text or as a file, its `kid`).
+
+    From the Airflow connection `his_fhir` (`from_connection`; conn type `http`): host (with its scheme
+    and path, or scheme in `schema`) and port → the base URL; password → the bearer token; login → the
+    SMART client id; extra `{"token_url": …, "private_key": "<PEM>" | "private_key_file": …,
+    "key_id": …, "group": …}`. Without that connection, from the environment (`from_env`):
+    HIS_FHIR_URL, HIS_FHIR_TOKEN, HIS_FHIR_CLIENT_ID, HIS_FHIR_TOKEN_URL, HIS_FHIR_PRIVATE_KEY_FILE,
+    HIS_FHIR_KEY_ID, HIS_FHIR_GROUP."""
+
+    url: str
+    token: str | None = None
+    client_id: str | None = None
+    token_url: str | None = None
+    private_key: str | None = field(default=None, repr=False)
+    private_key_file: str | None = None
+    key_id: str | None = None
+    group: str | None = None
+
+    @classmethod
+    def from_env(cls) -> FhirServerSettings | None:
+        url = os.environ.get("HIS_FHIR_URL")
+        if not url:
+            return None
+        env = {name: os.environ.get(f"HIS_FHIR_{name.upper()}") or None
+               for name in ("token", "client_id", "token_url", "private_key_file", "key_id", "group")}
+        return cls(url=url, **env)
+
+    @classmethod
+    def from_connection(cls, *, host: str | None, port: int | None, schema: str | None, login: str | None,
+                        password: str | None, extra: Mapping[str, Any] | None) -> FhirServerSettings:
+        from hospital_ops.extract.api import endpoint_from_connection
+
+        url = endpoint_from_connection(host, port, schema)
+        if not url:
+            raise HisConfigurationError(f"Airflow connection {FHIR_CONNECTION!r}: no host (the FHIR server's base URL)")
+        extra = extra or {}
+        return cls(url=url, token=None if login else password or None, client_id=login or None,
+                   token_url=extra.get("token_url"), private_key=extra.get("private_key"),
+                   private_key_file=extra.get("private_key_file"), key_id=extra.get("key_id"),
+                   group=extra.get("group"))
+
+    def client(self) -> BulkDataClient:
+        smart = None
+        if self.client_id:
+            if not self.token_url or not (self.private_key or self.private_key_file):
+                raise HisConfigurationError(
+                    "SMART Backend Services needs the client id, the token URL and the private key "
+                    "(HIS_FHIR_CLIENT_ID, HIS_FHIR_TOKEN_URL, HIS_FHIR_PRIVATE_KEY_FILE; or the connection "
+                    f"{FHIR_CONNECTION!r}: login, extra token_url and private_key or private_key_file)")
+            pem = self.private_key.encode() if self.private_key else Path(str(self.private_key_file)).read_bytes()
+            smart = SmartBackend(self.client_id, self.token_url, pem, key_id=self.key_id)
+        return BulkDataClient(self.url, token=self.token, smart=smart)
+
+
+def fhir_server(server: FhirServerSettings | None = None) -> tuple[str | None, BulkDataClient | None]:
+    """The FHIR server's base URL and a Bulk Data client for it: from `server` (the Airflow
+    connection), else from the environment; (None, None) without either."""
+    server = server or FhirServerSettings.from_env()
+    if server is None:
         return None, None
-    smart = None
-    if os.environ.get("HIS_FHIR_CLIENT_ID"):
-        key_file = os.environ.get("HIS_FHIR_PRIVATE_KEY_FILE")
-        token_url = os.environ.get("HIS_FHIR_TOKEN_URL")
-        if not key_file or not token_url:
-            raise HisConfigurationError("HIS_FHIR_CLIENT_ID needs HIS_FHIR_TOKEN_URL and HIS_FHIR_PRIVATE_KEY_FILE "
-                                        "(SMART Backend Services)")
-        smart = SmartBackend(os.environ["HIS_FHIR_CLIENT_ID"], token_url, Path(key_file).read_bytes(),
-                             key_id=os.environ.get("HIS_FHIR_KEY_ID"))
-    return url, BulkDataClient(url, token=os.environ.get("HIS_FHIR_TOKEN"), smart=smart)
+    return server.url, server.client()
 
 
 def _entries(folder_root: Path, source, business_date: date) -> list[dict]:  # type: ignore[no-untyped-def]
@@ -80,20 +136,22 @@ def _entries(folder_root: Path, source, business_date: date) -> list[dict]:  # t
              "folder_date": e.folder_date.isoformat()} for e in entries]
 
 
-def extract_his_fhir(conn, *, business_date: date, export_dir: Path | None) -> dict:  # type: ignore[no-untyped-def]
-    """Map the export in `export_dir` (or tonight's Bulk export of HIS_FHIR_URL) to this night's landing
-    folders; the pipeline's extract result."""
+def extract_his_fhir(conn, *, business_date: date, export_dir: Path | None,  # type: ignore[no-untyped-def]
+                     server: FhirServerSettings | None = None) -> dict:
+    """Map the export in `export_dir` (or tonight's Bulk export of the FHIR server: `server`, else
+    HIS_FHIR_URL) to this night's landing folders; the pipeline's extract result."""
     ensure_raw_schema(conn, FHIR_SOURCE)
     landing_dir = settings().landing_dir
     transaction_time = None
-    url, client = fhir_server()
+    server = server or FhirServerSettings.from_env()
+    url, client = fhir_server(server)
     if client is not None:
         from hospital_ops.extract.sql import load_watermarks
 
         previous = load_watermarks(conn, FHIR_SOURCE.name, business_date).get(BULK_WATERMARK)
         since = previous.replace(microsecond=0).isoformat() + "Z" if previous else None
         export_dir = settings().var_dir / "fhir_exports" / business_date.isoformat()
-        group = os.environ.get("HIS_FHIR_GROUP")
+        group = server.group if server else None
         export = client.export(export_dir, level="group" if group else "system", group_id=group,
                                types=[*MAPPED_TYPES, *REFERENCE_TYPES], since=since)
         transaction_time = export.transaction_time

@@ -43,12 +43,14 @@ Resources of other types (Observation, Immunization, …) are counted and skippe
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import hashlib
 import json
 import logging
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -59,7 +61,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from hospital_ops.extract import LandingFolder, landing_text
-from hospital_ops.extract import fhir as profile
+from hospital_ops.extract import fhir_profile as profile
 from hospital_ops.load.files import SourceFileError
 from hospital_ops.load.parsing import pseudonymize
 from hospital_ops.sources.his import SOURCE as HIS_SOURCE
@@ -75,6 +77,7 @@ UNMAPPED_PREFIX = "UNMAPPED-"
 UNKNOWN_HOSPITAL = "UNKNOWN"
 SKIPPED_STATUSES = ("entered-in-error",)  # a resource the source itself withdrew
 _SEEDS = Path(__file__).resolve().parents[3] / "dbt_project" / "seeds"
+_CJK = re.compile(r"[\u4e00-\u9fff]")
 _PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2}))?$")
 
 
@@ -118,6 +121,7 @@ class Found:
     resource: dict[str, Any]
     full_url: str | None
     where: str  # file[:line] or file#entry, for messages
+    path: Path | None = None  # the file it came from
 
 
 @dataclass
@@ -145,7 +149,7 @@ def export_files(folder: Path) -> list[Path]:
                   and not p.name.startswith((".", "_")))
 
 
-def _bundle_entries(bundle: Mapping[str, Any], where: str) -> Iterator[Found]:
+def _bundle_entries(bundle: Mapping[str, Any], where: str, path: Path | None = None) -> Iterator[Found]:
     for position, entry in enumerate(bundle.get("entry") or [], start=1):
         if not isinstance(entry, dict):
             continue
@@ -154,14 +158,15 @@ def _bundle_entries(bundle: Mapping[str, Any], where: str) -> Iterator[Found]:
             continue
         here = f"{where}#entry{position}"
         if resource.get("resourceType") == "Bundle":
-            yield from _bundle_entries(resource, here)
+            yield from _bundle_entries(resource, here, path)
         else:
-            yield Found(resource, entry.get("fullUrl"), here)
+            yield Found(resource, entry.get("fullUrl"), here, path)
 
 
-def read_export(folder: Path, read: FhirRead) -> Iterator[Found]:
-    """Every resource in the folder's files (Bundles unpacked), in file order."""
-    for path in export_files(folder):
+def read_export(folder: Path, read: FhirRead, paths: list[Path] | None = None) -> Iterator[Found]:
+    """Every resource in the folder's files (or in `paths` of them), Bundles unpacked, in file order,
+    one at a time: a file is never held whole (an NDJSON line, or one Bundle document, at a time)."""
+    for path in export_files(folder) if paths is None else paths:
         name = str(path.relative_to(folder))
         try:
             if ".ndjson" in path.name:
@@ -178,9 +183,9 @@ def read_export(folder: Path, read: FhirRead) -> Iterator[Found]:
                             read.malformed.append(f"{name}:{number}: not a FHIR resource")
                             continue
                         if resource["resourceType"] == "Bundle":
-                            yield from _bundle_entries(resource, f"{name}:{number}")
+                            yield from _bundle_entries(resource, f"{name}:{number}", path)
                         else:
-                            yield Found(resource, None, f"{name}:{number}")
+                            yield Found(resource, None, f"{name}:{number}", path)
                 continue
             with _open_text(path) as handle:
                 try:
@@ -195,9 +200,9 @@ def read_export(folder: Path, read: FhirRead) -> Iterator[Found]:
         elif "transactionTime" in document and "output" in document:  # a Bulk Data manifest
             read.transaction_time = str(document["transactionTime"])
         elif document.get("resourceType") == "Bundle":
-            yield from _bundle_entries(document, name)
+            yield from _bundle_entries(document, name, path)
         elif "resourceType" in document:
-            yield Found(document, None, name)
+            yield Found(document, None, name, path)
         else:
             read.malformed.append(f"{name}: not a FHIR resource or Bundle")
 
@@ -209,32 +214,53 @@ def _strip_history(reference: str) -> str:
     return re.sub(r"/_history/[^/]+/?$", "", reference)
 
 
+def resource_id(found: Found) -> str:
+    """A resource's id: its `id`, else its Bundle fullUrl's last part, else a stable hash of its content."""
+    resource = found.resource
+    rid = resource.get("id")
+    if not rid and found.full_url:
+        rid = _strip_history(found.full_url).rstrip("/").split("/")[-1].split(":")[-1]
+    if not rid:  # a resource without id: a stable key from its content
+        rid = "sha-" + hashlib.sha256(json.dumps(resource, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return str(rid)
+
+
+IDENTIFIED_TYPES = ("Patient", "Encounter", "Condition", *REFERENCE_TYPES)  # what a reference may name by identifier
+
+
 @dataclass
 class Index:
-    """Resources by (type, id), by Bundle fullUrl and by identifier, to resolve every reference form."""
+    """What resolving a reference of any form needs, and nothing more: the few reference resources
+    (Organization, Location, PractitionerRole, Practitioner) whole; for the clinical resources only the
+    small maps: a Bundle fullUrl that is not `…/<id>` or `urn:uuid:<id>`, the identifiers of the types a
+    reference may name by identifier, and the death date of deceased patients. An export of a million
+    resources is therefore never held in memory (`fhir_export_to_landing` streams it)."""
 
     resources: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     by_url: dict[str, tuple[str, str]] = field(default_factory=dict)
     by_identifier: dict[tuple[str, str, str], str] = field(default_factory=dict)
     roles_of_practitioner: dict[str, list[str]] = field(default_factory=dict)
+    deceased: dict[str, str] = field(default_factory=dict)  # Patient id -> deceasedDateTime
 
     def add(self, found: Found) -> tuple[str, str]:
         resource = found.resource
         rtype = str(resource["resourceType"])
-        rid = resource.get("id")
-        if not rid and found.full_url:
-            rid = _strip_history(found.full_url).rstrip("/").split("/")[-1].split(":")[-1]
-        if not rid:  # a resource without id: a stable key from its content
-            rid = "sha-" + hashlib.sha256(json.dumps(resource, sort_keys=True, default=str).encode()).hexdigest()[:24]
-        rid = str(rid)
+        rid = resource_id(found)
         key = (rtype, rid)
-        self.resources[key] = resource
+        kept = rtype in REFERENCE_TYPES or rtype not in MAPPED_TYPES
+        if kept:
+            self.resources[key] = resource
         if found.full_url:
-            self.by_url[found.full_url] = key
-            self.by_url[_strip_history(found.full_url)] = key
-        for identifier in resource.get("identifier") or []:
-            if isinstance(identifier, dict) and identifier.get("value") is not None:
-                self.by_identifier[(rtype, str(identifier.get("system") or ""), str(identifier["value"]))] = rid
+            plain = _strip_history(found.full_url)
+            if kept or plain.rstrip("/").split("/")[-1].split(":")[-1] != rid:  # else resolved from the URL itself
+                self.by_url[found.full_url] = key
+                self.by_url[plain] = key
+        if rtype in IDENTIFIED_TYPES:
+            for identifier in resource.get("identifier") or []:
+                if isinstance(identifier, dict) and identifier.get("value") is not None:
+                    self.by_identifier[(rtype, str(identifier.get("system") or ""), str(identifier["value"]))] = rid
+        if rtype == "Patient" and isinstance(resource.get("deceasedDateTime"), str):
+            self.deceased[rid] = resource["deceasedDateTime"]
         return key
 
     def finish(self) -> None:
@@ -381,15 +407,35 @@ class FhirLanding:
     unmapped_encounters: int = 0
 
 
+@dataclass(frozen=True)
+class _Diagnosis:
+    """An ICD-10 coded Condition of an inpatient stay, kept (small) until every one of its stay's is read."""
+
+    onset: datetime
+    condition_id: str
+    coding: dict[str, Any]
+    sequence: object
+    primary: object
+    complication: object
+    updated: datetime
+
+
 class _Mapper:
-    def __init__(self, index: Index, seeds: FhirSeeds, key: bytes, tz: tzinfo, updated_default: datetime) -> None:
+    """Maps one resource at a time and writes its rows at once (`put` → the landing folders)."""
+
+    def __init__(self, index: Index, seeds: FhirSeeds, key: bytes, tz: tzinfo, updated_default: datetime,
+                 folders: Mapping[str, LandingFolder]) -> None:
         self.index, self.seeds, self.key, self.tz = index, seeds, key, tz
         self.updated_default = updated_default
-        self.rows: dict[str, dict[str, dict[str, object]]] = {}  # entity raw table -> business key -> row
+        self.folders = folders  # source name -> its night's landing folder
         self.hospitals: dict[str, dict[str, object]] = {}
         self.departments: dict[str, dict[str, object]] = {}
+        # the small per-encounter maps later resources need: category and department, and the
+        # ranks an inpatient Encounter.diagnosis gives its conditions
         self.encounter_category: dict[str, str] = {}
         self.encounter_department: dict[str, tuple[str, str]] = {}
+        self.diagnosis_ranks: dict[str, dict[str, int]] = {}
+        self.stay_diagnoses: dict[str, list[_Diagnosis]] = {}
         self.unmapped = 0
 
     # -- helpers
@@ -410,8 +456,21 @@ class _Mapper:
         found = self.index.resolve(ref, container, ("Encounter",))
         return found[1] if found else None
 
+    def category_of(self, encounter_id: str | None, resource: Mapping[str, Any]) -> str | None:
+        """The category of the encounter a resource belongs to: from the export's Encounters, else (its
+        Encounter did not change, so an incremental export left it out) from this project's profile
+        extension naming the encounter's class on the resource itself."""
+        if not encounter_id:
+            return None
+        category = self.encounter_category.get(encounter_id)
+        klass = _extension(resource, profile.EXT_ENCOUNTER_CLASS)
+        if category is None and klass:
+            category = self.seeds.encounter_classes.get(str(klass), "other")
+        return category
+
     def put(self, entity: Entity, key: str, row: dict[str, object]) -> None:
-        self.rows.setdefault(entity.raw_table, {})[key] = row
+        """Write one landing row now (`key` names it in messages; staging keeps the latest per key)."""
+        self.folders[entity.source].write(entity, [_text(row.get(column.name)) for column in entity.columns])
 
     # -- organisation
     def _seed_match(self, rows: list[dict[str, str]], match_on: str, resource: Mapping[str, Any] | None,
@@ -526,7 +585,9 @@ class _Mapper:
             "patient_id": patient_id,
             "patient_name": None, "phone": None,  # dropped in the extractor, never written
             "national_id": by_type("NI", profile.NATIONAL_ID_SYSTEM),
-            "mrn": by_type("MR", profile.MRN_SYSTEM) or patient_id,
+            # no MR identifier: the patient's id is its record number, in clear here like any identifier
+            # (LandingFolder hashes it once, as the SQL extractor's mrn; not the patient_id pseudonym again)
+            "mrn": by_type("MR", profile.MRN_SYSTEM) or rid,
             "gender": profile.GENDER_FROM_FHIR.get(gender, "0") if gender else "0",
             "birth_date": birth.date() if birth else None,
             "updated_at": self.updated(resource),
@@ -536,12 +597,12 @@ class _Mapper:
         klass = _first_coding(resource.get("class"))
         class_code = str(klass.get("code") or "")
         category = self.seeds.encounter_classes.get(class_code, "other")
-        self.encounter_category[rid] = category
         patient_ref = resource.get("subject") or resource.get("patient")
         patient_id = self.patient_key(patient_ref, resource)
         hospital_id = self.hospital(self.index.resolve(resource.get("serviceProvider"), resource, ("Organization",)))
         department_id, mapped = self.department(resource, hospital_id)
-        self.encounter_department[rid] = (hospital_id, department_id)
+        self.encounter_department[rid] = (sys.intern(hospital_id), sys.intern(department_id))
+        self.encounter_category[rid] = sys.intern(category)
         period = resource.get("period") if isinstance(resource.get("period"), dict) else {}
         started, ended = self.time(period.get("start")), self.time(period.get("end"))
         disposition = self.disposition(resource, patient_ref, started, ended)
@@ -565,6 +626,14 @@ class _Mapper:
                 "visit_at": started, "visit_type": visit_type or ("emergency" if category == "emergency" else "general"),
                 "updated_at": updated})
         elif category == "inpatient":
+            ranks: dict[str, int] = {}
+            for diagnosis in resource.get("diagnosis") or []:
+                if isinstance(diagnosis, dict) and isinstance(diagnosis.get("rank"), int):
+                    found = self.index.resolve(diagnosis.get("condition"), resource, ("Condition",))
+                    if found:
+                        ranks[found[1]] = diagnosis["rank"]
+            if ranks:
+                self.diagnosis_ranks[rid] = ranks
             self.put(HIS_SOURCE.entity("inpatient_stays"), rid, {
                 "stay_id": rid, "patient_id": patient_id, "department_id": department_id,
                 "attending_doctor_id": doctor, "admitted_at": started,
@@ -580,8 +649,8 @@ class _Mapper:
             found = self.seeds.dispositions.get((str(coding.get("system") or ""), str(coding.get("code"))))
             if found:
                 return found
-        patient = self.index.get(self.index.resolve(patient_ref, encounter, ("Patient",)))
-        died = self.time((patient or {}).get("deceasedDateTime"))
+        patient = self.index.resolve(patient_ref, encounter, ("Patient",))
+        died = self.time(self.index.deceased.get(patient[1])) if patient else None
         if died is not None and started is not None and started.date() <= died.date() \
                 and (ended is None or died.date() <= ended.date()):
             return "death"  # Patient.deceasedDateTime falls within the stay
@@ -599,37 +668,35 @@ class _Mapper:
             "onset_at": self.time(_period(resource, "onset") or resource.get("recordedDate")),
             "updated_at": self.updated(resource)})
 
-    def diagnoses(self, conditions: list[tuple[str, dict[str, Any]]], encounters: dict[str, dict[str, Any]]) -> None:
+    def diagnosis(self, rid: str, resource: Mapping[str, Any]) -> None:
+        """Keep an ICD-10 coded condition of a stay until all are read (`diagnoses` numbers them)."""
+        encounter_id = self.encounter_id(resource.get("encounter") or resource.get("context"), resource)
+        if self.category_of(encounter_id, resource) != "inpatient":
+            return
+        coding = next((c for c in _codings(resource.get("code")) if c.get("system") in ICD10_SYSTEMS), None)
+        if coding is None:
+            return
+        onset = self.time(_period(resource, "onset") or resource.get("recordedDate")) or datetime.min
+        self.stay_diagnoses.setdefault(encounter_id, []).append(_Diagnosis(
+            onset, rid, {"code": coding.get("code"), "display": coding.get("display")},
+            _extension(resource, profile.EXT_DIAGNOSIS_SEQUENCE), _extension(resource, profile.EXT_PRIMARY_DIAGNOSIS),
+            _extension(resource, profile.EXT_COMPLICATION), self.updated(resource)))
+
+    def diagnoses(self) -> None:
         """ICD-10 coded conditions of stays → diagnoses, numbered per stay (primary: rank 1 or first)."""
-        per_stay: dict[str, list[tuple[datetime, str, dict[str, Any], dict[str, Any]]]] = {}
-        for rid, resource in conditions:
-            encounter_id = self.encounter_id(resource.get("encounter") or resource.get("context"), resource)
-            if encounter_id is None or self.encounter_category.get(encounter_id) != "inpatient":
-                continue
-            coding = next((c for c in _codings(resource.get("code")) if c.get("system") in ICD10_SYSTEMS), None)
-            if coding is None:
-                continue
-            onset = self.time(_period(resource, "onset") or resource.get("recordedDate")) or datetime.min
-            per_stay.setdefault(encounter_id, []).append((onset, rid, resource, coding))
-        for stay_id, items in per_stay.items():
-            ranked: dict[str, int] = {}
-            for diagnosis in (encounters.get(stay_id) or {}).get("diagnosis") or []:
-                if isinstance(diagnosis, dict) and isinstance(diagnosis.get("rank"), int):
-                    found = self.index.resolve(diagnosis.get("condition"), encounters[stay_id], ("Condition",))
-                    if found:
-                        ranked[found[1]] = diagnosis["rank"]
-            items.sort(key=lambda item: (_extension(item[2], profile.EXT_DIAGNOSIS_SEQUENCE) or ranked.get(item[1], 99),
-                                         item[0], item[1]))
-            for seq, (_, rid, resource, coding) in enumerate(items, start=1):
-                primary = _extension(resource, profile.EXT_PRIMARY_DIAGNOSIS)
+        for stay_id, items in self.stay_diagnoses.items():
+            ranked = self.diagnosis_ranks.get(stay_id, {})
+            items.sort(key=lambda item: (item.sequence or ranked.get(item.condition_id, 99), item.onset,
+                                         item.condition_id))
+            for seq, item in enumerate(items, start=1):
+                primary = item.primary
                 if primary is None:
-                    primary = ranked.get(rid) == 1 if ranked else seq == 1
+                    primary = ranked.get(item.condition_id) == 1 if ranked else seq == 1
                 self.put(HIS_SOURCE.entity("diagnoses"), f"{stay_id}|{seq}", {
-                    "stay_id": stay_id, "seq_no": _extension(resource, profile.EXT_DIAGNOSIS_SEQUENCE) or seq,
-                    "icd10_code": coding.get("code"), "diagnosis_name": coding.get("display"),
-                    "is_primary": bool(primary),
-                    "is_complication": bool(_extension(resource, profile.EXT_COMPLICATION)),
-                    "updated_at": self.updated(resource)})
+                    "stay_id": stay_id, "seq_no": item.sequence or seq,
+                    "icd10_code": item.coding["code"], "diagnosis_name": item.coding["display"],
+                    "is_primary": bool(primary), "is_complication": bool(item.complication),
+                    "updated_at": item.updated})
 
     def procedure(self, rid: str, resource: Mapping[str, Any]) -> None:
         codings = _codings(resource.get("code"))
@@ -652,7 +719,7 @@ class _Mapper:
             "display": coding.get("display") or (resource.get("code") or {}).get("text"),
             "status": resource.get("status"), "is_surgery": is_surgery,
             "grade": (grade or "ungraded") if is_surgery else None, "performed_at": performed, "updated_at": updated})
-        if is_surgery and encounter_id and self.encounter_category.get(encounter_id) == "inpatient" \
+        if is_surgery and encounter_id and self.category_of(encounter_id, resource) == "inpatient" \
                 and resource.get("status") not in ("not-done", "entered-in-error"):
             invasive = _extension(resource, profile.EXT_MINIMALLY_INVASIVE)
             if invasive is None:
@@ -663,7 +730,9 @@ class _Mapper:
             self.put(HIS_SOURCE.entity("surgeries"), rid, {
                 "surgery_id": rid, "stay_id": encounter_id, "surgeon_id": surgeon[1] if surgeon else None,
                 "procedure_code": coding.get("code"),
-                "procedure_name": f"{name} {coding.get('display') or ''}".strip() if name else coding.get("display"),
+                # the seed's Chinese name beside an English display; a display already in Chinese as it is
+                "procedure_name": f"{name} {coding.get('display') or ''}".strip()
+                if name and not _CJK.search(str(coding.get("display") or "")) else coding.get("display") or name,
                 "grade": grade, "minimally_invasive": bool(invasive), "performed_at": performed,
                 "updated_at": updated})
 
@@ -721,10 +790,15 @@ class _Mapper:
             category_seed = category_seed or self.seeds.charge_categories.get(
                 (str(coding.get("system") or ""), str(coding.get("code"))))
         category = category_seed or self.seeds.charge_categories.get(("*", "*"))
-        encounter_category = self.encounter_category.get(encounter_id or "")
-        if money[1] != "CNY" or encounter_category not in ("outpatient", "emergency", "inpatient"):
+        encounter_category = self.category_of(encounter_id, resource)
+        department = self.encounter_department.get(encounter_id or "")
+        if department is None and encounter_category is not None:
+            # its Encounter is not in this (incremental) export: the profile's requesting department
+            requester = self.index.resolve(resource.get("requestingOrganization"), resource, ("Organization",))
+            department = ("", requester[1]) if requester else None
+        if money[1] != "CNY" or encounter_category not in ("outpatient", "emergency", "inpatient") or not department:
             return  # shown in his_fhir__amounts with its currency; the ledger's CNY figures take CNY only
-        _, department_id = self.encounter_department[encounter_id]
+        _, department_id = department
         visit = encounter_category != "inpatient"
         self.put(HIS_SOURCE.entity("charges"), rid, {
             "charge_id": rid, "visit_id": encounter_id if visit else None,
@@ -744,15 +818,25 @@ def fhir_export_to_landing(
 ) -> FhirLanding:
     """Read every resource in `export_dir` and write the night's HIS and HIS-FHIR landing folders.
 
+    Streamed, in three passes over the files, one resource at a time: (1) the index (reference
+    resources, identifiers, the odd fullUrl, death dates: `Index`), (2) the Encounters, whose
+    category and department the later resources need (kept as two small maps), (3) every other
+    mapped resource. Each resource's rows are written as it is mapped; only the ICD-10 conditions of
+    stays wait for the end of their pass (a stay's diagnoses are numbered together). A pass reads only
+    the files that hold its types (NDJSON is one file per type: each is parsed twice).
+
     `meta.lastUpdated` absent → the export's transactionTime (argument, manifest, or the end of the
     business date in hospital time).
     """
     seeds = seeds or FhirSeeds.load()
+    export_dir = Path(export_dir)
     read = FhirRead()
     index = Index()
-    kept: dict[str, list[tuple[str, dict[str, Any]]]] = {t: [] for t in MAPPED_TYPES}
-    for found in read_export(Path(export_dir), read):
+    types_of: dict[Path, set[str]] = {}
+    for found in read_export(export_dir, read):  # pass 1: the index
         rtype = str(found.resource.get("resourceType"))
+        if found.path is not None:
+            types_of.setdefault(found.path, set()).add(rtype)
         if rtype not in MAPPED_TYPES and rtype not in REFERENCE_TYPES:
             read.skipped_types[rtype] += 1
             continue
@@ -760,54 +844,57 @@ def fhir_export_to_landing(
             read.withdrawn += 1
             continue
         read.by_type[rtype] += 1
-        _, rid = index.add(found)
-        if rtype in kept:
-            kept[rtype].append((rid, found.resource))
+        index.add(found)
     index.finish()
     stamp = hospital_time(transaction_time or read.transaction_time, tz) or \
         datetime.combine(business_date, time(23, 59, 59))
-    mapper = _Mapper(index, seeds, key, tz, stamp)
-    for rid, resource in kept["Patient"]:
-        mapper.patient(rid, resource)
-    for rid, resource in kept["Encounter"]:
-        mapper.encounter(rid, resource)
-    encounters = dict(kept["Encounter"])
-    for rid, resource in kept["Condition"]:
-        mapper.condition(rid, resource)
-    mapper.diagnoses(kept["Condition"], encounters)
-    for rid, resource in kept["Procedure"]:
-        mapper.procedure(rid, resource)
-    for rtype in ("Claim", "ExplanationOfBenefit"):
-        for rid, resource in kept[rtype]:
-            mapper.claim(rtype, rid, resource)
-    for rid, resource in kept["ChargeItem"]:
-        mapper.charge_item(rid, resource)
-    for hospital_id, row in mapper.hospitals.items():
-        mapper.put(HIS_SOURCE.entity("hospitals"), hospital_id, row)
-    for department_id, row in mapper.departments.items():
-        mapper.put(HIS_SOURCE.entity("departments"), department_id, row)
-    for reason in read.malformed:  # kept visible: a quarantine row of the encounters file, with the reason
-        log.warning("FHIR export: %s", reason)
-        mapper.put(FHIR_SOURCE.entity("encounters"), f"~{reason}", {"updated_at": f"not FHIR: {reason}"})
 
-    rows: dict[str, int] = {}
-    paths: dict[str, list[Path]] = {}
-    folders: dict[str, Path] = {}
-    for source in (HIS_SOURCE, FHIR_SOURCE):
-        with LandingFolder(landing_dir, source, business_date, key=key) as folder:
+    def mapped(types: tuple[str, ...]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        files = [path for path, held in types_of.items() if held.intersection(types)]
+        for found in read_export(export_dir, FhirRead(), files):  # malformed lines were counted in pass 1
+            rtype = str(found.resource.get("resourceType"))
+            if rtype in types and found.resource.get("status") not in SKIPPED_STATUSES:
+                yield rtype, resource_id(found), found.resource
+
+    with contextlib.ExitStack() as stack:
+        folders = {source.name: stack.enter_context(LandingFolder(landing_dir, source, business_date, key=key))
+                   for source in (HIS_SOURCE, FHIR_SOURCE)}
+        mapper = _Mapper(index, seeds, key, tz, stamp, folders)
+        for _, rid, resource in mapped(("Encounter",)):  # pass 2
+            mapper.encounter(rid, resource)
+        for rtype, rid, resource in mapped(("Patient", "Condition", "Procedure", "Claim", "ExplanationOfBenefit",
+                                            "ChargeItem")):  # pass 3
+            if rtype == "Patient":
+                mapper.patient(rid, resource)
+            elif rtype == "Condition":
+                mapper.condition(rid, resource)
+                mapper.diagnosis(rid, resource)
+            elif rtype == "Procedure":
+                mapper.procedure(rid, resource)
+            elif rtype == "ChargeItem":
+                mapper.charge_item(rid, resource)
+            else:
+                mapper.claim(rtype, rid, resource)
+        mapper.diagnoses()
+        for hospital_id, row in mapper.hospitals.items():
+            mapper.put(HIS_SOURCE.entity("hospitals"), hospital_id, row)
+        for department_id, row in mapper.departments.items():
+            mapper.put(HIS_SOURCE.entity("departments"), department_id, row)
+        for reason in read.malformed:  # kept visible: a quarantine row of the encounters file, with the reason
+            log.warning("FHIR export: %s", reason)
+            mapper.put(FHIR_SOURCE.entity("encounters"), f"~{reason}", {"updated_at": f"not FHIR: {reason}"})
+        rows: dict[str, int] = {}
+        paths: dict[str, list[Path]] = {}
+        for source in (HIS_SOURCE, FHIR_SOURCE):
+            folder = folders[source.name]
             for entity in source.entities:
-                table = mapper.rows.get(entity.raw_table, {})
-                for row_key in sorted(table):
-                    row = table[row_key]
-                    folder.write(entity, [_text(row.get(column.name)) for column in entity.columns])
-                rows[entity.raw_table] = len(table)
+                rows[entity.raw_table] = folder.rows.get(entity.name, 0)
             paths[source.name] = folder.commit()
-            folders[source.name] = folder.final
     log.info("FHIR export → landing %s: %s resources read (%s), %d skipped of types not mapped, %d withdrawn, "
              "%d malformed; %d encounters in an unmapped department", business_date, sum(read.by_type.values()),
              dict(read.by_type), sum(read.skipped_types.values()), read.withdrawn, len(read.malformed),
              mapper.unmapped)
-    return FhirLanding(folders[HIS_SOURCE.name], folders[FHIR_SOURCE.name], paths[HIS_SOURCE.name],
+    return FhirLanding(folders[HIS_SOURCE.name].final, folders[FHIR_SOURCE.name].final, paths[HIS_SOURCE.name],
                        paths[FHIR_SOURCE.name], rows, read, mapper.unmapped)
 
 

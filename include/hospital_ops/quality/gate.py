@@ -386,7 +386,7 @@ REDACTED = "[not kept: personal or free-text column]"
 def sensitive_columns() -> frozenset[str]:
     """Columns whose values the gate never keeps: personal identifiers (even as pseudonyms) and free
     text a person typed, by their raw names in every source spec."""
-    from hospital_ops.sources import SOURCES
+    from hospital_ops.sources import LANDED_SOURCES as SOURCES
 
     return frozenset(column.raw_name for source in SOURCES.values() for entity in source.entities
                      for column in entity.columns if column.pii or column.free_text)

@@ -6,7 +6,7 @@ folder `<landing>/his/<YYYY-MM-DD>/` holds one CSV per table that changed that n
 `his_<table>.csv`, with the rows whose `updated_at` moved into the night's window: new rows and rows
 corrected later (a late correction re-sends the whole row; staging keeps the latest version per
 business key). The same files can also be produced from an HL7 FHIR R4 Bulk Data export
-(`hospital_ops.extract.fhir`) for the tables FHIR covers.
+(`hospital_ops.extract.fhir_r4`) for the tables FHIR covers.
 
 Conventions
 - Enumerations are lower-case English codes (`clinical`, `against_advice`, …), except the two

@@ -32,6 +32,13 @@ the hospital's IT can build views over their own HIS. Generated from `include/ho
 - **References.** `department_id` and `hospital_id` must name a department / hospital the HIS has
   delivered (in the same night or before). Clinical links (patient, stay, doctor) are not checked at
   landing.
+- **Or no views at all: FHIR.** A HIS that offers HL7 FHIR R4 (a Bulk Data `$export`, or Bundles / NDJSON
+  in a drop folder) needs none of these views: with `HIS_KIND=fhir` the FHIR reader
+  (`hospital_ops.extract.fhir_r4`) lands the same tables (hospitals, departments, patients, visits, stays,
+  ICD-10 diagnoses, surgeries, CNY charges; not staff, beds or equipment), so the same gate suites and
+  marts apply (README, "The HIS over FHIR"). The pseudonyms agree across the two interfaces: a national
+  ID or record number is hashed alone by either (a FHIR patient without an MR identifier has its id as
+  its record number); a FHIR patient's `patient_id` is a keyed hash of `Patient/<id>`.
 """
 
 

@@ -11,7 +11,14 @@ exactly as the SQL extractor does, and keeps here what those tables have no room
 - every amount of Claim, ExplanationOfBenefit and ChargeItem with its currency.
 
 Patients appear only as keyed hashes (`patient_id` is pseudonymised in the extractor). These tables
-are not a source of their own: the HIS extract lands them beside the HIS tables, in the same night.
+have no extract task of their own: the HIS extract lands them beside the HIS tables, in the same night.
+Which interface feeds the HIS tables is configuration (HIS_KIND): the same `raw.his__*` tables, so the
+same gate suites and batch verdicts, whichever it is. These tables are a landed source like the others
+(`hospital_ops.sources.LANDED_SOURCES`): the loader quarantines a row that breaks this spec, the quality
+gate validates each night's batch (`expectations/suites/raw.his_fhir__*.json`) and holds a rejected one
+(`raw._batch_verdicts`, `hospital-ops batches accept his_fhir DATE`). Dates follow the register's bounds
+where they may predate the history (a condition's onset, a record's `updated_at`), the event bounds
+otherwise (`history_start_date`, see `hospital_ops.sources.spec`).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ _MONEY_MAX = 1e12  # a plausibility bound, not a business rule
 def _entity(name: str, *, description: str, business_key: tuple[str, ...], columns: tuple[C, ...]) -> Entity:
     return Entity(source=SOURCE_NAME, name=name, file_pattern=f"his_fhir_{name}.csv", load_order=5,
                   description=description, business_key=business_key,
-                  columns=(*columns, C("updated_at", "timestamp", required=True)))
+                  columns=(*columns, C("updated_at", "timestamp", required=True, dates="register")))
 
 
 SOURCE = Source(
@@ -80,7 +87,7 @@ SOURCE = Source(
                 C("code_system"),
                 C("code"),
                 C("display"),
-                C("onset_at", "timestamp"),
+                C("onset_at", "timestamp", dates="register"),  # a condition may begin before the history
             ),
         ),
         _entity(

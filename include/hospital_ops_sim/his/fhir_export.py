@@ -1,5 +1,5 @@
-"""The simulated HIS exported as HL7 FHIR R4 Bulk Data NDJSON, in the profile documented in
-`hospital_ops.extract.fhir`, which reads it back."""
+"""The simulated HIS exported as HL7 FHIR R4 Bulk Data NDJSON, in the profile of
+`hospital_ops.extract.fhir_profile`; `hospital_ops.extract.fhir_r4`, the one FHIR reader, reads it back."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from hospital_ops.extract import fhir as F
+from hospital_ops.extract import fhir_profile as F
 from hospital_ops_sim.his.database import TABLES
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,8 @@ def write_fhir_bulk(url: str, out_dir: Path, *, since: datetime | None = None, u
     """Export the HIS as FHIR R4 Bulk Data NDJSON (one file per resource type) plus `manifest.json`.
 
     Like `$export?_since=`: only resources whose `updated_at` is after `since` (and before `until`,
-    exclusive, when given). Resource shapes and coding systems: see `hospital_ops.extract.fhir`.
+    exclusive, when given). Coding systems and extensions: `hospital_ops.extract.fhir_profile`; read by
+    `hospital_ops.extract.fhir_r4`, the one FHIR reader.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -199,7 +200,8 @@ def _fhir_encounter(row: sa.Row, tz: tzinfo) -> dict:
 def _fhir_condition(row: sa.Row, tz: tzinfo) -> dict:
     return {
         "resourceType": "Condition", "id": f"{row.stay_id}-{row.seq_no}", "meta": _meta(row, tz),
-        "extension": [{"url": F.EXT_DIAGNOSIS_SEQUENCE, "valueInteger": row.seq_no},
+        "extension": [{"url": F.EXT_ENCOUNTER_CLASS, "valueCode": "IMP"},
+                      {"url": F.EXT_DIAGNOSIS_SEQUENCE, "valueInteger": row.seq_no},
                       {"url": F.EXT_PRIMARY_DIAGNOSIS, "valueBoolean": bool(row.is_primary)},
                       {"url": F.EXT_COMPLICATION, "valueBoolean": bool(row.is_complication)}],
         "verificationStatus": {"coding": [{"system": F.CONDITION_VERIFICATION_SYSTEM, "code": "confirmed"}]},
@@ -214,7 +216,8 @@ def _fhir_condition(row: sa.Row, tz: tzinfo) -> dict:
 def _fhir_procedure(row: sa.Row, tz: tzinfo) -> dict:
     return _drop_none({
         "resourceType": "Procedure", "id": row.surgery_id, "meta": _meta(row, tz),
-        "extension": [{"url": F.EXT_SURGERY_GRADE, "valueInteger": row.grade},
+        "extension": [{"url": F.EXT_ENCOUNTER_CLASS, "valueCode": "IMP"},
+                      {"url": F.EXT_SURGERY_GRADE, "valueInteger": row.grade},
                       {"url": F.EXT_MINIMALLY_INVASIVE, "valueBoolean": bool(row.minimally_invasive)}],
         "status": "completed",
         "code": {"coding": [{"system": F.ICD9CM_SYSTEM, "code": row.procedure_code, "display": row.procedure_name}]},

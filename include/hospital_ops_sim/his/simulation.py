@@ -38,7 +38,8 @@ Every random draw comes from a `random.Random` seeded from `seed` and a purpose 
 clock, never the global generator), so the same arguments give the same database.
 
 `hospital_ops_sim.his.fhir_export.write_fhir_bulk` exports the same data as HL7 FHIR R4 Bulk Data
-NDJSON.
+NDJSON in the profile of `hospital_ops.extract.fhir_profile`; `hospital_ops.extract.fhir_r4`, the one
+FHIR reader, reads it back.
 """
 
 from __future__ import annotations
