@@ -56,9 +56,9 @@ def airflow_env(warehouse_url: str) -> dict[str, str]:
 def _airflow(*args: str, env: dict[str, str], log_file: Path | None = None) -> subprocess.CompletedProcess:
     command = [str(Path(sys.executable).parent / "airflow"), *args]
     if log_file is None:
-        return subprocess.run(command, env=env, capture_output=True, text=True)
+        return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     with log_file.open("w") as handle:
-        return subprocess.run(command, env=env, stdout=handle, stderr=subprocess.STDOUT, text=True)
+        return subprocess.run(command, env=env, stdout=handle, stderr=subprocess.STDOUT, text=True, check=False)
 
 
 def ensure_metadata_db(env: dict[str, str]) -> None:
@@ -382,7 +382,7 @@ def deployment_cli(*args: str, timeout: float = 600.0) -> subprocess.CompletedPr
         raise AirflowDeploymentError("the local Airflow deployment is not running: `hospital-ops airflow up`")
     env = deployment_env(state["warehouse_url"], state["meta_url"], state["ports"], state["extra_env"])
     command = [str(Path(sys.executable).parent / "airflow"), *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def deployment_status() -> dict:
