@@ -144,8 +144,8 @@ def _pct(value: float | None) -> str:
 
 
 def format_report(rates: list[RuleRate]) -> str:
-    lines = [f"{'rule':<40} {'judged':>7} {'alerts':>7} {'rate':>7} {'planted':>8} {'caught':>7} "
-             f"{'unplanted alerts':>17} {'rate':>7}"]
+    lines = [(f"{'rule':<40} {'judged':>7} {'alerts':>7} {'rate':>7} {'planted':>8} {'caught':>7} "
+              f"{'unplanted alerts':>17} {'rate':>7}")]
     for r in rates:
         lines.append(f"{r.rule:<40} {r.judged:>7} {r.alerts:>7} {_pct(r.alert_rate):>7} {r.planted:>8} "
                      f"{r.caught:>7} {r.unplanted_alerts:>17} {_pct(r.unplanted_alert_rate):>7}")
