@@ -36,12 +36,12 @@ import hmac
 import json
 import logging
 import os
-import secrets
 import platform
+import secrets
 import subprocess
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from importlib import metadata
 from importlib.resources import files
 from pathlib import Path
@@ -138,7 +138,7 @@ def _inputs(cur, run_id: str, business_date: date) -> list[dict]:  # type: ignor
         (business_date, run_id),
     )
     names = ("source", "entity", "file", "sha256", "rows_read", "rows_loaded", "rows_quarantined")
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def _quality_gate(cur, run_id: str) -> dict:  # type: ignore[no-untyped-def]
@@ -184,7 +184,7 @@ def record_run(warehouse_url: str, *, run_id: str, business_date: date, dag_run_
                 "status": "published" if published else "failed",
                 "closes_seq": _open_seq(cur, run_id),
                 "dag_run_state": dag_run_state,
-                "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "code_version": code_version(),
                 "tool_versions": tool_versions(cur),
                 "inputs": _inputs(cur, run_id, business_date),
@@ -209,7 +209,7 @@ def record_started(warehouse_url: str, *, run_id: str, business_date: date) -> d
                 "run_id": run_id,
                 "business_date": business_date.isoformat(),
                 "status": "started",
-                "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "code_version": code_version(),
             }
             head = _append(cur, payload, business_date)
@@ -303,7 +303,7 @@ def forget_anchor(database: str) -> None:
     anchor_path(database).unlink(missing_ok=True)
 
 
-def verify(conn, *, anchor: dict | None | bool = True) -> VerifyResult:  # type: ignore[no-untyped-def]
+def verify(conn, *, anchor: dict | bool | None = True) -> VerifyResult:  # type: ignore[no-untyped-def]
     """Recompute the chain from the first row; name the first row whose hashes do not hold; then
     hold the head against the anchor kept outside the database (`anchor=True`: this database's
     anchor file; a dict: that anchor; False: the chain alone)."""
