@@ -97,7 +97,7 @@ def record_gate_verdicts(conn, results: Iterable[dict], raw_tables: Iterable[str
                     f"  select verdict from {VERDICTS} where source = %s and entity = %s and batch_date = %s "
                     "  order by decided_at desc limit 1)",
                     (*row, row[3], row[0], row[1], row[2]))
-            for source, entity, batch_date, verdict, *_ in rows:
+            for source, entity, _batch_date, verdict, *_ in rows:
                 if verdict == "passed":
                     _release_superseded(cur, source, entity, business_date, run_id)
         conn.commit()
