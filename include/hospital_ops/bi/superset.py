@@ -121,7 +121,7 @@ def ensure_installed(p: Paths, *, progress=print) -> bool:  # type: ignore[no-un
         base = getattr(sys, "_base_executable", sys.executable)
         _run([base, "-m", "venv", str(p.venv)], "create Superset's virtualenv")
     pip = [str(p.venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    _run(pip + ["-c", str(CONSTRAINTS_FILE), *REQUIREMENTS], "pip install apache-superset")
+    _run([*pip, "-c", str(CONSTRAINTS_FILE), *REQUIREMENTS], "pip install apache-superset")
     p.install_stamp.write_text(_constraints_digest())
     progress(f"Superset installed in {time.monotonic() - started:.0f} s")
     return True
@@ -129,7 +129,7 @@ def ensure_installed(p: Paths, *, progress=print) -> bool:  # type: ignore[no-un
 
 def _run(command: list[str], what: str, env: dict[str, str] | None = None, timeout: float = 1800) -> str:
     try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         raise SupersetError(f"{what}: no answer after {timeout:.0f} s") from None
     if done.returncode != 0:
