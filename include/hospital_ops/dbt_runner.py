@@ -171,9 +171,9 @@ def _record_freshness(warehouse_url: str, business_date: date, rows: list[dict])
             """
         )
         cur.execute(f"comment on table {FRESHNESS_TABLE} is %s",
-                    ("Source freshness 数据源时效: dbt source freshness per source table and night "
+                    (("Source freshness 数据源时效: dbt source freshness per source table and night "
                      "(pass / warn / error / runtime error); a table in error leaves its dependants out of "
-                     "that night's marts build",))
+                     "that night's marts build"),))
         cur.execute(f"delete from {FRESHNESS_TABLE} where business_date = %s", (business_date,))
         for row in rows:
             cur.execute(
