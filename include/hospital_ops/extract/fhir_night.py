@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from pathlib import Path
 
 from hospital_ops.config import hospital_timezone, pseudonym_key, settings
@@ -122,12 +122,12 @@ def load_his_fhir_detail(conn, extracted: dict, *, business_date: date, run_id: 
                for m in extracted["fhir_files"]]
     night = load_night(conn, FHIR_SOURCE, entries, run_id=run_id, batch_date=business_date, key=pseudonym_key())
     if extracted.get("fhir_transaction_time"):  # the next night's _since, once this one has landed
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         from hospital_ops.extract.sql import save_watermarks
 
-        stamp = datetime.fromisoformat(extracted["fhir_transaction_time"].replace("Z", "+00:00"))
-        stamp = stamp.astimezone(timezone.utc).replace(tzinfo=None) if stamp.tzinfo else stamp
+        stamp = datetime.fromisoformat(extracted["fhir_transaction_time"])
+        stamp = stamp.astimezone(UTC).replace(tzinfo=None) if stamp.tzinfo else stamp
         save_watermarks(conn, FHIR_SOURCE.name, business_date, {BULK_WATERMARK: stamp}, run_id=run_id)
     if extracted.get("fhir_export_dir"):  # the downloaded export holds personal data in clear
         shutil.rmtree(extracted["fhir_export_dir"], ignore_errors=True)
