@@ -52,7 +52,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, tzinfo
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -64,7 +64,7 @@ from hospital_ops.load.files import SourceFileError
 from hospital_ops.load.parsing import pseudonymize
 from hospital_ops.sources.his import SOURCE as HIS_SOURCE
 from hospital_ops.sources.his_fhir import SOURCE as FHIR_SOURCE
-from hospital_ops.sources.spec import Entity, Source
+from hospital_ops.sources.spec import Entity
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +293,7 @@ class Index:
         return None
 
     def _by_identifier(self, rtype: str, system: str, value: str) -> tuple[str, str] | None:
-        candidates = [rtype] if rtype else [t for t in (*MAPPED_TYPES, *REFERENCE_TYPES)]
+        candidates = [rtype] if rtype else [*MAPPED_TYPES, *REFERENCE_TYPES]
         for candidate in candidates:
             rid = self.by_identifier.get((candidate, system, value))
             if rid is None and not system:
@@ -318,7 +318,7 @@ def hospital_time(text: object, tz: tzinfo) -> datetime | None:
     if match:
         return datetime(int(match.group(1)), int(match.group(2) or 1), 1)
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text)
     except ValueError:
         return None
     if value.tzinfo is not None:
