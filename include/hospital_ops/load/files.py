@@ -9,6 +9,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from hospital_ops.redaction import shown_cells
 from hospital_ops.sources.spec import Entity
@@ -245,7 +246,7 @@ class Utf8Stream:
     def close(self) -> None:
         self._handle.close()
 
-    def __enter__(self) -> Utf8Stream:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
