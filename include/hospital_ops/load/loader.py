@@ -41,8 +41,8 @@ from hospital_ops.load.files import (
     csv_header,
     file_facts,
     header_positions,
-    pseudonymised_columns,
     is_misshapen,
+    pseudonymised_columns,
     read_rows,
 )
 from hospital_ops.load.parsing import pseudonymize
