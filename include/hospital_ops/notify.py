@@ -196,10 +196,10 @@ SERVICE_ACTIONS = {"satisfaction_drop": "科室 7 日内提交整改说明 submi
 def _service_alert(row: dict) -> Message:
     kind = row["alert_type"]
     return _fit(f"【服务质量预警】{row['subject_id']} {kind}",
-                [f"{SERVICE_ALERT_NAMES.get(kind, kind)} rule {kind}: {row['subject_type']} {row['subject_id']}, "
-                 f"{row['period_label']}",
-                 f"{row['indicator']}: {row['observed_value']} (基线 baseline {row['baseline_value']}, "
-                 f"阈值 threshold {row['threshold']})",
+                [(f"{SERVICE_ALERT_NAMES.get(kind, kind)} rule {kind}: {row['subject_type']} {row['subject_id']}, "
+                 f"{row['period_label']}"),
+                 (f"{row['indicator']}: {row['observed_value']} (基线 baseline {row['baseline_value']}, "
+                 f"阈值 threshold {row['threshold']})"),
                  f"证据 evidence: {_evidence(row['evidence'])}",
                  f"处置要求 action: {SERVICE_ACTIONS.get(kind, '核实并处置 verify and act')}"])
 
@@ -210,8 +210,8 @@ DRG_METRIC_NAMES = {"cost_per_case_cny": "例均费用", "average_length_of_stay
 def _drg_alert(row: dict) -> Message:
     metric = DRG_METRIC_NAMES.get(row["metric"], row["metric"])
     return _fit(f"【病种异常预警】{row['department_id']} {row['drg_code']}",
-                [f"科室 department {row['department_id']}, 病组 DRG {row['drg_code']} {row['drg_name'] or ''}, "
-                 f"{row['month']:%Y-%m}",
+                [(f"科室 department {row['department_id']}, 病组 DRG {row['drg_code']} {row['drg_name'] or ''}, "
+                 f"{row['month']:%Y-%m}"),
                  f"rule DRG_ANOMALY: {metric} {row['metric']} = {row['value']} (稳健Z robust z {row['robust_z']})",
                  f"证据 evidence: {_evidence(row['evidence'])}",
                  "处置要求 action: 科室核查病例结构与费用构成 review the group's cases and cost structure"])
@@ -221,16 +221,16 @@ def _drg_alert(row: dict) -> Message:
 # that page someone (red and yellow vendor warnings; blue ones stay on the dashboard)
 _ALERT_QUERIES = {
     "vendor_warning": ("scoring", "vendor_risk_warnings", "warning_id",
-                       "select warning_id as alert_id, * from scoring.vendor_risk_warnings "
+                       ("select warning_id as alert_id, * from scoring.vendor_risk_warnings "
                        "where colour in ('red', 'yellow') and status <> 'resolved' and last_seen_on = %(d)s "
-                       "order by colour, vendor_id, rule_id, warning_id", _vendor_warning),
+                       "order by colour, vendor_id, rule_id, warning_id"), _vendor_warning),
     "service_alert": ("scoring", "service_quality_alerts", "alert_id",
-                      "select * from scoring.service_quality_alerts "
-                      "where status <> 'resolved' and last_seen_on = %(d)s order by alert_type, subject_id, alert_id",
+                      ("select * from scoring.service_quality_alerts "
+                      "where status <> 'resolved' and last_seen_on = %(d)s order by alert_type, subject_id, alert_id"),
                       _service_alert),
     "drg_alert": ("scoring", "drg_anomaly_alerts", "alert_id",
-                  "select * from scoring.drg_anomaly_alerts where status <> 'resolved' and last_seen_on = %(d)s "
-                  "order by department_id, drg_code, metric, alert_id", _drg_alert),
+                  ("select * from scoring.drg_anomaly_alerts where status <> 'resolved' and last_seen_on = %(d)s "
+                  "order by department_id, drg_code, metric, alert_id"), _drg_alert),
 }
 
 NOTIFICATIONS_DDL = """
@@ -275,7 +275,7 @@ def new_alert_messages(cur, business_date: date) -> tuple[list[tuple[str, str, M
         cur.execute(sql, {"d": business_date})
         columns = [c.name for c in cur.description]
         for values in cur.fetchall():
-            row = dict(zip(columns, values))
+            row = dict(zip(columns, values, strict=True))
             if (kind, row["alert_id"]) in sent:
                 already += 1
             else:
