@@ -22,14 +22,6 @@ import psycopg2
 
 from hospital_ops import batches, limits, security
 from hospital_ops.config import pseudonym_key, settings
-from hospital_ops.load.loader import (
-    ManifestEntry,
-    ensure_raw_schema,
-    load_night,
-    plan_extract,
-    reason_category,
-    watermark,
-)
 from hospital_ops.extract import remove_night_folder
 from hospital_ops.extract.api import extract_api_source
 from hospital_ops.extract.fhir_night import extract_his_fhir, fhir_export_dir, his_kind, load_his_fhir_detail
@@ -40,6 +32,14 @@ from hospital_ops.extract.sql import (
     read_from,
     save_watermarks,
     watermark_overlap,
+)
+from hospital_ops.load.loader import (
+    ManifestEntry,
+    ensure_raw_schema,
+    load_night,
+    plan_extract,
+    reason_category,
+    watermark,
 )
 from hospital_ops.sources import SOURCES
 
@@ -290,8 +290,8 @@ def night_summary(*, warehouse_url: str, business_date: date) -> dict:
             (business_date,),
         )
         summary["sources"] = [
-            {"source": s, "files": f, "rows_read": int(r), "rows_loaded": int(l), "rows_quarantined": int(q)}
-            for s, f, r, l, q in cur.fetchall()
+            {"source": s, "files": f, "rows_read": int(r), "rows_loaded": int(ld), "rows_quarantined": int(q)}
+            for s, f, r, ld, q in cur.fetchall()
         ]
         cur.execute(
             "select entity, reason from raw._quarantine where batch_date = %s order by entity, row_number",
