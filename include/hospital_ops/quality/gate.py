@@ -27,13 +27,14 @@ the DAG) stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -361,7 +362,7 @@ def _run_gx_checkpoint(warehouse_url: str, spec: CheckpointSpec, validations: Se
         ))
         # the business date leads the run's name: the Data Docs index lists every night by the date it validated
         gx_run_id = RunIdentifier(run_name=_safe_run_name(f"{business_date.isoformat()}__{run_id}"),
-                                  run_time=datetime.now(timezone.utc))
+                                  run_time=datetime.now(UTC))
         checkpoint_result = checkpoint.run(run_id=gx_run_id)
         _redact_sensitive_values(context, checkpoint_result)
         _build_data_docs(context, checkpoint_result)
@@ -539,10 +540,8 @@ def _prune_empty_dirs(root: Path) -> None:
     if not root.is_dir():
         return
     for path in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-        try:
+        with contextlib.suppress(OSError):
             path.rmdir()  # succeeds only when empty
-        except OSError:
-            pass
 
 
 def _dispose(datasource) -> None:  # type: ignore[no-untyped-def]
@@ -550,7 +549,7 @@ def _dispose(datasource) -> None:  # type: ignore[no-untyped-def]
     try:
         datasource.get_execution_engine().engine.dispose()
         datasource.get_engine().dispose()
-    except Exception:  # noqa: BLE001 - best effort
+    except Exception:  # best effort
         log.debug("could not dispose the GX engine", exc_info=True)
 
 
@@ -792,7 +791,7 @@ def check_quarantine_share(
                         bucket = reasons.setdefault(key, {})
                         bucket[category] = bucket.get(category, 0) + 1
             totals: dict[str, list[int]] = {}
-            for source, entity, read, quarantined in counts:
+            for source, _entity, read, quarantined in counts:
                 totals.setdefault(source, [0, 0])
                 totals[source][0] += read
                 totals[source][1] += quarantined
