@@ -46,4 +46,4 @@ def list_warnings(warehouse_url: str, *, include_resolved: bool = False) -> list
             (include_resolved,),
         )
         names = [d[0] for d in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
