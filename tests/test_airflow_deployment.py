@@ -11,16 +11,16 @@ import os
 import re
 import threading
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
 import psycopg2
 import pytest
-from nightly_runs import query
 
 from hospital_ops import airflow_local, notify, warehouse
 from hospital_ops.generate.vendor import generate_vendor_source
+from nightly_runs import query
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +33,7 @@ def webhook():
     received: list[dict] = []
 
     class Hook(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's hook name
+        def do_POST(self):
             received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             self.send_response(200)
             self.end_headers()
@@ -180,7 +180,7 @@ def test_the_missed_publish_deadline_is_sent_by_the_triggerer(night, webhook):
     assert len(missed) == 1, [m["title"] for m in webhook["received"]]
     assert "PUBLISH_DEADLINE" in missed[0]["message"] and airflow_local.DAG_ID in missed[0]["message"]
     # the deadline it missed, rendered by Airflow (UTC): 07:00 hospital time the morning after
-    due = notify.deadline_for(END).astimezone(timezone.utc)
+    due = notify.deadline_for(END).astimezone(UTC)
     assert due.isoformat(sep=" ") in missed[0]["message"]
     late = [m for m in webhook["received"] if m["title"] == f"【夜间运行超时】hospital_ops_nightly {END}"]
     assert len(late) == 1

@@ -13,12 +13,12 @@ from decimal import Decimal
 
 import pytest
 import yaml
-from nightly_runs import query
 
 from hospital_ops.airflow_local import run_night
 from hospital_ops.config import settings
 from hospital_ops.generate.his import create_his_database, generate_his
 from hospital_ops.generate.insurance import generate_insurance
+from nightly_runs import query
 
 pytestmark = pytest.mark.e2e
 

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from nightly_runs import query
 
 from hospital_ops import security, warehouse
 from hospital_ops.airflow_local import run_night
@@ -38,6 +37,7 @@ from hospital_ops.generate.referral import generate_referral
 from hospital_ops.generate.survey import generate_survey
 from hospital_ops.generate.survey_api import SurveyApiServer
 from hospital_ops.generate.vendor import generate_vendor_source
+from nightly_runs import query
 
 pytestmark = [pytest.mark.e2e, pytest.mark.bi]
 

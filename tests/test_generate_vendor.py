@@ -18,6 +18,10 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+
+from hospital_ops.generate.vendor import SCENARIOS, VendorGenerationResult, generate_vendor_source
+from hospital_ops.load.parsing import convert
+from hospital_ops.sources.vendor import SOURCE
 from vendor_files import (
     Tables,
     data_files,
@@ -36,10 +40,6 @@ from vendor_files import (
     spot_check_pass,
     well_formed,
 )
-
-from hospital_ops.generate.vendor import SCENARIOS, VendorGenerationResult, generate_vendor_source
-from hospital_ops.load.parsing import convert
-from hospital_ops.sources.vendor import SOURCE
 
 END = date(2026, 11, 22)
 MONTHS = 4  # full months 2026-07 .. 2026-10, start 2026-07-01

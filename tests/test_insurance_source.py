@@ -26,6 +26,7 @@ from types import SimpleNamespace
 
 import psycopg2
 import pytest
+
 from hospital_ops.generate.his import generate_his
 from hospital_ops.generate.insurance import (
     ADRGS,

@@ -20,6 +20,7 @@ from datetime import date, datetime, timedelta
 
 import psycopg2
 import pytest
+
 from hospital_ops.extract import night_folder
 from hospital_ops.extract.api import default_retry, run_api_night
 from hospital_ops.extract.sql import night_cutoff, run_sql_night

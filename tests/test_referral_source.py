@@ -20,9 +20,16 @@ from types import SimpleNamespace
 
 import psycopg2
 import pytest
+
 from hospital_ops.extract.sql import run_sql_night
 from hospital_ops.generate.his import generate_his
-from hospital_ops.generate.referral import CHANNEL_PLAN, SCENARIO_FILE, UNKNOWN_CHANNEL_ID, generate_referral, quarter_of
+from hospital_ops.generate.referral import (
+    CHANNEL_PLAN,
+    SCENARIO_FILE,
+    UNKNOWN_CHANNEL_ID,
+    generate_referral,
+    quarter_of,
+)
 from hospital_ops.load.loader import load_night, plan_extract
 from hospital_ops.load.parsing import parse_timestamp, pseudonymize
 from hospital_ops.sources import his as his_source
@@ -140,7 +147,7 @@ def _his_conversions(referral) -> dict[tuple[str, str], list[bool]]:
     landed = {r[0] for r in query(referral.warehouse, "select referral_id from raw.referral__referrals")}
     outcome: dict[tuple[str, str], list[bool]] = defaultdict(list)
     seen = set()
-    for relative, _, rows in delivered(referral.inbox):
+    for _relative, _, rows in delivered(referral.inbox):
         for row in rows:
             if "referral_id" not in row or row["referral_id"] not in landed or row["referral_id"] in seen:
                 continue

@@ -12,7 +12,6 @@ from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
-from nightly_runs import query
 
 from hospital_ops.airflow_local import run_night
 from hospital_ops.generate.his import create_his_database, generate_his
@@ -21,6 +20,7 @@ from hospital_ops.generate.referral import converts, generate_referral, quarter_
 from hospital_ops.generate.survey import generate_survey
 from hospital_ops.generate.survey_api import SurveyApiServer
 from hospital_ops.generate.vendor import generate_vendor_source
+from nightly_runs import query
 
 pytestmark = pytest.mark.e2e
 
@@ -156,8 +156,8 @@ def test_complaints_per_10k_visits_follow_the_complaints_and_the_his_visits(cons
         expected = None if not visit_count else (Decimal(10000 * count) / visit_count).quantize(
             Decimal("0.01"), rounding=ROUND_HALF_UP)
         assert per_10k == expected, (department, month)
-    kpis = dict(((r[0], r[1]), r[2]) for r in q(consortium, "select department_id, month, complaints_per_10k_visits "
-                                                            "from marts.fct_department_month_kpis"))
+    kpis = {(r[0], r[1]): r[2] for r in q(consortium, "select department_id, month, complaints_per_10k_visits "
+                                                            "from marts.fct_department_month_kpis")}
     assert all(kpis[(r[0], r[1])] == r[4] for r in rows)
 
 

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 import psycopg2
 import pytest
+
 from hospital_ops.extract.api import (
     ApiExtractError,
     default_retry,
