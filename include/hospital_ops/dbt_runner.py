@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlparse
 
 from hospital_ops import limits
 from hospital_ops.config import date_bounds, environment, settings
+from hospital_ops.db import fetch_one
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +253,7 @@ def _delivered_sources(warehouse_url: str) -> list[str]:
     try:
         with conn.cursor() as cur:
             cur.execute("select to_regclass('raw._load_files') is not null")
-            if not cur.fetchone()[0]:
+            if not fetch_one(cur)[0]:
                 return []
             cur.execute("select distinct source from raw._load_files where rows_loaded > 0 order by 1")
             return [row[0] for row in cur.fetchall()]
