@@ -12,8 +12,14 @@ import hmac
 import re
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, TypeVar
 
 from hospital_ops.sources.spec import Column
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+T = TypeVar("T")
 
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d", "%Y.%m.%d")
 _TIMESTAMP_FORMATS = (
@@ -63,7 +69,7 @@ def parse_timestamp(text: str) -> datetime:
             continue
     match = _CHINESE_DATE.match(text)
     if match:
-        return datetime(*(int(part) for part in match.groups()))
+        return datetime(int(match[1]), int(match[2]), int(match[3]))
     raise ValueError(f"unrecognised date/time {_shown(text)!r}")
 
 
@@ -141,7 +147,7 @@ def _number(column: Column, text: str) -> Decimal:
     return number
 
 
-def _checked(column: Column, text: str, parser):  # type: ignore[no-untyped-def]
+def _checked(column: Column, text: str, parser: Callable[[str], T]) -> T:
     try:
         return parser(text)
     except ValueError as exc:
