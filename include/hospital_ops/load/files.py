@@ -6,13 +6,16 @@ import codecs
 import csv
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import IO, TYPE_CHECKING, Self, TypeGuard
 
 from hospital_ops.redaction import shown_cells
 from hospital_ops.sources.spec import Entity
+
+if TYPE_CHECKING:
+    from _csv import Writer
 
 
 class SourceFileError(RuntimeError):
@@ -110,7 +113,7 @@ def digest_and_encoding(path: Path) -> tuple[str, str]:
     return facts.sha256, facts.encoding
 
 
-def header_positions(path: Path, entity: Entity, header: list[object] | None) -> tuple[list[str], list[int]]:
+def header_positions(path: Path, entity: Entity, header: Sequence[object] | None) -> tuple[list[str], list[int]]:
     """The header's names and, for each spec column in spec order, its position in the header.
 
     A header that lacks a spec column, has an unknown, blank or repeated one is a SourceFileError
@@ -143,7 +146,7 @@ def header_positions(path: Path, entity: Entity, header: list[object] | None) ->
     return names, [names.index(name) for name in expected]
 
 
-def pseudonymised_columns(entity: Entity, header: list[object] | None) -> frozenset[str]:
+def pseudonymised_columns(entity: Entity, header: Sequence[object] | None) -> frozenset[str]:
     """The personal columns a file delivers already pseudonymised: those its header names `<name>_pseudo`.
 
     The marker is per file, in the file itself: an extractor (SQL, API, FHIR) hashes personal values
@@ -158,7 +161,7 @@ def pseudonymised_columns(entity: Entity, header: list[object] | None) -> frozen
     return frozenset(column.name for column in entity.columns if column.pii and column.raw_name in names)
 
 
-def csv_header(path: Path, encoding: str) -> list[object] | None:
+def csv_header(path: Path, encoding: str) -> list[str] | None:
     """The header (first non-blank row) of a CSV file, or None when the file is empty."""
     try:
         for record in _csv_records(path, encoding):
@@ -254,17 +257,17 @@ class Utf8Stream:
 
 
 class _MisshapenRow(list):
-    def __init__(self, cells: list[object], expected_width: int) -> None:
+    def __init__(self, cells: Iterable[object], expected_width: int) -> None:
         super().__init__(cells)
         self.expected_width = expected_width
 
 
-def is_misshapen(row: list[object]) -> bool:
+def is_misshapen(row: list[object]) -> TypeGuard[_MisshapenRow]:
     return isinstance(row, _MisshapenRow)
 
 
 class _BrokenLine(list):
-    def __init__(self, cells: list[object], reason: str) -> None:
+    def __init__(self, cells: Iterable[object], reason: str) -> None:
         super().__init__(cells)
         self.reason = reason
 
@@ -277,7 +280,7 @@ def broken_reason(row: list[object]) -> str | None:
 @dataclass
 class _Record:
     line: int  # the physical line it starts on
-    cells: list[object]
+    cells: list[str]
     problem: str | None = None
 
 
@@ -294,7 +297,7 @@ class _Lines:
     A line with a NUL byte or longer than MAX_LINE_BYTES is not handed to csv: it raises _BadLine (the
     reader resumes at the next line), and an over-long line is skipped unread, never held whole."""
 
-    def __init__(self, handle) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, handle: IO[str]) -> None:
         self._handle = handle
         self.number = 0
         self._taken: list[tuple[int, str]] = []
@@ -434,6 +437,6 @@ def _xlsx_rows(path: Path, entity: Entity) -> Iterator[tuple[int, list[object]]]
         workbook.close()
 
 
-def csv_buffer_writer() -> tuple[io.StringIO, csv.writer]:  # type: ignore[valid-type]
+def csv_buffer_writer() -> tuple[io.StringIO, Writer]:
     buffer = io.StringIO()
     return buffer, csv.writer(buffer, lineterminator="\n")
