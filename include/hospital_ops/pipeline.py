@@ -174,7 +174,7 @@ def check_publication_order(*, warehouse_url: str, business_date: date, force: b
         if not _table_exists(cur, "audit", "publications"):
             return False
         cur.execute("select max(business_date) from audit.publications")
-        newest = cur.fetchone()[0]
+        newest = fetch_one(cur)[0]
     if newest is None or business_date >= newest:
         return False
     if not force:
