@@ -9,7 +9,7 @@ import io
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Self, TypeGuard
+from typing import IO, TYPE_CHECKING, Self
 
 from hospital_ops.redaction import shown_cells
 from hospital_ops.sources.spec import Entity
@@ -262,8 +262,14 @@ class _MisshapenRow(list):
         self.expected_width = expected_width
 
 
-def is_misshapen(row: list[object]) -> TypeGuard[_MisshapenRow]:
+def is_misshapen(row: list[object]) -> bool:
     return isinstance(row, _MisshapenRow)
+
+
+def misshapen_reason(row: list[object]) -> str:
+    """Why a row with the wrong number of cells is quarantined."""
+    expected = row.expected_width if isinstance(row, _MisshapenRow) else "another number of"
+    return f"row has {len(row)} cells, header has {expected}"
 
 
 class _BrokenLine(list):
