@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -41,6 +42,9 @@ from hospital_ops.config import pseudonym_key
 from hospital_ops.extract import LandingFolder, landing_text, remove_night_folder
 from hospital_ops.load.loader import RAW_SCHEMA, NightLoad, ensure_raw_schema, load_night, plan_extract
 from hospital_ops.sources.spec import Entity, Source
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +103,7 @@ def version_key(key_values: Sequence[object], updated_at: object) -> tuple[str, 
     return (*(landing_text(value) for value in key_values), landing_text(updated_at))
 
 
-def landed_versions(conn, source: Source, business_date: date,  # type: ignore[no-untyped-def]
+def landed_versions(conn: PgConnection, source: Source, business_date: date,
                     since: Mapping[str, datetime | None]) -> dict[str, set[tuple[str, ...]]]:
     """Per entity, the versions (business key, updated_at) earlier nights landed in raw from `since[entity]`
     on: what an extract's overlap reads again and must not load twice."""
@@ -221,7 +225,7 @@ def _extract_table(conn: sa.Connection, folder: LandingFolder, entity: Entity, s
 # ---------------------------------------------------------------------------------- watermarks
 
 
-def ensure_watermark_table(conn) -> None:  # type: ignore[no-untyped-def]
+def ensure_watermark_table(conn: PgConnection) -> None:
     """Create `raw._sql_watermarks` (psycopg2 connection to the warehouse)."""
     with conn.cursor() as cur:
         cur.execute(f"create schema if not exists {RAW_SCHEMA}")
@@ -237,7 +241,7 @@ def ensure_watermark_table(conn) -> None:  # type: ignore[no-untyped-def]
     conn.commit()
 
 
-def load_watermarks(conn, source_name: str, business_date: date) -> dict[str, datetime | None]:  # type: ignore[no-untyped-def]
+def load_watermarks(conn: PgConnection, source_name: str, business_date: date) -> dict[str, datetime | None]:
     """Per entity, the largest updated_at extracted by a night *before* `business_date`.
 
     Entities never extracted are absent (the extractor then reads them from the beginning).
@@ -252,7 +256,7 @@ def load_watermarks(conn, source_name: str, business_date: date) -> dict[str, da
         return dict(cur.fetchall())
 
 
-def save_watermarks(conn, source_name: str, business_date: date,  # type: ignore[no-untyped-def]
+def save_watermarks(conn: PgConnection, source_name: str, business_date: date,
                     max_updated_at: Mapping[str, datetime], *, run_id: str | None = None) -> None:
     """Record what night `business_date` extracted, replacing an earlier attempt of that night."""
     ensure_watermark_table(conn)
@@ -275,7 +279,7 @@ def save_watermarks(conn, source_name: str, business_date: date,  # type: ignore
 # ------------------------------------------------------------------------------------ a night
 
 
-def run_sql_night(source: Source, source_url: str, warehouse_conn, landing_dir: Path,  # type: ignore[no-untyped-def]
+def run_sql_night(source: Source, source_url: str, warehouse_conn: PgConnection, landing_dir: Path,
                   business_date: date, *, run_id: str, key: bytes, schema: str = DEFAULT_SCHEMA,
                   keep_landing: bool = False) -> SqlNight:
     """Extract a night of a SQL source and land it with the file loader, then record its watermarks."""
