@@ -25,6 +25,7 @@ import os
 import shutil
 from datetime import UTC, date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hospital_ops.config import hospital_timezone, pseudonym_key, settings
 from hospital_ops.extract.fhir_bulk import BulkDataClient, SmartBackend
@@ -32,6 +33,11 @@ from hospital_ops.extract.fhir_r4 import MAPPED_TYPES, REFERENCE_TYPES, fhir_exp
 from hospital_ops.load.loader import ManifestEntry, ensure_raw_schema, load_night, plan_extract
 from hospital_ops.sources.his import SOURCE as HIS_SOURCE
 from hospital_ops.sources.his_fhir import SOURCE as FHIR_SOURCE
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
+
+    from hospital_ops.sources.spec import Source
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +80,13 @@ def fhir_server() -> tuple[str | None, BulkDataClient | None]:
     return url, BulkDataClient(url, token=os.environ.get("HIS_FHIR_TOKEN"), smart=smart)
 
 
-def _entries(folder_root: Path, source, business_date: date) -> list[dict]:  # type: ignore[no-untyped-def]
+def _entries(folder_root: Path, source: Source, business_date: date) -> list[dict]:
     entries = plan_extract(folder_root, source, business_date, business_date - timedelta(days=1))
     return [{"entity": e.entity, "path": str(e.path), "relative_path": e.relative_path,
              "folder_date": e.folder_date.isoformat()} for e in entries]
 
 
-def extract_his_fhir(conn, *, business_date: date, export_dir: Path | None) -> dict:  # type: ignore[no-untyped-def]
+def extract_his_fhir(conn: PgConnection, *, business_date: date, export_dir: Path | None) -> dict:
     """Map the export in `export_dir` (or tonight's Bulk export of HIS_FHIR_URL) to this night's landing
     folders; the pipeline's extract result."""
     ensure_raw_schema(conn, FHIR_SOURCE)
@@ -114,7 +120,7 @@ def extract_his_fhir(conn, *, business_date: date, export_dir: Path | None) -> d
     }
 
 
-def load_his_fhir_detail(conn, extracted: dict, *, business_date: date, run_id: str) -> dict | None:  # type: ignore[no-untyped-def]
+def load_his_fhir_detail(conn: PgConnection, extracted: dict, *, business_date: date, run_id: str) -> dict | None:
     """Land the `his_fhir` files of a FHIR night, then remove both landing folders."""
     if "fhir_files" not in extracted:
         return None
