@@ -279,7 +279,7 @@ def save_watermarks(conn: PgConnection, source_name: str, business_date: date,
 # ------------------------------------------------------------------------------------ a night
 
 
-def run_sql_night(source: Source, source_url: str, warehouse_conn: PgConnection, landing_dir: Path,
+def run_sql_night(source: Source, source_url: str, warehouse_conn, landing_dir: Path,  # type: ignore[no-untyped-def]
                   business_date: date, *, run_id: str, key: bytes, schema: str = DEFAULT_SCHEMA,
                   keep_landing: bool = False) -> SqlNight:
     """Extract a night of a SQL source and land it with the file loader, then record its watermarks."""
