@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, tzinfo
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import unquote
 
 from hospital_ops.extract import LandingFolder, landing_text
@@ -131,7 +131,7 @@ class FhirRead:
     transaction_time: str | None = None
 
 
-def _open_text(path: Path):  # type: ignore[no-untyped-def]
+def _open_text(path: Path) -> IO[str]:
     if path.name.endswith(".gz"):
         return gzip.open(path, "rt", encoding="utf-8-sig")
     return path.open("r", encoding="utf-8-sig")
@@ -397,7 +397,7 @@ class _Mapper:
         return hospital_time(text, self.tz)
 
     def updated(self, resource: Mapping[str, Any]) -> datetime:
-        meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
+        meta = m if isinstance(m := resource.get("meta"), dict) else {}
         return self.time(meta.get("lastUpdated")) or self.updated_default
 
     def patient_key(self, ref: object, container: Mapping[str, Any]) -> str | None:
@@ -487,7 +487,7 @@ class _Mapper:
                     "department_name": f"{match['department_name_zh']} {match['department_name']}".strip(),
                     "kind": match.get("kind") or "clinical", "updated_at": self.updated_default}
             return department_id, True
-        if provider is not None and "dept" in {c.get("code") for c in _codings(provider.get("type"))}:
+        if provider_key and provider is not None and "dept" in {c.get("code") for c in _codings(provider.get("type"))}:
             # this project's own profile: the provider is the department Organization itself
             department_id = provider_key[1]
             if department_id not in self.departments:
@@ -542,7 +542,7 @@ class _Mapper:
         hospital_id = self.hospital(self.index.resolve(resource.get("serviceProvider"), resource, ("Organization",)))
         department_id, mapped = self.department(resource, hospital_id)
         self.encounter_department[rid] = (hospital_id, department_id)
-        period = resource.get("period") if isinstance(resource.get("period"), dict) else {}
+        period = p if isinstance(p := resource.get("period"), dict) else {}
         started, ended = self.time(period.get("start")), self.time(period.get("end"))
         disposition = self.disposition(resource, patient_ref, started, ended)
         doctor = None
@@ -575,7 +575,7 @@ class _Mapper:
 
     def disposition(self, encounter: Mapping[str, Any], patient_ref: object, started: datetime | None,
                     ended: datetime | None) -> str | None:
-        hospitalization = encounter.get("hospitalization") if isinstance(encounter.get("hospitalization"), dict) else {}
+        hospitalization = h if isinstance(h := encounter.get("hospitalization"), dict) else {}
         for coding in _codings(hospitalization.get("dischargeDisposition")):
             found = self.seeds.dispositions.get((str(coding.get("system") or ""), str(coding.get("code"))))
             if found:
@@ -724,7 +724,7 @@ class _Mapper:
         encounter_category = self.encounter_category.get(encounter_id or "")
         if money[1] != "CNY" or encounter_category not in ("outpatient", "emergency", "inpatient"):
             return  # shown in his_fhir__amounts with its currency; the ledger's CNY figures take CNY only
-        _, department_id = self.encounter_department[encounter_id]
+        _, department_id = self.encounter_department[encounter_id or ""]
         visit = encounter_category != "inpatient"
         self.put(HIS_SOURCE.entity("charges"), rid, {
             "charge_id": rid, "visit_id": encounter_id if visit else None,
