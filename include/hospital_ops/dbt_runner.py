@@ -196,7 +196,7 @@ def stale_source_tables(warehouse_url: str, business_date: date) -> list[str]:
 
     with closing(connect(warehouse_url)) as conn, conn.cursor() as cur:
         cur.execute("select to_regclass(%s) is not null", (FRESHNESS_TABLE,))
-        if not cur.fetchone()[0]:
+        if not fetch_one(cur)[0]:
             return []
         cur.execute(f"select source || '.' || table_name from {FRESHNESS_TABLE} "
                     "where business_date = %s and status = any(%s) order by 1", (business_date, list(FRESHNESS_ERRORS)))
