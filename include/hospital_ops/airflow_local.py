@@ -16,9 +16,15 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, urlsplit
 
 from hospital_ops.config import settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +156,7 @@ class Deployment:
         return response.json()["access_token"]
 
 
-def _secret(name: str, make) -> str:
+def _secret(name: str, make: Callable[[], str]) -> str:
     """A secret created once under <var>/secrets/ (git-ignored, mode 600) and reused afterwards."""
     path = settings().var_dir / "secrets" / name
     if not path.exists():
@@ -415,7 +421,7 @@ class AirflowApi:
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {deployment.token()}"
 
-    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs):
+    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any) -> requests.Response:
         response = self.session.request(method, f"{self.base}{path}", timeout=self.timeout, **kwargs)
         if response.status_code not in ok:
             raise AirflowDeploymentError(f"{method} {path}: HTTP {response.status_code} {response.text[:500]}")
@@ -483,7 +489,7 @@ class AirflowApi:
 
 
 def trigger_nights(deployment: Deployment, nights: list[date], *, replace: bool = True,
-                   progress=None) -> list[dict]:
+                   progress: Callable[[str], None] | None = None) -> list[dict]:
     """Run nights one after another through the scheduler (the demo's `--scheduler`); stop at the
     first failed one. Returns the finished runs as the REST API reports them."""
     api = AirflowApi(deployment)
@@ -532,7 +538,7 @@ def backfill(first: date, last: date, *, dry_run: bool = False) -> subprocess.Co
     deployment = Deployment(state["url"], ADMIN_USER, admin_password(), settings().var_dir / "airflow",
                             state["pids"], state["meta_database"])
     details = AirflowApi(deployment).request("GET", f"/dags/{DAG_ID}/details").json()
-    start_date = pendulum.parse(details["start_date"]).in_timezone(HOSPITAL_TIMEZONE).date()
+    start_date = cast("pendulum.DateTime", pendulum.parse(details["start_date"])).in_timezone(HOSPITAL_TIMEZONE).date()
     check_backfill_range(first, last, start_date)
     # a night's logical date is its business date at 02:00 hospital time (the cron's interval start);
     # Airflow takes the runs whose logical date lies within [from, to]
