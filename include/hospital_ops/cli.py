@@ -30,9 +30,14 @@ import shutil
 import sys
 import time
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 from hospital_ops import warehouse
 from hospital_ops.config import settings
+from hospital_ops.db import fetch_one
+
+if TYPE_CHECKING:
+    from hospital_ops.airflow_local import Deployment
 
 
 def _progress(message: str) -> None:
@@ -150,7 +155,7 @@ def _run_nights(nights: list[date], scheduler: bool = False) -> bool:
         return _run_nights_with_sources(nights, url)
 
 
-def _print_airflow_login(deployment) -> None:
+def _print_airflow_login(deployment: Deployment) -> None:
     _progress(f"Airflow UI and REST API: {deployment.url}  (login {deployment.username} / {deployment.password}; "
               f"password kept in {settings().var_dir / 'secrets' / 'airflow_passwords.json'})")
 
@@ -206,10 +211,10 @@ def _print_scenario_check(url: str) -> None:
             vendor = facts["vendor_id"]
             cur.execute("select string_agg(distinct colour || ' ' || rule_id, ', ') from scoring.vendor_risk_warnings "
                         "where vendor_id = %s and status <> 'resolved'", (vendor,))
-            raised = cur.fetchone()[0]
+            raised = fetch_one(cur)[0]
             cur.execute("select string_agg(decision || ' (' || rule_id || ')', ', ') "
                         "from scoring.vendor_supervision_decisions where vendor_id = %s", (vendor,))
-            decided = cur.fetchone()[0]
+            decided = fetch_one(cur)[0]
             cur.execute("select credit_rating from scoring.vendor_credit_rating where vendor_id = %s "
                         "order by rating_month desc limit 1", (vendor,))
             rating = (cur.fetchone() or ["-"])[0]
@@ -217,7 +222,7 @@ def _print_scenario_check(url: str) -> None:
             if name == "corrected_report":
                 cur.execute("select service_report_revision, complaints, service_volume from marts.fct_vendor_month_kpis "
                             "where vendor_id = %s and to_char(month, 'YYYY-MM') = %s", (vendor, facts["month"]))
-                revision, complaints, volume = cur.fetchone()
+                revision, complaints, volume = fetch_one(cur)
                 corrected = (f"{facts['month']} report in force: revision {revision} "
                              f"(complaints {complaints}, volume {volume})")
             found = "; ".join(filter(None, [raised, decided, corrected]))
