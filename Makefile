@@ -50,3 +50,12 @@ clean:
 	-$(BIN)/hospital-ops airflow down
 	-$(BIN)/hospital-ops warehouse stop
 	rm -rf var dbt_project/target dbt_project/logs
+
+# mypy in its own environment beside the project's (see requirements-lint.txt for why)
+LINT_STAMP := $(VENV)/lint/.installed
+$(LINT_STAMP): requirements-lint.txt
+	test -x $(VENV)/lint/bin/python || $(PYTHON) -m venv $(VENV)/lint
+	$(VENV)/lint/bin/python -m pip install --quiet -r requirements-lint.txt
+	touch $(LINT_STAMP)
+
+install: $(LINT_STAMP)

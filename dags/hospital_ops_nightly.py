@@ -271,7 +271,7 @@ def hospital_ops_nightly() -> None:
     @task(execution_timeout=TIMEOUTS["notify_alerts"])
     def notify_alerts() -> dict:
         from hospital_ops.notifiers import alert_urls
-        from hospital_ops.notify import notify_new_alerts, notify_if_late
+        from hospital_ops.notify import notify_if_late, notify_new_alerts
 
         urls = alert_urls()
         result = notify_new_alerts(_warehouse_url(), business_date=_business_date(), run_id=_run_id(), urls=urls)

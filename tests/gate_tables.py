@@ -9,6 +9,7 @@ from datetime import date
 from itertools import count
 
 import psycopg2
+
 from hospital_ops.quality import load_checkpoint, load_suite
 from hospital_ops.sources import LANDED_SOURCES as SOURCES
 from hospital_ops.sources.spec import PG_TYPES

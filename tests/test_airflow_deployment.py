@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 
 import psycopg2
 import pytest
-from nightly_runs import query
 
 from hospital_ops import airflow_local, notify, warehouse
 from hospital_ops_sim.vendor import generate_vendor_source
@@ -35,7 +34,7 @@ def webhook():
     received: list[dict] = []
 
     class Hook(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's hook name
+        def do_POST(self):
             received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             self.send_response(200)
             self.end_headers()

@@ -13,7 +13,6 @@ from decimal import Decimal
 
 import pytest
 import yaml
-from nightly_runs import query
 
 from hospital_ops.airflow_local import run_night
 from hospital_ops.config import settings

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from nightly_runs import NIGHTS, consortium_runs, query
-from vendor_files import read_workbook
 
 from hospital_ops import security
 from hospital_ops.audit import relation_digest, verify
+from nightly_runs import NIGHTS, consortium_runs, query
+from vendor_files import read_workbook
 
 pytestmark = pytest.mark.e2e
 
@@ -71,9 +71,9 @@ def test_verify_accepts_the_untouched_chain_as_the_auditor(consortium) -> None:
     ("update audit.run_ledger set payload = jsonb_set(payload, '{inputs,0,rows_read}', '1') where seq = 2", 2),
     ("update audit.run_ledger set business_date = business_date - 1 where seq = 1", 1),
     ("delete from audit.run_ledger where seq = 2", 3),
-    ("update audit.run_ledger set payload = jsonb_set(payload, '{status}', '\"failed\"'), "
+    (("update audit.run_ledger set payload = jsonb_set(payload, '{status}', '\"failed\"'), "
      "row_hash = encode(sha256(convert_to(prev_hash || jsonb_set(payload, '{status}', '\"failed\"')::text, "
-     "'UTF8')), 'hex') where seq = 1", 2),  # re-hashing the edited row breaks the next link
+     "'UTF8')), 'hex') where seq = 1"), 2),  # re-hashing the edited row breaks the next link
 ])
 def test_verify_names_the_first_altered_row(consortium, tampering: str, bad_row: int) -> None:
     # only the superuser can disable the trigger now (the writer cannot: see below)
@@ -105,8 +105,8 @@ from chain c where l.seq = c.seq"""
     (_NEWEST_DELETED, "shrank"),
     ("truncate audit.run_ledger", "empty"),
     (_REWRITTEN, "rewritten"),  # a row and every later hash recomputed: the chain holds, the anchor does not
-    ("select audit.append_run(jsonb_build_object('run_id', 'forged', 'status', 'published', "
-     "'business_date', current_date::text), current_date)", "appended without the pipeline's anchor"),
+    (("select audit.append_run(jsonb_build_object('run_id', 'forged', 'status', 'published', "
+     "'business_date', current_date::text), current_date)"), "appended without the pipeline's anchor"),
 ])
 def test_verify_holds_the_head_against_the_anchor_outside_the_database(consortium, tampering, problem) -> None:
     with closing(psycopg2.connect(consortium.admin_url)) as conn:
@@ -144,8 +144,8 @@ def test_a_forged_anchor_is_refused(consortium, tmp_path) -> None:
     "alter table audit.run_ledger disable trigger user",
     "drop trigger run_ledger_append_only on audit.run_ledger",
     "create or replace function audit.refuse_change() returns trigger language plpgsql as $$ begin return old; end $$",
-    "create or replace function audit.append_run(p jsonb, d date) returns table (ledger_seq bigint, ledger_hash text, "
-    "ledger_rows bigint) language sql as $$ select 1::bigint, ''::text, 1::bigint $$",
+    ("create or replace function audit.append_run(p jsonb, d date) returns table (ledger_seq bigint, ledger_hash text, "
+    "ledger_rows bigint) language sql as $$ select 1::bigint, ''::text, 1::bigint $$"),
     "drop table audit.run_ledger",
     "alter table audit.run_ledger owner to hospital_ops_writer",
     "drop schema audit cascade",
@@ -173,7 +173,7 @@ def test_a_correction_after_closing_is_a_new_version_not_an_edit(consortium) -> 
     s = consortium.generated.scenarios["corrected_report"]
     first = read_workbook(consortium.generated.inbox_dir / s["revision_1"]["file"])
     second = read_workbook(consortium.generated.inbox_dir / s["revision_2"]["file"])
-    complaints = [int(dict(zip(book[0], book[1][0]))["complaints_received"]) for book in (first, second)]
+    complaints = [int(dict(zip(book[0], book[1][0], strict=True))["complaints_received"]) for book in (first, second)]
     month = f"{s['month']}-01"
 
     def complaints_as_published(night) -> list[tuple]:
@@ -236,8 +236,8 @@ def test_each_role_reads_exactly_its_schemas(consortium, role: str, relation: st
 @pytest.mark.parametrize("role, statement", [
     (security.BI_READER, "insert into marts.dim_vendors (vendor_id) values ('X')"),
     (security.BI_READER, "delete from scoring.vendor_risk_warnings"),
-    (security.AUDITOR, "insert into audit.run_ledger (payload, business_date, prev_hash, row_hash) "
-                       "values ('{}', current_date, 'x', 'y')"),
+    (security.AUDITOR, ("insert into audit.run_ledger (payload, business_date, prev_hash, row_hash) "
+                       "values ('{}', current_date, 'x', 'y')")),
     (security.AUDITOR, "update snapshots.snp_vendor_credit_rating set credit_rating = 'AAA'"),
     (security.AUDITOR, "create table audit.mine (x int)"),
 ])
@@ -249,7 +249,7 @@ def test_readers_cannot_write(consortium, role: str, statement: str) -> None:
 
 
 def _doc_queries() -> list[str]:
-    return re.findall(r"```sql\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
+    return re.findall(r"```sql\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.DOTALL)
 
 
 def test_the_doc_has_queries() -> None:

@@ -16,7 +16,7 @@ import os
 import socket
 import statistics
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy
@@ -64,7 +64,7 @@ def test_night_figures_take_the_work_from_the_log_and_the_rest_is_overhead() -> 
 def test_a_scheduler_nights_tasks_and_logs_come_from_the_api_answers() -> None:
     """The REST API's task instances (ISO start/end dates) and structured log lines give the same
     figures as a `dags test` log: the wall time runs from the request to the last task's end."""
-    requested = datetime(2026, 11, 23, 15, 45, 30, tzinfo=timezone.utc)
+    requested = datetime(2026, 11, 23, 15, 45, 30, tzinfo=UTC)
     spans = {"extract_his": (10.0, 20.5), "load_his": (21.0, 25.0), "dbt_build_marts": (26.0, 36.0)}
     instances = [{"task_id": task, "state": "success", "try_number": 1, "map_index": -1,
                   "start_date": (requested + timedelta(seconds=a)).isoformat().replace("+00:00", "Z"),
@@ -126,7 +126,7 @@ def test_a_line_states_its_residuals_and_standard_error() -> None:
     intercept, slope = 30.0, 2.2e-6
     noise = [0.8, -1.1, 0.4, -0.6, 1.3, -0.9]
     xs = [1e6, 1e6, 4e6, 4e6, 16e6, 16e6]
-    points = [(x, intercept + slope * x + e) for x, e in zip(xs, noise)]
+    points = [(x, intercept + slope * x + e) for x, e in zip(xs, noise, strict=True)]
     fit = bench.fit_line(points)
     reference_slope, reference_intercept = numpy.polyfit(xs, [y for _, y in points], 1)
     assert fit["slope"] == pytest.approx(reference_slope) and fit["intercept"] == pytest.approx(reference_intercept)
@@ -159,7 +159,7 @@ def test_shrinking_time_is_not_measurable_rather_than_a_negative_night() -> None
     """The issue's "-3.5 min": night times that fall as history grows, drawn out to the consortium."""
     history = [1_016_974, 2_798_515, 9_371_632]
     walls = [[44.0, 46.1, 45.2], [41.0, 43.0, 41.8], [38.0, 37.2, 39.9]]
-    points = [(x, y) for x, ys in zip(history, walls) for y in ys]
+    points = [(x, y) for x, ys in zip(history, walls, strict=True) for y in ys]
     fit = bench.fit_line(points)
     assert fit["slope"] < 0
     far = bench.predict(fit, 232e6)
@@ -282,7 +282,7 @@ def test_the_consortium_within_4x_is_predicted_with_its_error() -> None:
     fixed = 6_700  # the history series' one-day delta
     sizes = [rows["rows"] / 3.9 / k for k in (4, 2, 1)]  # the largest just over a quarter of the consortium
     scales = [_scale(k, round(x), [30 + 1e-6 * x + per_day * fixed + e for e in (-0.5, 0.0, 0.5)], delta=fixed,
-                     backfill_walls=[10 + 2e-5 * x + e for e in (-2.0, 0.0, 2.0)]) for k, x in zip((1, 2, 4), sizes)]
+                     backfill_walls=[10 + 2e-5 * x + e for e in (-2.0, 0.0, 2.0)]) for k, x in zip((1, 2, 4), sizes, strict=True)]
     for scale in scales:  # the same visit and stay mix as the quarter, so its rows per visit hold
         scale["history_rows"] |= {k: v for k, v in quarter["history_rows"].items() if k != "total"}
     deltas = {"1": fixed, "4": fixed * 4, "16": fixed * 16}
@@ -333,7 +333,7 @@ def test_throughput_counts_the_loaders_whole_night_against_copy() -> None:
 def test_overhead_and_memory_verdicts_follow_the_median() -> None:
     limit = bench.TARGETS["overhead_max_s"]
     scale = _scale(16, 16_000_000, [50.0, 51.0, 52.0], peak=2**30)
-    for run, overhead in zip(scale["nights"]["1"]["runs"], (limit - 2, limit + 5, limit - 1)):
+    for run, overhead in zip(scale["nights"]["1"]["runs"], (limit - 2, limit + 5, limit - 1), strict=True):
         run["overhead_s"] = overhead
     scale["nights"]["1"] |= bench.series_figures(scale["nights"]["1"]["runs"])
     lines = bench.overhead_targets({"scales": [scale], "scheduler": {"measured": False, "reason": "no deployment"}})
@@ -387,7 +387,7 @@ def test_the_scheduler_is_reported_not_measured_when_no_deployment_answers() -> 
 def test_the_logical_date_of_a_run_maps_back_to_its_business_date() -> None:
     day = date(2026, 11, 21)
     logical = datetime.combine(day, datetime.min.time(), bench.HOSPITAL_TZ)
-    assert bench.business_date_of(logical.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")) == day
+    assert bench.business_date_of(logical.astimezone(UTC).isoformat().replace("+00:00", "Z")) == day
 
 
 def test_peak_memory_finds_the_postgresql_server_and_samples_its_processes(db_url: str) -> None:
@@ -428,7 +428,7 @@ def test_the_consortium_quarter_holds_its_hospitals_and_volume_and_its_largest_i
     assert len({(s.hospitals, s.his_volume) for s in scales}) == 1 and len(scales) >= 3
     largest = max(scales, key=lambda s: s.months)
     assert largest.months == bench.CONSORTIUM["years"] * 12
-    assert [s.months for s in sorted(scales, key=lambda s: s.months)][0] * 4 >= largest.months  # within 4×
+    assert next(s.months for s in sorted(scales, key=lambda s: s.months)) * 4 >= largest.months  # within 4×
     # the earlier method's 1× and 16× (3 × 6 and 9 × 32 at volume 1) held 1,016,974 and 9,371,632 rows
     for hospitals, months, rows in ((3, 6, 1_016_974), (9, 32, 9_371_632)):
         assert bench.expected_rows(bench.Scale.of(hospitals, months, 1.0)) == pytest.approx(rows, rel=0.01)

@@ -1,8 +1,8 @@
 """The data team's and the auditors' dashboards count what the pipeline recorded, nothing else.
 
 A throw-away database gets two nights of quality-gate results (recorded by the gate's own writer), the
-batch verdicts the gate appends for them (one rejected batch then accepted by a person), quarantined rows, a publication (pipeline.publish of a
-planted build table) and the run ledger's rows (hospital_ops.audit). dbt builds just the five rpt_
+batch verdicts the gate appends for them (one rejected batch then accepted by a person), quarantined rows,
+a publication (pipeline.publish of a planted build table) and the run ledger's rows (hospital_ops.audit). dbt builds just the five rpt_
 models; each figure must equal a count computed from the planted rows. A database where the pipeline
 has created none of those tables yet builds the same models, empty.
 """
@@ -77,7 +77,7 @@ def _build(url: str, tmp_path: Path) -> dict[str, list[dict]]:
         for model in MODELS:
             cur.execute(f"select * from marts_build.{model}")
             names = [d[0] for d in cur.description]
-            rows[model] = [dict(zip(names, row)) for row in cur.fetchall()]
+            rows[model] = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     return rows
 
 

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from nightly_runs import query
 
 from hospital_ops import security, warehouse
 from hospital_ops.airflow_local import run_night

@@ -3,6 +3,7 @@ touches no database while being parsed."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,7 @@ def test_nightly_dag_wiring(dagbag) -> None:
         assert dag.get_task(f"load_{name}").upstream_task_ids == {f"extract_{name}"}
         assert f"load_{name}" in dag.get_task("dbt_build_marts").upstream_task_ids
         assert dag.get_task(f"extract_{name}").upstream_task_ids == {"open_run_ledger"}  # the ledger's started row first
-    for before, after in zip(chain, chain[1:]):
+    for before, after in itertools.pairwise(chain):
         assert dag.get_task(after).upstream_task_ids == {before}
     ledger = dag.get_task("record_run_ledger")
     assert ledger.upstream_task_ids == {"publish"} and ledger.trigger_rule == "all_done"
@@ -136,10 +137,10 @@ def test_connection_lookups_fall_back_only_when_the_connection_is_not_found(monk
     nightly = _nightly_module()
     monkeypatch.setenv("HIS_URL", "postgresql://reader@127.0.0.1:5432/his")
 
-    def not_found(conn_id):  # noqa: ANN001
+    def not_found(conn_id):
         raise AirflowNotFoundException(f"The conn_id `{conn_id}` isn't defined")
 
-    def backend_down(conn_id):  # noqa: ANN001
+    def backend_down(conn_id):
         raise ConnectionError(f"secrets backend unreachable while reading {conn_id}")
 
     monkeypatch.setattr(BaseHook, "get_connection", staticmethod(not_found))

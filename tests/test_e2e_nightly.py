@@ -10,12 +10,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from nightly_runs import END, NIGHTS, consortium_runs, query, table_digest
 from openpyxl import Workbook
-from vendor_files import Tables, lab_accuracy, parse_timestamp, read_workbook, report_counts, service_reports
 
 from hospital_ops.airflow_local import run_night
 from hospital_ops.sources.vendor import SOURCE
+from nightly_runs import END, NIGHTS, consortium_runs, query, table_digest
+from vendor_files import Tables, lab_accuracy, parse_timestamp, read_workbook, report_counts, service_reports
 
 pytestmark = pytest.mark.e2e
 
@@ -268,7 +268,7 @@ def test_related_party_is_flagged_from_its_declaration(env, nights, scenarios) -
 def test_corrected_report_resent_next_night_replaces_the_first(env, nights, tables, scenarios) -> None:
     s = scenarios["corrected_report"]
     header, rows, _ = read_workbook(Path(tables.result.inbox_dir) / s["revision_2"]["file"])
-    corrected = dict(zip(header, rows[0]))
+    corrected = dict(zip(header, rows[0], strict=True))
     assert kpi(env, s["vendor_id"], s["month"], "complaints") == int(corrected["complaints_received"])
     assert kpi(env, s["vendor_id"], s["month"], "service_report_revision") == int(corrected["revision"]) == 2
 
@@ -303,7 +303,7 @@ def test_vendor_supervision_report_shows_each_vendors_rating_open_warnings_and_d
     for vendor, month, rating in q(env, "select vendor_id, rating_month, credit_rating from scoring.vendor_credit_rating "
                                         "order by rating_month"):
         ratings[vendor] = (rating, month)
-    for vendor, (rating, month, red, yellow, blue, decisions) in report.items():
+    for vendor, (rating, month, red, yellow, blue, _decisions) in report.items():
         assert (rating, month) == ratings.get(vendor, (None, None)), vendor
         assert (red, yellow, blue) == tuple(open_warnings[(vendor, colour)] for colour in ("red", "yellow", "blue"))
     assert sum(r[3] for r in report.values()) > 0, "the planted privacy leak is a red warning"

@@ -107,7 +107,7 @@ def test_an_interrupted_night_resumes_its_job_without_loss_or_duplicates(tmp_pat
     with FhirBulkServer(resources(), file_lines=4) as server:
         server.inject("error", "/files/", times=50)  # the night dies while downloading
         client = BulkDataClient(server.url, retries=1, backoff=0.01, sleep=lambda s: None)
-        with pytest.raises(Exception):
+        with pytest.raises(BulkExportError):
             client.export(folder)
         assert (folder / JOB_FILE).exists()
         server.faults.clear()

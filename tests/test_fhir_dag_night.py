@@ -14,12 +14,11 @@ import json
 from datetime import date
 
 import pytest
-from nightly_runs import query
-from test_fhir_his import NIGHT, REFERENCE, expected_figures, write_bundles
 
 from hospital_ops.airflow_local import run_night
 from hospital_ops.config import PROJECT_ROOT
-from test_fhir_his import local
+from nightly_runs import query
+from test_fhir_his import NIGHT, REFERENCE, expected_figures, local, write_bundles
 
 
 def alos_bound() -> float:

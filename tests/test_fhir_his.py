@@ -21,9 +21,9 @@ from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
-from nightly_runs import query
 
 from hospital_ops.config import PROJECT_ROOT
+from nightly_runs import query
 
 # ../shared/reference from the project root (as in CI); HOSPITAL_OPS_REFERENCE_DIR for a checkout elsewhere
 REFERENCE = Path(os.environ.get("HOSPITAL_OPS_REFERENCE_DIR") or PROJECT_ROOT.parent / "shared" / "reference") \
@@ -56,7 +56,7 @@ def bulk_resources(bundles: list[Path]) -> dict[str, list[dict]]:
         bundle = json.loads(path.read_text(encoding="utf-8"))
         urls = {e["fullUrl"]: f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in bundle["entry"]}
 
-        def relative(node):  # type: ignore[no-untyped-def]
+        def relative(node, urls=urls):  # type: ignore[no-untyped-def]
             if isinstance(node, dict):
                 return {k: (urls.get(v, v) if k == "reference" and isinstance(v, str) else relative(v))
                         for k, v in node.items()}

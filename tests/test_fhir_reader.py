@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hospital_ops.extract.fhir_r4 import Index, Found, fhir_export_to_landing, hospital_time
+from hospital_ops.extract.fhir_r4 import Found, Index, fhir_export_to_landing, hospital_time
 from hospital_ops.load.parsing import pseudonymize
 
 KEY = b"reader-test"
@@ -220,8 +220,8 @@ def test_updated_at_is_last_updated_or_the_export_transaction_time(landed) -> No
 
 
 def test_a_malformed_line_is_kept_visible_with_file_and_line(landed) -> None:
-    assert landed.read.malformed == ["Encounter.ndjson:5: invalid JSON (Expecting property name enclosed in "
-                                     "double quotes: line 1 column 2 (char 1))"]
+    assert landed.read.malformed == [("Encounter.ndjson:5: invalid JSON (Expecting property name enclosed in "
+                                     "double quotes: line 1 column 2 (char 1))")]
     encounters = rows(landed.fhir_folder, "his_fhir_encounters.csv")
     assert any(r["updated_at"].startswith("not FHIR: Encounter.ndjson:5") for r in encounters.values())
 

@@ -103,12 +103,12 @@ def mariadb(tmp_path_factory):
 def execute(port: int, *statements: str, params: list | None = None) -> None:
     import pymysql
 
-    with closing(pymysql.connect(host="127.0.0.1", port=port, user="root", charset="utf8mb4", autocommit=True)) as conn:
-        with conn.cursor() as cur:
-            for statement in statements:
-                cur.execute(statement)
-            for sql, values in params or []:
-                cur.execute(sql, values)
+    with (closing(pymysql.connect(host="127.0.0.1", port=port, user="root", charset="utf8mb4", autocommit=True)) as conn,
+          conn.cursor() as cur):
+        for statement in statements:
+            cur.execute(statement)
+        for sql, values in params or []:
+            cur.execute(sql, values)
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +125,8 @@ def his_views(mariadb):
                           f"{', '.join(c.name for c in entity.columns)} from his_native.t_{entity.name}")
         for row in ROWS[entity.name]:
             names = [c.name for c in entity.columns]
-            inserts.append((f"insert into his_native.t_{entity.name} ({', '.join(names)}) "
-                            f"values ({', '.join(['%s'] * len(names))})", [row[n] for n in names]))
+            inserts.append(((f"insert into his_native.t_{entity.name} ({', '.join(names)}) "
+                            f"values ({', '.join(['%s'] * len(names))})"), [row[n] for n in names]))
     execute(port, *statements, params=inserts)
     return url, port
 
@@ -169,8 +169,8 @@ def test_views_over_a_mariadb_his_land_like_the_postgresql_his(his_views, fresh_
     # night 2: a correction and a new visit; nothing else moves
     execute(port, params=[
         ("update his_native.t_inpatient_stays set discharge_disposition = 'transfer', updated_at = %s", [T2]),
-        ("insert into his_native.t_outpatient_visits (visit_id, patient_id, department_id, doctor_id, visit_at, "
-         "visit_type, updated_at) values ('V2', 'P1', 'D1', 'S1', %s, 'general', %s)", [T2, T2]),
+        (("insert into his_native.t_outpatient_visits (visit_id, patient_id, department_id, doctor_id, visit_at, "
+         "visit_type, updated_at) values ('V2', 'P1', 'D1', 'S1', %s, 'general', %s)"), [T2, T2]),
     ])
     rows2, night2 = land(url, warehouse, tmp_path, NIGHT2, night1["max"])
     assert rows2 == {"inpatient_stays": 1, "outpatient_visits": 1}

@@ -11,7 +11,6 @@ from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
-from nightly_runs import query, table_digest
 
 from hospital_ops.airflow_local import run_night
 from hospital_ops.dbt_runner import run_dbt
@@ -101,10 +100,10 @@ def test_the_hospital_ledger_sums_its_departments_and_recomputes_ratios(consorti
                               "sum(greatest(s.discharged_at::date - s.admitted_at::date, 1)) "
                               "from his.inpatient_stays s join his.departments d using (department_id) "
                               "where s.discharged_at is not null and s.updated_at < %s group by 1, 2", (CUTOFF,))
-    revenue = dict(((h, m), total) for h, m, total in source(
+    revenue = {(h, m): total for h, m, total in source(
         consortium, "select d.hospital_id, date_trunc('month', c.charged_at)::date, sum(c.amount_cny) "
                     "from his.charges c join his.departments d using (department_id) where c.updated_at < %s "
-                    "group by 1, 2", (CUTOFF,)))
+                    "group by 1, 2", (CUTOFF,))}
     hospital = {(r[0], r[1]): r[2:] for r in query(
         consortium["url"], "select hospital_id, month, discharges, average_length_of_stay, revenue_total_cny "
                            "from marts.fct_hospital_month_ledger")}
@@ -212,7 +211,7 @@ def test_an_appeal_is_recorded_for_the_next_night(consortium) -> None:
                                                               "order by computed_score, department_id limit 1")
     record_adjustment(consortium["url"], department, month, 75, reason="complications miscoded 并发症编码错误",
                       requested_by="科主任", decided_by="运营管理部")
-    with pytest.raises(AppealError, match="0..100"):
+    with pytest.raises(AppealError, match=r"0\.\.100"):
         record_adjustment(consortium["url"], department, month, 120, reason="x", requested_by="a", decided_by="b")
     consortium["appeal"] = (department, month, computed)
 
@@ -276,7 +275,7 @@ def test_the_incremental_ledger_equals_a_full_rebuild(consortium) -> None:
 
 
 def test_the_appeal_shows_beside_the_computed_score(consortium, role_url) -> None:
-    department, month, computed = consortium["appeal"]
+    department, month, _computed = consortium["appeal"]
     (final, computed_now, adjusted, decided_by), = query(
         consortium["url"], "select final_score, computed_score, is_adjusted, adjustment_decided_by "
                            "from scoring.department_performance_score where department_id = %s and month = %s",

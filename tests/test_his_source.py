@@ -88,7 +88,7 @@ def digest(url: str) -> dict[str, str]:
 def his_rows(url: str, entity: Entity, where: str = "true") -> set[tuple]:
     """The HIS rows of an entity as they should land: spec columns, personal identifiers pseudonymized."""
     columns = ", ".join(c.name for c in entity.columns)
-    return {tuple(pseudonymize(str(v), KEY) if c.pii and v is not None else v for c, v in zip(entity.columns, row))
+    return {tuple(pseudonymize(str(v), KEY) if c.pii and v is not None else v for c, v in zip(entity.columns, row, strict=True))
             for row in query(url, f"select {columns} from {HIS_SCHEMA}.{entity.name} where {where}")}
 
 

@@ -79,9 +79,8 @@ def test_the_append_function_refuses_a_row_without_run_id_or_a_mismatched_date(l
     writer, _ = ledger
     for payload in ("{\"status\": \"published\", \"business_date\": \"2026-11-20\"}",
                     "{\"run_id\": \"r\", \"status\": \"published\", \"business_date\": \"2026-11-19\"}"):
-        with closing(psycopg2.connect(writer)) as conn, conn.cursor() as cur:
-            with pytest.raises(psycopg2.errors.RaiseException):
-                cur.execute("select * from audit.append_run(%s::jsonb, %s)", (payload, NIGHT))
+        with closing(psycopg2.connect(writer)) as conn, conn.cursor() as cur, pytest.raises(psycopg2.errors.RaiseException):
+            cur.execute("select * from audit.append_run(%s::jsonb, %s)", (payload, NIGHT))
 
 
 _OLDER_RELEASE = """

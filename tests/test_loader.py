@@ -103,7 +103,7 @@ def test_registry_in_gbk_is_decoded_and_pii_pseudonymized(db_url: str, inbox: Pa
     rows = query(db_url, "select vendor_id, vendor_name, contact_phone_pseudo, admitted_on, related_party_declared "
                          "from raw.vendor__registry order by vendor_id")
     assert [r[1] for r in rows] == [r[1] for r in REGISTRY_ROWS]
-    assert all(len(r[2]) == 32 and r[2] != src[6] for r, src in zip(rows, REGISTRY_ROWS))
+    assert all(len(r[2]) == 32 and r[2] != src[6] for r, src in zip(rows, REGISTRY_ROWS, strict=True))
     assert [r[3] for r in rows] == [date(2024, 3, 1), date(2023, 7, 15)]
     assert [r[4] for r in rows] == [False, True]
     columns = {r[0] for r in query(db_url, "select column_name from information_schema.columns "
@@ -147,7 +147,7 @@ def test_next_night_takes_only_new_drop_folders(db_url: str, inbox: Path) -> Non
 def test_missing_file_is_a_clear_error(db_url: str, tmp_path: Path) -> None:
     missing = tmp_path / "vendor" / "2026-11-01" / "deliveries.csv"
     entry = ManifestEntry("deliveries", missing, "vendor/2026-11-01/deliveries.csv", date(2026, 11, 1))
-    with closing(psycopg2.connect(db_url)) as conn, pytest.raises(SourceFileError, match="deliveries.csv: file not found"):
+    with closing(psycopg2.connect(db_url)) as conn, pytest.raises(SourceFileError, match=r"deliveries\.csv: file not found"):
         load_night(conn, SOURCE, [entry], run_id="r", batch_date=date(2026, 11, 1), key=KEY)
 
 
@@ -164,7 +164,7 @@ def test_wrong_header_is_a_clear_error_and_nothing_lands(db_url: str, tmp_path: 
 def test_unrecognised_file_in_drop_folder_is_reported(tmp_path: Path) -> None:
     night = tmp_path / "vendor" / "2026-11-01"
     write_csv(night / "mystery_export.csv", ["a"], [["1"]])
-    with pytest.raises(SourceFileError, match="mystery_export.csv: unrecognised file"):
+    with pytest.raises(SourceFileError, match=r"mystery_export\.csv: unrecognised file"):
         plan_extract(tmp_path, SOURCE, date(2026, 11, 1), None)
 
 

@@ -20,7 +20,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from aiosmtpd.controller import Controller
-from nightly_runs import query
 from openpyxl import Workbook
 
 from hospital_ops import notify
@@ -50,7 +49,7 @@ class _SmtpHandler:
     def __init__(self, inbox: _Inbox) -> None:
         self.inbox = inbox
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server, session, envelope):
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         part = message.get_body(preferencelist=("plain", "html"))
         self.inbox.add(str(make_header(decode_header(message["Subject"]))), part.get_content())
@@ -67,7 +66,7 @@ def receivers():
     smtp.start()
 
     class Hook(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's hook name
+        def do_POST(self):
             payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             hook.add(payload["title"], payload["message"])
             self.send_response(200)
@@ -123,8 +122,8 @@ def test_each_red_and_yellow_warning_is_sent_once_to_every_channel(consortium, r
 
 
 def test_a_warning_message_names_rule_evidence_and_required_action(consortium, receivers):
-    warning_id, vendor, rule, colour, action = next(w for w in _expected_warnings(consortium["url"]) if w[3] == "red")
-    (title, body), = query(consortium["url"], "select title, body from ops.notifications_sent where alert_id = %s",
+    warning_id, vendor, rule, _colour, action = next(w for w in _expected_warnings(consortium["url"]) if w[3] == "red")
+    (title, _body), = query(consortium["url"], "select title, body from ops.notifications_sent where alert_id = %s",
                            (warning_id,))
     assert title == f"【红色预警】{vendor} {rule}"
     mails = [m for m in receivers["mail"].messages if m["title"] == title]

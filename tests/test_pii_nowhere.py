@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from contextlib import closing
-from datetime import date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 
 import psycopg2

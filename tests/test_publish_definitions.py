@@ -7,9 +7,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from nightly_runs import query
-
 from hospital_ops import pipeline
+from nightly_runs import query
 
 
 def _definition(url: str, schema: str, table: str) -> dict:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+
 from gate_tables import (
     create_tables,
     expected_result_count,
@@ -38,7 +39,7 @@ COUNTS = ("lab_qc_runs", "reports_received", "deliveries", "cold_chain_readings"
           "complaints", "service_volume")
 MART_TYPES = {"vendor_month_id": "text", "vendor_id": "text", "month": "date", "service_type": "text",
               "risk_tier": "text", "is_closed_month": "boolean", "price_deviation_max": "numeric",
-              **{c: "numeric" for c in RATES}, **{c: "bigint" for c in COUNTS}}
+              **dict.fromkeys(RATES, "numeric"), **dict.fromkeys(COUNTS, "bigint")}
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -115,13 +116,13 @@ def _insert_good_night(url: str) -> None:
     _insert(conn, "raw.vendor__staff_roster", staff_id="S1", joined_on=date(2022, 3, 1), left_on=None)
     _insert(conn, "raw.vendor__staff_roster", staff_id="S2", joined_on=date(2022, 3, 1), left_on=date(2024, 4, 30))
     # the other raw tables have no rows tonight: an empty batch passes
-    base = {c: 0.9 for c in RATES} | {c: 10 for c in COUNTS}
+    base = dict.fromkeys(RATES, 0.9) | dict.fromkeys(COUNTS, 10)
     _insert(conn, MART, vendor_month_id="V001-2024-04", vendor_id="V001", month=date(2024, 4, 1),
             service_type="lab_testing", risk_tier="high", price_deviation_max=-0.2,
             **base | {"cold_chain_excursions": 2, "report_delay_rate": 0, "satisfaction_rate": 1})
     _insert(conn, MART, vendor_month_id="V002-2024-04", vendor_id="V002", month=date(2024, 4, 1),
             service_type="cleaning", risk_tier="low", price_deviation_max=None,
-            **{c: None for c in RATES} | {c: 0 for c in COUNTS})
+            **dict.fromkeys(RATES) | dict.fromkeys(COUNTS, 0))
     conn.close()
 
 

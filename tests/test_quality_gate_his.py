@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import psycopg2
 import pytest
+
 from gate_tables import (
     create_tables,
     expected_result_count,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pytest
+
 from gate_tables import create_tables, expected_result_count, insert_night, raw_types, suite_columns
 from hospital_ops.extract.scrub import PHONE_MARK
 from hospital_ops.load.parsing import pseudonymize

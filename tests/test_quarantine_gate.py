@@ -66,7 +66,7 @@ def test_a_night_within_the_threshold_passes(fresh_database, tmp_path) -> None:
     url = fresh_database("qgate")
     export = tmp_path / "export"
     export.mkdir()
-    (export / "Encounter.ndjson").write_text("\n".join(encounters(10) + ["{broken"]) + "\n")
+    (export / "Encounter.ndjson").write_text("\n".join([*encounters(10), "{broken"]) + "\n")
     land(url, export, tmp_path / "landing")
     result = check_quarantine_share(url, run_id="r2", business_date=NIGHT)
     assert result.success and any(r["unexpected_count"] == 1 for r in result.results)

@@ -142,7 +142,7 @@ def _his_conversions(referral) -> dict[tuple[str, str], list[bool]]:
     landed = {r[0] for r in query(referral.warehouse, "select referral_id from raw.referral__referrals")}
     outcome: dict[tuple[str, str], list[bool]] = defaultdict(list)
     seen = set()
-    for relative, _, rows in delivered(referral.inbox):
+    for _relative, _, rows in delivered(referral.inbox):
         for row in rows:
             if "referral_id" not in row or row["referral_id"] not in landed or row["referral_id"] in seen:
                 continue

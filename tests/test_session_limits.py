@@ -26,19 +26,18 @@ def test_the_writer_role_has_a_temp_file_limit(db_url: str) -> None:
 
 
 def test_a_nightly_statement_over_the_timeout_is_cancelled(db_url: str) -> None:
-    with environment({"HOSPITAL_OPS_STATEMENT_TIMEOUT": "300ms"}):
-        with closing(pipeline.connect(db_url)) as conn:
-            assert _show(conn, "statement_timeout") == "300ms"
-            with conn.cursor() as cur, pytest.raises(psycopg2.errors.QueryCanceled, match="statement timeout"):
-                cur.execute("select pg_sleep(3)")
+    with environment({"HOSPITAL_OPS_STATEMENT_TIMEOUT": "300ms"}), closing(pipeline.connect(db_url)) as conn:
+        assert _show(conn, "statement_timeout") == "300ms"
+        with conn.cursor() as cur, pytest.raises(psycopg2.errors.QueryCanceled, match="statement timeout"):
+            cur.execute("select pg_sleep(3)")
 
 
 def test_dbt_sessions_get_the_limit_through_pgoptions(db_url: str) -> None:
     env = warehouse_env(db_url)
     assert env["PGOPTIONS"] == limits.session_options()
-    with environment({"PGOPTIONS": env["PGOPTIONS"]}):  # libpq, as dbt-postgres's psycopg2 connects
-        with closing(psycopg2.connect(db_url)) as conn:
-            assert _show(conn, "statement_timeout") == limits.statement_timeout()
+    # libpq, as dbt-postgres's psycopg2 connects
+    with environment({"PGOPTIONS": env["PGOPTIONS"]}), closing(psycopg2.connect(db_url)) as conn:
+        assert _show(conn, "statement_timeout") == limits.statement_timeout()
     assert "PGOPTIONS" not in os.environ or os.environ["PGOPTIONS"] != env["PGOPTIONS"]
 
 

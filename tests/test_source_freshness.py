@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from contextlib import closing
 from datetime import date, timedelta
-from pathlib import Path
 
 import psycopg2
 import pytest

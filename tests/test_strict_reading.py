@@ -64,7 +64,7 @@ def test_unclosed_quote_never_merges_records(db_url: str, tmp_path: Path) -> Non
     broken_line = lines.index(broken) + 1
     assert quarantined[broken_line][0].startswith("unclosed quote")
     # the records the open quote swallowed come back as rows, each at its own line
-    for row in good + [["A5"]]:
+    for row in [*good, ["A5"]]:
         line = next(i + 1 for i, text in enumerate(lines) if text.startswith(row[0] + ","))
         assert loaded[row[0]][0] == line
     assert "李娜" not in quarantined[broken_line][1]  # the entity has a personal column: cells pseudonymized

@@ -12,7 +12,6 @@ from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
-from nightly_runs import query
 
 from hospital_ops.airflow_local import run_night
 from hospital_ops_sim.his import create_his_database, generate_his
@@ -162,8 +161,8 @@ def test_complaints_per_10k_visits_follow_the_complaints_and_the_his_visits(cons
         assert (count, visit_count) == (complaints[(department, month)], visits[(department, month)])
         expected = None if not visit_count else unrounded(10000 * count, visit_count)
         assert per_10k == expected, (department, month)
-    kpis = dict(((r[0], r[1]), r[2]) for r in q(consortium, "select department_id, month, complaints_per_10k_visits "
-                                                            "from marts.fct_department_month_kpis"))
+    kpis = {(r[0], r[1]): r[2] for r in q(consortium, "select department_id, month, complaints_per_10k_visits "
+                                                            "from marts.fct_department_month_kpis")}
     assert all(kpis[(r[0], r[1])] == r[4] for r in rows)
 
 

@@ -100,7 +100,7 @@ class Tables:
             else:
                 header, rows = read_csv(path)
             for row in rows:
-                record = dict(zip(header, row))
+                record = dict(zip(header, row, strict=False))
                 record["_file"] = f"vendor/{path.parent.name}/{path.name}"
                 record["_day"] = day
                 self.rows[entity.name].append(record)

@@ -16,9 +16,15 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, urlsplit
 
 from hospital_ops.config import settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +63,9 @@ def airflow_env(warehouse_url: str) -> dict[str, str]:
 def _airflow(*args: str, env: dict[str, str], log_file: Path | None = None) -> subprocess.CompletedProcess:
     command = [str(Path(sys.executable).parent / "airflow"), *args]
     if log_file is None:
-        return subprocess.run(command, env=env, capture_output=True, text=True)
+        return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     with log_file.open("w") as handle:
-        return subprocess.run(command, env=env, stdout=handle, stderr=subprocess.STDOUT, text=True)
+        return subprocess.run(command, env=env, stdout=handle, stderr=subprocess.STDOUT, text=True, check=False)
 
 
 def ensure_metadata_db(env: dict[str, str]) -> None:
@@ -151,7 +157,7 @@ class Deployment:
         return response.json()["access_token"]
 
 
-def _secret(name: str, make) -> str:
+def _secret(name: str, make: Callable[[], str]) -> str:
     """A secret created once under <var>/secrets/ (git-ignored, mode 600) and reused afterwards."""
     path = settings().var_dir / "secrets" / name
     if not path.exists():
@@ -406,7 +412,7 @@ def deployment_cli(*args: str, timeout: float = 600.0) -> subprocess.CompletedPr
         raise AirflowDeploymentError("the local Airflow deployment is not running: `hospital-ops airflow up`")
     env = deployment_env(state["warehouse_url"], state["meta_url"], state["ports"], state["extra_env"])
     command = [str(Path(sys.executable).parent / "airflow"), *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def deployment_status() -> dict:
@@ -648,7 +654,7 @@ def backfill(first: date, last: date, *, dry_run: bool = False, force_publish: b
     deployment = Deployment(state["url"], ADMIN_USER, admin_password(), settings().var_dir / "airflow",
                             state["pids"], state["meta_database"])
     details = AirflowApi(deployment).request("GET", f"/dags/{DAG_ID}/details").json()
-    start_date = pendulum.parse(details["start_date"]).in_timezone(HOSPITAL_TIMEZONE).date()
+    start_date = cast("pendulum.DateTime", pendulum.parse(details["start_date"])).in_timezone(HOSPITAL_TIMEZONE).date()
     check_backfill_range(first, last, start_date)
     # a night's logical date is its business date at 02:00 hospital time (the cron's interval start);
     # Airflow takes the runs whose logical date lies within [from, to]

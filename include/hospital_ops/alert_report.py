@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg2
 
@@ -68,7 +69,7 @@ def alert_rates(warehouse_url: str, planted: dict) -> list[RuleRate]:
         conn.close()
 
 
-def _drg(cur, jump: dict | None) -> Iterable[RuleRate]:  # type: ignore[no-untyped-def]
+def _drg(cur: PgCursor, jump: dict | None) -> Iterable[RuleRate]:
     for metric in ("cost_per_case_cny", "average_length_of_stay"):
         cur.execute(
             "select count(*), count(*) filter (where is_alert), "
@@ -79,28 +80,28 @@ def _drg(cur, jump: dict | None) -> Iterable[RuleRate]:  # type: ignore[no-untyp
             "from intermediate.int_insurance__drg_anomaly_judged where metric = %(metric)s",
             {"dept": (jump or {}).get("department_id"), "month": ((jump or {}).get("month") or "")[:7],
              "metric": metric})
-        judged, alerts, planted, caught = cur.fetchone()
+        judged, alerts, planted, caught = fetch_one(cur)
         yield RuleRate(f"DRG anomaly: {metric}", judged, alerts, planted, caught)
 
 
-def _service(cur, planted: dict) -> Iterable[RuleRate]:  # type: ignore[no-untyped-def]
+def _service(cur: PgCursor, planted: dict) -> Iterable[RuleRate]:
     drop, spike = planted.get("satisfaction_drop") or {}, planted.get("complaint_spike") or {}
     cur.execute(
         "select count(*) from marts.fct_satisfaction_month "
         "where meets_min_sample and month < (select max(month) from marts.fct_satisfaction_month)")
-    judged_drop = cur.fetchone()[0]
+    judged_drop = fetch_one(cur)[0]
     cur.execute("select count(*) from marts.fct_complaints_month where is_closed_month")
-    judged_spike = cur.fetchone()[0]
+    judged_spike = fetch_one(cur)[0]
     for rule, judged, facts in (("satisfaction_drop", judged_drop, drop), ("complaint_spike", judged_spike, spike)):
         cur.execute(
             "select count(*), count(*) filter (where subject_id = %s and period_label = %s) "
             "from scoring.service_quality_alerts where alert_type = %s and resolution is distinct from 'condition_cleared'",
             (facts.get("department_id"), facts.get("latest_month"), rule))
-        alerts, caught = cur.fetchone()
+        alerts, caught = fetch_one(cur)
         yield RuleRate(f"service: {rule}", judged, alerts, 1 if facts else 0, caught)
 
 
-def _vendor(cur, scenarios: dict) -> RuleRate:  # type: ignore[no-untyped-def]
+def _vendor(cur: PgCursor, scenarios: dict) -> RuleRate:
     """Vendor warnings per vendor-month: a planted vendor is caught when it has a warning at all."""
     planted_vendors = sorted({facts["vendor_id"] for facts in scenarios.values() if "vendor_id" in facts})
     cur.execute(
@@ -111,13 +112,13 @@ def _vendor(cur, scenarios: dict) -> RuleRate:  # type: ignore[no-untyped-def]
         "         and w.resolution is distinct from 'condition_cleared') as warned "
         "      from marts.fct_vendor_month_kpis kpis where kpis.is_closed_month) months",
         {"planted": planted_vendors})
-    judged, alerts, planted_months_warned = cur.fetchone()
+    judged, alerts, planted_months_warned = fetch_one(cur)
     cur.execute("select count(distinct vendor_id) from scoring.vendor_risk_warnings "
                 "where vendor_id = any(%s) and resolution is distinct from 'condition_cleared'", (planted_vendors,))
-    caught = cur.fetchone()[0]
+    caught = fetch_one(cur)[0]
     cur.execute("select count(*) from marts.fct_vendor_month_kpis where is_closed_month and vendor_id = any(%s)",
                 (planted_vendors,))
-    planted_months = cur.fetchone()[0]
+    planted_months = fetch_one(cur)[0]
     # judged/alerts over vendor-months; planted/caught over planted vendors (any warning for the vendor);
     # unplanted = months of vendors with no planted scenario that were warned
     return _VendorRate("vendor warnings (vendor-months)", judged, alerts, len(planted_vendors), caught,
@@ -144,8 +145,8 @@ def _pct(value: float | None) -> str:
 
 
 def format_report(rates: list[RuleRate]) -> str:
-    lines = [f"{'rule':<40} {'judged':>7} {'alerts':>7} {'rate':>7} {'planted':>8} {'caught':>7} "
-             f"{'unplanted alerts':>17} {'rate':>7}"]
+    lines = [(f"{'rule':<40} {'judged':>7} {'alerts':>7} {'rate':>7} {'planted':>8} {'caught':>7} "
+              f"{'unplanted alerts':>17} {'rate':>7}")]
     for r in rates:
         lines.append(f"{r.rule:<40} {r.judged:>7} {r.alerts:>7} {_pct(r.alert_rate):>7} {r.planted:>8} "
                      f"{r.caught:>7} {r.unplanted_alerts:>17} {_pct(r.unplanted_alert_rate):>7}")

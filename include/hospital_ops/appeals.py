@@ -9,6 +9,8 @@ from datetime import date
 
 import psycopg2
 
+from hospital_ops.db import fetch_one
+
 
 class AppealError(RuntimeError):
     pass
@@ -23,7 +25,7 @@ def record_adjustment(warehouse_url: str, department_id: str, month: date, adjus
     month = month.replace(day=1)
     with closing(psycopg2.connect(warehouse_url)) as conn, conn.cursor() as cur:
         cur.execute("select to_regclass('scoring.department_performance_score') is not null")
-        if not cur.fetchone()[0]:
+        if not fetch_one(cur)[0]:
             raise AppealError("no department scores have been published yet: run a night first")
         cur.execute("select 1 from scoring.department_performance_score where department_id = %s and month = %s",
                     (department_id, month))

@@ -36,20 +36,26 @@ import hmac
 import json
 import logging
 import os
-import secrets
 import platform
+import secrets
 import subprocess
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from importlib import metadata
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg2
 
 from hospital_ops import migrate, security
 from hospital_ops.config import settings
+from hospital_ops.db import fetch_one
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
+    from psycopg2.extensions import cursor as PgCursor
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +81,7 @@ class VerifyResult:
 def ensure_audit_objects(cur) -> None:  # type: ignore[no-untyped-def]
     """The auditors' point-in-time functions and views (as the writer; the ledger itself is setup's)."""
     cur.execute("select to_regprocedure('audit.append_run(jsonb, date)') is not null")
-    if not cur.fetchone()[0]:
+    if not fetch_one(cur)[0]:
         raise LedgerNotInstalled(
             "the run ledger is not installed in this database: run `hospital-ops warehouse start` (embedded) "
             "or `hospital-ops warehouse roles` with WAREHOUSE_ADMIN_URL (an external server) once, as setup")
@@ -106,7 +112,7 @@ def code_version() -> str:
     return commit + ("+dirty" if dirty else "")
 
 
-def tool_versions(cur) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def tool_versions(cur: PgCursor) -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for package in ("dbt-core", "dbt-postgres", "great-expectations", "apache-airflow"):
         try:
@@ -114,16 +120,16 @@ def tool_versions(cur) -> dict[str, str]:  # type: ignore[no-untyped-def]
         except metadata.PackageNotFoundError:
             versions[package] = "not installed"
     cur.execute("show server_version")
-    versions["postgresql"] = cur.fetchone()[0]
+    versions["postgresql"] = fetch_one(cur)[0]
     return versions
 
 
-def _exists(cur, relation: str) -> bool:  # type: ignore[no-untyped-def]
+def _exists(cur: PgCursor, relation: str) -> bool:
     cur.execute("select to_regclass(%s) is not null", (relation,))
-    return bool(cur.fetchone()[0])
+    return bool(fetch_one(cur)[0])
 
 
-def _inputs(cur, run_id: str, business_date: date) -> list[dict]:  # type: ignore[no-untyped-def]
+def _inputs(cur: PgCursor, run_id: str, business_date: date) -> list[dict]:
     if not _exists(cur, "raw._load_files"):
         return []
     cur.execute(
@@ -132,10 +138,10 @@ def _inputs(cur, run_id: str, business_date: date) -> list[dict]:  # type: ignor
         (business_date, run_id),
     )
     names = ("source", "entity", "file", "sha256", "rows_read", "rows_loaded", "rows_quarantined")
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def _quality_gate(cur, run_id: str) -> dict:  # type: ignore[no-untyped-def]
+def _quality_gate(cur: PgCursor, run_id: str) -> dict:
     if not _exists(cur, "dq.validation_results"):
         return {"ran": False}
     cur.execute(
@@ -145,11 +151,11 @@ def _quality_gate(cur, run_id: str) -> dict:  # type: ignore[no-untyped-def]
         "from dq.validation_results where run_id = %s",
         (run_id,),
     )
-    total, failed, failures = cur.fetchone()
+    total, failed, failures = fetch_one(cur)
     return {"ran": total > 0, "expectations": total, "failed": failed, "failures": failures}
 
 
-def _published(cur, run_id: str) -> list[dict]:  # type: ignore[no-untyped-def]
+def _published(cur: PgCursor, run_id: str) -> list[dict]:
     if not _exists(cur, "audit.publications"):
         return []
     cur.execute("select relation, row_count from audit.publications where run_id = %s order by relation", (run_id,))
@@ -159,10 +165,10 @@ def _published(cur, run_id: str) -> list[dict]:  # type: ignore[no-untyped-def]
     return published
 
 
-def relation_digest(cur, relation: str) -> str:  # type: ignore[no-untyped-def]
+def relation_digest(cur: PgCursor, relation: str) -> str:
     """MD5 of a relation's rows in a fixed order: two identical publications have the same digest."""
     cur.execute(f"select md5(coalesce(string_agg(t::text, E'\\n' order by t::text), '')) from {relation} t")
-    return cur.fetchone()[0]
+    return fetch_one(cur)[0]
 
 
 def record_run(warehouse_url: str, *, run_id: str, business_date: date, dag_run_state: str | None = None) -> dict:
@@ -178,7 +184,7 @@ def record_run(warehouse_url: str, *, run_id: str, business_date: date, dag_run_
                 "status": "published" if published else "failed",
                 "closes_seq": _open_seq(cur, run_id),
                 "dag_run_state": dag_run_state,
-                "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "code_version": code_version(),
                 "tool_versions": tool_versions(cur),
                 "inputs": _inputs(cur, run_id, business_date),
@@ -204,7 +210,7 @@ def record_started(warehouse_url: str, *, run_id: str, business_date: date) -> d
                 "run_id": run_id,
                 "business_date": business_date.isoformat(),
                 "status": "started",
-                "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "code_version": code_version(),
             }
             head = _append(cur, payload, business_date)
@@ -215,23 +221,23 @@ def record_started(warehouse_url: str, *, run_id: str, business_date: date) -> d
     return payload
 
 
-def _open_seq(cur, run_id: str) -> int | None:  # type: ignore[no-untyped-def]
+def _open_seq(cur: PgCursor, run_id: str) -> int | None:
     cur.execute("select max(seq) from audit.run_ledger where run_id = %s and status = 'started'", (run_id,))
-    return cur.fetchone()[0]
+    return fetch_one(cur)[0]
 
 
-def _append(cur, payload: dict, business_date: date) -> dict:  # type: ignore[no-untyped-def]
+def _append(cur: PgCursor, payload: dict, business_date: date) -> dict:
     text = json.dumps(payload, ensure_ascii=False, sort_keys=True)
     cur.execute("select ledger_seq, ledger_hash, ledger_rows from audit.append_run(%s::jsonb, %s)",
                 (text, business_date))
-    seq, row_hash, rows = cur.fetchone()
+    seq, row_hash, rows = fetch_one(cur)
     return {"seq": seq, "row_hash": row_hash, "rows": rows}
 
 
-def _database(conn) -> str:  # type: ignore[no-untyped-def]
+def _database(conn: PgConnection) -> str:
     with conn.cursor() as cur:
         cur.execute("select current_database()")
-        return cur.fetchone()[0]
+        return fetch_one(cur)[0]
 
 
 # ------------------------------------------------------------------ the anchor outside the database
@@ -280,7 +286,7 @@ def read_anchor(database: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def anchor_existing_head(cur, database: str) -> None:  # type: ignore[no-untyped-def]
+def anchor_existing_head(cur: PgCursor, database: str) -> None:
     """At setup: a ledger an older release filled, which has no anchor yet, is anchored at its
     current head (from then on, its newest rows cannot go unnoticed)."""
     if read_anchor(database) is not None:
@@ -298,7 +304,7 @@ def forget_anchor(database: str) -> None:
     anchor_path(database).unlink(missing_ok=True)
 
 
-def verify(conn, *, anchor: dict | None | bool = True) -> VerifyResult:  # type: ignore[no-untyped-def]
+def verify(conn: PgConnection, *, anchor: dict | bool | None = True) -> VerifyResult:
     """Recompute the chain from the first row; name the first row whose hashes do not hold; then
     hold the head against the anchor kept outside the database (`anchor=True`: this database's
     anchor file; a dict: that anchor; False: the chain alone)."""

@@ -24,6 +24,13 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
+
+from hospital_ops.db import fetch_one
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
+    from psycopg2.extensions import cursor as PgCursor
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +91,7 @@ def record_gate_verdicts(conn, results: Iterable[dict], raw_tables: Iterable[str
     return rejected
 
 
-def _release_superseded(cur, source: str, entity: str, business_date: date, run_id: str) -> None:  # type: ignore[no-untyped-def]
+def _release_superseded(cur: PgCursor, source: str, entity: str, business_date: date, run_id: str) -> None:
     """Release the earlier held batches of this entity whose every business key tonight's passed batch
     re-delivers (a corrected delivery replaces it)."""
     from hospital_ops.sources import LANDED_SOURCES as SOURCES
@@ -107,7 +114,7 @@ def _release_superseded(cur, source: str, entity: str, business_date: date, run_
         log.info("%s.%s batch %s released: superseded by batch %s", source, entity, held_date, business_date)
 
 
-def accept(conn, source: str, batch_date: date, *, by: str, note: str) -> list[str]:  # type: ignore[no-untyped-def]
+def accept(conn: PgConnection, source: str, batch_date: date, *, by: str, note: str) -> list[str]:
     """A person accepts a held batch as it is (recorded append-only with who and why); return the entities
     released. The next night's build takes it."""
     if not by.strip() or not note.strip():
@@ -126,27 +133,27 @@ def accept(conn, source: str, batch_date: date, *, by: str, note: str) -> list[s
     return entities
 
 
-def held_batches(cur) -> list[dict]:  # type: ignore[no-untyped-def]
+def held_batches(cur: PgCursor) -> list[dict]:
     cur.execute("select to_regclass(%s) is not null", (HELD,))
-    if not cur.fetchone()[0]:
+    if not fetch_one(cur)[0]:
         return []
     cur.execute(f"select source, entity, batch_date, reasons, held_since from {HELD} order by batch_date, source, entity")
     return [{"source": s, "entity": e, "batch_date": d.isoformat(), "reasons": r or "", "held_since": h.isoformat()}
             for s, e, d, r, h in cur.fetchall()]
 
 
-def _held_set(cur) -> str:  # type: ignore[no-untyped-def]
+def _held_set(cur: PgCursor) -> str:
     cur.execute(f"select coalesce(string_agg(raw_table || ' ' || batch_date, ',' order by raw_table, batch_date), '') "
                 f"from {HELD}")
-    return hashlib.sha256(cur.fetchone()[0].encode()).hexdigest()
+    return hashlib.sha256(fetch_one(cur)[0].encode()).hexdigest()
 
 
-def marts_full_refresh_needed(conn) -> str | None:  # type: ignore[no-untyped-def]
+def marts_full_refresh_needed(conn: PgConnection) -> str | None:
     """The current held set's signature when it differs from the one the last marts build applied (the
     incremental staging tables must then be rebuilt), else None."""
     with conn.cursor() as cur:
         cur.execute("select to_regclass(%s) is not null", (HELD,))
-        if not cur.fetchone()[0]:
+        if not fetch_one(cur)[0]:
             return None
         current = _held_set(cur)
         cur.execute(f"select held_set from {APPLIED} order by applied_at desc limit 1")
@@ -159,7 +166,7 @@ def marts_full_refresh_needed(conn) -> str | None:  # type: ignore[no-untyped-de
 _EMPTY_SET = hashlib.sha256(b"").hexdigest()
 
 
-def record_held_set_applied(conn, held_set: str) -> None:  # type: ignore[no-untyped-def]
+def record_held_set_applied(conn: PgConnection, held_set: str) -> None:
     with conn.cursor() as cur:
         cur.execute(f"insert into {APPLIED} (held_set) values (%s)", (held_set,))
     conn.commit()

@@ -13,6 +13,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -140,7 +144,7 @@ def _set_environment(values: Mapping[str, str | None]) -> None:
             os.environ[key] = value
 
 
-def hospital_timezone():  # type: ignore[no-untyped-def]
+def hospital_timezone() -> ZoneInfo:
     """The hospital's time zone, one setting for the extractors (FHIR instants with any offset are
     converted to it) and the marts: HOSPITAL_OPS_TIMEZONE, default Asia/Shanghai (no daylight saving)."""
     from zoneinfo import ZoneInfo

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlparse
 
 from hospital_ops import limits
 from hospital_ops.config import date_bounds, environment, settings
+from hospital_ops.db import fetch_one
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +206,7 @@ def stale_source_tables(warehouse_url: str, business_date: date) -> list[str]:
 
     with closing(connect(warehouse_url)) as conn, conn.cursor() as cur:
         cur.execute("select to_regclass(%s) is not null", (FRESHNESS_TABLE,))
-        if not cur.fetchone()[0]:
+        if not fetch_one(cur)[0]:
             return []
         cur.execute(f"select source || '.' || table_name from {FRESHNESS_TABLE} "
                     "where business_date = %s and status = any(%s) order by 1", (business_date, list(FRESHNESS_ERRORS)))
@@ -319,7 +320,7 @@ def _delivered_sources(warehouse_url: str) -> list[str]:
     try:
         with conn.cursor() as cur:
             cur.execute("select to_regclass('raw._load_files') is not null")
-            if not cur.fetchone()[0]:
+            if not fetch_one(cur)[0]:
                 return []
             cur.execute("select distinct source from raw._load_files where rows_loaded > 0 order by 1")
             return [row[0] for row in cur.fetchall()]

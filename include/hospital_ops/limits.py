@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import os
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import cursor as PgCursor
 
 DEFAULT_STATEMENT_TIMEOUT = "30min"  # the longest statement of a 16x catch-up night takes a few minutes
 DEFAULT_TEMP_FILE_LIMIT = "10GB"  # per session; a night's largest sort or hash spills well under 1 GB
@@ -42,6 +46,6 @@ def session_options() -> str:
     return f"-c statement_timeout={statement_timeout()}"
 
 
-def apply_role_limits(cur, role: str) -> None:  # type: ignore[no-untyped-def]
+def apply_role_limits(cur: PgCursor, role: str) -> None:
     """Set the writer role's temp_file_limit (run as a superuser: the setting is superuser-only)."""
     cur.execute(f'alter role "{role}" set temp_file_limit = %s', (temp_file_limit(),))

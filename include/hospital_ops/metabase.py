@@ -13,8 +13,8 @@ Idempotent — a second run creates nothing — so it runs at every `docker comp
    from dbt's manifest.json onto Metabase's tables and fields, only where they differ.
 5. Create the dashboards (DASHBOARDS, generated from include/hospital_ops/bi/dashboards.yml) in the
    "Hospital operations 医院运营" collection. Cards are native SQL selecting an rpt_ model's columns;
-   a card is created only when all of its relations exist in the warehouse. A dashboard with no such card is not created, and the report says which relations
-   it waits for. Later runs add the cards whose tables have appeared since.
+   a card is created only when all of its relations exist in the warehouse. A dashboard with no such card
+   is not created, and the report says which relations it waits for. Later runs add the cards whose tables have appeared since.
 
 Nothing here runs at import time; the HTTP client is `requests` (installed with Airflow).
 """
@@ -465,7 +465,7 @@ def _ensure_dashboard(client: MetabaseClient, spec: DashboardSpec, cards: list[t
         kept = [{key: dc[key] for key in _DASHCARD_KEYS if key in dc} for dc in current]
         added = [{"id": -(index + 1), "card_id": card_id, "row": row, "col": col, "size_x": card.size_x,
                   "size_y": card.size_y, "parameter_mappings": [], "visualization_settings": {}, "series": []}
-                 for index, ((card, card_id), (row, col)) in enumerate(zip(new, positions))]
+                 for index, ((card, card_id), (row, col)) in enumerate(zip(new, positions, strict=True))]
         client.put(f"/api/dashboard/{dashboard_id}", {"dashcards": kept + added, "tabs": dashboard.get("tabs") or []})
         created["dashcards"] += len(added)
     return {"name": spec.name, "id": dashboard_id, "action": action,
@@ -522,10 +522,7 @@ def setup_metabase(
 
     sync = _sync(client, database["id"], bi_relations, sync_timeout, poll_interval)
     tables = sync.pop("_tables")
-    if docs:
-        descriptions = _push_descriptions(client, tables, docs, updated)
-    else:
-        descriptions = {"skipped": manifest_note}
+    descriptions = _push_descriptions(client, tables, docs, updated) if docs else {"skipped": manifest_note}
 
     collection_id = _ensure_collection(client, created)
     existing_cards = _collection_items(client, collection_id, "card")

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import logging
 from datetime import date
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.apprise.notifications.apprise import AppriseNotifier
 
 from hospital_ops.notify import ALERTS_CONN_ID, HOSPITAL_TZ, deadline_missed_body, failure_message
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +36,10 @@ class NightFailedNotifier(AppriseNotifier):
     """On a failed task: which task, the error (for the quality gate, the failed expectations), the
     log link, sent to the alert channels; nothing when no channel is configured."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(body="", apprise_conn_id=ALERTS_CONN_ID, **kwargs)
 
-    def notify(self, context) -> None:  # type: ignore[no-untyped-def]
+    def notify(self, context: Context) -> None:
         from apprise import NotifyType
 
         if not alert_urls():

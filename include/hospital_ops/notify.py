@@ -27,7 +27,13 @@ from collections.abc import Callable, Iterable
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
+
+from hospital_ops.db import fetch_one
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import cursor as PgCursor
 
 log = logging.getLogger(__name__)
 
@@ -162,14 +168,14 @@ def deadline_missed_body() -> str:
             "时限 deadline {{ deadline.deadline_time }}")
 
 
-def _evidence(evidence) -> str:  # type: ignore[no-untyped-def]
+def _evidence(evidence: object) -> str:
     if evidence is None:
         return ""
     if isinstance(evidence, str):
         try:
             evidence = json.loads(evidence)
         except ValueError:
-            return _short(evidence, 160)
+            return _short(str(evidence), 160)
     if isinstance(evidence, dict):
         parts = [f"{k}={v}" for k, v in evidence.items() if not isinstance(v, (list, dict))]
         return _short(", ".join(parts), 160)
@@ -246,16 +252,16 @@ def _drg_alert(row: dict, actions: dict[tuple[str, str], RequiredAction]) -> Mes
 # that page someone (red and yellow vendor warnings; blue ones stay on the dashboard)
 _ALERT_QUERIES = {
     "vendor_warning": ("scoring", "vendor_risk_warnings", "warning_id",
-                       "select warning_id as alert_id, * from scoring.vendor_risk_warnings "
+                       ("select warning_id as alert_id, * from scoring.vendor_risk_warnings "
                        "where colour in ('red', 'yellow') and status <> 'resolved' and last_seen_on = %(d)s "
-                       "order by colour, vendor_id, rule_id, warning_id", _vendor_warning),
+                       "order by colour, vendor_id, rule_id, warning_id"), _vendor_warning),
     "service_alert": ("scoring", "service_quality_alerts", "alert_id",
-                      "select * from scoring.service_quality_alerts "
-                      "where status <> 'resolved' and last_seen_on = %(d)s order by alert_type, subject_id, alert_id",
+                      ("select * from scoring.service_quality_alerts "
+                      "where status <> 'resolved' and last_seen_on = %(d)s order by alert_type, subject_id, alert_id"),
                       _service_alert),
     "drg_alert": ("scoring", "drg_anomaly_alerts", "alert_id",
-                  "select * from scoring.drg_anomaly_alerts where status <> 'resolved' and last_seen_on = %(d)s "
-                  "order by department_id, drg_code, metric, alert_id", _drg_alert),
+                  ("select * from scoring.drg_anomaly_alerts where status <> 'resolved' and last_seen_on = %(d)s "
+                  "order by department_id, drg_code, metric, alert_id"), _drg_alert),
 }
 
 @dataclass
@@ -268,7 +274,7 @@ class AlertNotifications:
         return {"sent": len(self.sent), "already_sent": self.already_sent, "failed": len(self.failed)}
 
 
-def new_alert_messages(cur, business_date: date) -> tuple[list[tuple[str, str, Message]], int]:  # type: ignore[no-untyped-def]
+def new_alert_messages(cur: PgCursor, business_date: date) -> tuple[list[tuple[str, str, Message]], int]:
     """(kind, alert id, message) of every alert holding tonight and never sent; and how many holding
     tonight were sent before."""
     cur.execute("select alert_kind, alert_id from ops.notifications_sent")
@@ -279,12 +285,12 @@ def new_alert_messages(cur, business_date: date) -> tuple[list[tuple[str, str, M
     for kind in ALERT_KINDS:
         schema, table, _, sql, render = _ALERT_QUERIES[kind]
         cur.execute("select to_regclass(%s)", (f"{schema}.{table}",))
-        if cur.fetchone()[0] is None:  # a source not configured: its alert table was never built
+        if fetch_one(cur)[0] is None:  # a source not configured: its alert table was never built
             continue
         cur.execute(sql, {"d": business_date})
-        columns = [c.name for c in cur.description]
+        columns = [c.name for c in cur.description or ()]
         for values in cur.fetchall():
-            row = dict(zip(columns, values))
+            row = dict(zip(columns, values, strict=True))
             if (kind, row["alert_id"]) in sent:
                 already += 1
             else:

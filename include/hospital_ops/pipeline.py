@@ -17,19 +17,13 @@ import os
 from contextlib import closing
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg2
 
 from hospital_ops import batches, limits, security
 from hospital_ops.config import pseudonym_key, settings
-from hospital_ops.load.loader import (
-    ManifestEntry,
-    ensure_raw_schema,
-    load_night,
-    plan_extract,
-    reason_category,
-    watermark,
-)
+from hospital_ops.db import fetch_one
 from hospital_ops.extract import remove_night_folder
 from hospital_ops.extract.api import extract_api_source
 from hospital_ops.extract.fhir_night import (
@@ -47,14 +41,29 @@ from hospital_ops.extract.sql import (
     save_watermarks,
     watermark_overlap,
 )
+from hospital_ops.load.loader import (
+    ManifestEntry,
+    ensure_raw_schema,
+    load_night,
+    plan_extract,
+    reason_category,
+    watermark,
+)
 from hospital_ops.sources import SOURCES
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
+    from psycopg2.extensions import cursor as PgCursor
+
+    from hospital_ops.extract.api import ApiExtraction
+    from hospital_ops.extract.sql import SqlExtraction
 
 log = logging.getLogger(__name__)
 
 PUBLISHED_SCHEMAS = {"marts_build": "marts", "scoring_build": "scoring"}
 
 
-def connect(warehouse_url: str):  # type: ignore[no-untyped-def]
+def connect(warehouse_url: str) -> PgConnection:
     return psycopg2.connect(warehouse_url, application_name="hospital_ops", options=limits.session_options())
 
 
@@ -92,7 +101,7 @@ def extract(source_name: str, *, warehouse_url: str, business_date: date, inbox:
         if incremental:
             if not source_url:
                 what = "database" if source.extract == "sql" else "API URL"
-                raise SourceNotConfigured(f"{source_name}: no {what} configured (set {source.connection.upper()}_URL "
+                raise SourceNotConfigured(f"{source_name}: no {what} configured (set {(source.connection or source_name).upper()}_URL "
                                           f"or the Airflow connection {source.connection!r})")
             watermarks = load_watermarks(conn, source.name, business_date)
             overlap = watermark_overlap()  # the look-back, and what it must not load twice
@@ -102,6 +111,8 @@ def extract(source_name: str, *, warehouse_url: str, business_date: date, inbox:
             after = watermark(conn, source.name, business_date)
     extracted: dict[str, str] = {}
     if incremental:
+        assert source_url  # refused above when missing
+        extraction: SqlExtraction | ApiExtraction
         if source.extract == "sql":
             extraction = extract_sql_source(source, source_url, settings().landing_dir, business_date,
                                             watermarks=watermarks, landed=landed, overlap=overlap)
@@ -172,7 +183,7 @@ def check_publication_order(*, warehouse_url: str, business_date: date, force: b
         if not _table_exists(cur, "audit", "publications"):
             return False
         cur.execute("select max(business_date) from audit.publications")
-        newest = cur.fetchone()[0]
+        newest = fetch_one(cur)[0]
     if newest is None or business_date >= newest:
         return False
     if not force:
@@ -214,13 +225,13 @@ def publish(*, warehouse_url: str, business_date: date, run_id: str) -> list[dic
     return published
 
 
-def _record_forced(cur, run_id: str, forced: bool) -> None:  # type: ignore[no-untyped-def]
+def _record_forced(cur: PgCursor, run_id: str, forced: bool) -> None:
     """audit.publications.forced: this publication went backwards on purpose (--force-publish)."""
     if forced:
         cur.execute("update audit.publications set forced = true where run_id = %s", (run_id,))
 
 
-def _columns(cur, schema: str, table: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def _columns(cur: PgCursor, schema: str, table: str) -> list[tuple[str, str]]:
     cur.execute(
         "select column_name, data_type from information_schema.columns "
         "where table_schema = %s and table_name = %s order by ordinal_position",
@@ -229,7 +240,7 @@ def _columns(cur, schema: str, table: str) -> list[tuple[str, str]]:  # type: ig
     return cur.fetchall()
 
 
-def _publish_table(cur, build_schema: str, bi_schema: str, table: str) -> int:  # type: ignore[no-untyped-def]
+def _publish_table(cur: PgCursor, build_schema: str, bi_schema: str, table: str) -> int:
     source_columns = _columns(cur, build_schema, table)
     if (_columns(cur, bi_schema, table) == source_columns
             and _constraints(cur, bi_schema, table) == _constraints(cur, build_schema, table)):
@@ -245,10 +256,10 @@ def _publish_table(cur, build_schema: str, bi_schema: str, table: str) -> int:  
     _copy_comments(cur, build_schema, bi_schema, table)
     cur.execute(f"analyze {bi_schema}.{table}")  # dashboards' queries are planned on tonight's rows
     cur.execute(f"select count(*) from {bi_schema}.{table}")
-    return cur.fetchone()[0]
+    return fetch_one(cur)[0]
 
 
-def _constraints(cur, schema: str, table: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def _constraints(cur: PgCursor, schema: str, table: str) -> list[tuple[str, str]]:
     cur.execute(
         "select c.contype::text, pg_get_constraintdef(c.oid) from pg_constraint c "
         "join pg_class t on t.oid = c.conrelid join pg_namespace n on n.oid = t.relnamespace "
@@ -258,7 +269,7 @@ def _constraints(cur, schema: str, table: str) -> list[tuple[str, str]]:  # type
     return cur.fetchall()
 
 
-def _copy_comments(cur, build_schema: str, bi_schema: str, table: str) -> None:  # type: ignore[no-untyped-def]
+def _copy_comments(cur: PgCursor, build_schema: str, bi_schema: str, table: str) -> None:
     """The descriptions dbt wrote on the built table (persist_docs) onto the published one, table and
     columns, so a person browsing the warehouse reads what each published column means."""
     cur.execute(
@@ -290,8 +301,8 @@ def night_summary(*, warehouse_url: str, business_date: date) -> dict:
             (business_date,),
         )
         summary["sources"] = [
-            {"source": s, "files": f, "rows_read": int(r), "rows_loaded": int(l), "rows_quarantined": int(q)}
-            for s, f, r, l, q in cur.fetchall()
+            {"source": s, "files": f, "rows_read": int(r), "rows_loaded": int(ld), "rows_quarantined": int(q)}
+            for s, f, r, ld, q in cur.fetchall()
         ]
         cur.execute(
             "select entity, reason from raw._quarantine where batch_date = %s order by entity, row_number",
@@ -371,17 +382,17 @@ def _source_freshness(cur, business_date: date) -> list[dict]:  # type: ignore[n
              "message": msg} for s, t, st, m, a, w, e, msg in cur.fetchall()]
 
 
-def _published(cur, business_date: date) -> bool:  # type: ignore[no-untyped-def]
+def _published(cur: PgCursor, business_date: date) -> bool:
     cur.execute("select exists (select 1 from audit.publications where business_date = %s)", (business_date,))
-    return bool(cur.fetchone()[0])
+    return bool(fetch_one(cur)[0])
 
 
-def _table_exists(cur, schema: str, table: str) -> bool:  # type: ignore[no-untyped-def]
+def _table_exists(cur: PgCursor, schema: str, table: str) -> bool:
     cur.execute("select to_regclass(%s) is not null", (f"{schema}.{table}",))
-    return bool(cur.fetchone()[0])
+    return bool(fetch_one(cur)[0])
 
 
-def _gate_result(cur, business_date: date) -> dict:  # type: ignore[no-untyped-def]
+def _gate_result(cur: PgCursor, business_date: date) -> dict:
     if not _table_exists(cur, "dq", "validation_results"):
         return {"ran": False}
     cur.execute(
@@ -397,7 +408,7 @@ def _gate_result(cur, business_date: date) -> dict:  # type: ignore[no-untyped-d
         "from dq.validation_results where run_id = %s",
         (row[0],),
     )
-    total, passed, failures = cur.fetchone()
+    total, passed, failures = fetch_one(cur)
     return {"ran": True, "run_id": row[0], "expectations": total, "passed": passed, "failures": failures or []}
 
 

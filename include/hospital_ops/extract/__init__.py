@@ -27,10 +27,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, TYPE_CHECKING, Self
 
 from hospital_ops.load.parsing import pseudonymize
 from hospital_ops.sources.spec import Column, Entity, Source
+
+if TYPE_CHECKING:
+    from _csv import Writer
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +93,7 @@ class LandingFolder:
         # names that are not dates
         self._staging = Path(tempfile.mkdtemp(prefix=f".{business_date.isoformat()}.", dir=self.final.parent))
         self._handles: dict[str, IO[str]] = {}
-        self._writers: dict[str, csv.writer] = {}  # type: ignore[valid-type]
+        self._writers: dict[str, Writer] = {}
         self.rows: dict[str, int] = {}
 
     def __enter__(self) -> Self:

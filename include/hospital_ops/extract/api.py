@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
@@ -56,6 +57,9 @@ from hospital_ops.extract.sql import (
     watermark_overlap,
 )
 from hospital_ops.sources.spec import Column, Entity, Source
+
+if TYPE_CHECKING:
+    from urllib3 import BaseHTTPResponse
 
 log = logging.getLogger(__name__)
 
@@ -77,16 +81,16 @@ class ApiExtractError(RuntimeError):
 class CappedRetry(Retry):
     """urllib3's Retry with the wait a Retry-After header asks for capped (urllib3 honours any value)."""
 
-    def __init__(self, *args, retry_after_cap: float = RETRY_AFTER_CAP, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, retry_after_cap: float = RETRY_AFTER_CAP, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.retry_after_cap = retry_after_cap
 
-    def new(self, **kwargs) -> CappedRetry:  # type: ignore[no-untyped-def, override]
+    def new(self, **kwargs: Any) -> Self:
         retry = super().new(**kwargs)
-        retry.retry_after_cap = self.retry_after_cap  # type: ignore[attr-defined]
-        return retry  # type: ignore[return-value]
+        retry.retry_after_cap = self.retry_after_cap
+        return retry
 
-    def get_retry_after(self, response) -> float | None:  # type: ignore[no-untyped-def]
+    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
         seconds = super().get_retry_after(response)
         return None if seconds is None else min(seconds, self.retry_after_cap)
 
@@ -161,7 +165,7 @@ def _cell(column: Column, value: object) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False)
     text = landing_text(value)
-    return scrub(text) if column.free_text else text  # type: ignore[return-value]
+    return scrub(text) if column.free_text else text
 
 
 def _updated_at(record: Mapping) -> datetime | None:

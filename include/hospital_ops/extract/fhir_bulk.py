@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -143,7 +144,7 @@ class BulkDataClient:
         self._access_token = str(response.json()["access_token"])
         return self._access_token
 
-    def _get(self, url: str, **kwargs) -> requests.Response:  # type: ignore[no-untyped-def]
+    def _get(self, url: str, **kwargs: Any) -> requests.Response:
         response = self.session.get(url, headers=self._headers(**kwargs.pop("headers", {})), timeout=_TIMEOUT,
                                     **kwargs)
         if response.status_code == 401 and self.smart is not None:  # the access token expired: a new one

@@ -37,6 +37,11 @@ from hospital_ops.load.loader import ManifestEntry, ensure_raw_schema, load_nigh
 from hospital_ops.sources.his import SOURCE as HIS_SOURCE
 from hospital_ops.sources.his_fhir import SOURCE as FHIR_SOURCE
 
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
+
+    from hospital_ops.sources.spec import Source
+
 log = logging.getLogger(__name__)
 
 HIS_KINDS = ("sql", "fhir")
@@ -130,7 +135,7 @@ def fhir_server(server: FhirServerSettings | None = None) -> tuple[str | None, B
     return server.url, server.client()
 
 
-def _entries(folder_root: Path, source, business_date: date) -> list[dict]:  # type: ignore[no-untyped-def]
+def _entries(folder_root: Path, source: Source, business_date: date) -> list[dict]:
     entries = plan_extract(folder_root, source, business_date, business_date - timedelta(days=1))
     return [{"entity": e.entity, "path": str(e.path), "relative_path": e.relative_path,
              "folder_date": e.folder_date.isoformat()} for e in entries]
@@ -172,7 +177,7 @@ def extract_his_fhir(conn, *, business_date: date, export_dir: Path | None,  # t
     }
 
 
-def load_his_fhir_detail(conn, extracted: dict, *, business_date: date, run_id: str) -> dict | None:  # type: ignore[no-untyped-def]
+def load_his_fhir_detail(conn: PgConnection, extracted: dict, *, business_date: date, run_id: str) -> dict | None:
     """Land the `his_fhir` files of a FHIR night, then remove both landing folders."""
     if "fhir_files" not in extracted:
         return None
@@ -180,12 +185,12 @@ def load_his_fhir_detail(conn, extracted: dict, *, business_date: date, run_id: 
                for m in extracted["fhir_files"]]
     night = load_night(conn, FHIR_SOURCE, entries, run_id=run_id, batch_date=business_date, key=pseudonym_key())
     if extracted.get("fhir_transaction_time"):  # the next night's _since, once this one has landed
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         from hospital_ops.extract.sql import save_watermarks
 
-        stamp = datetime.fromisoformat(extracted["fhir_transaction_time"].replace("Z", "+00:00"))
-        stamp = stamp.astimezone(timezone.utc).replace(tzinfo=None) if stamp.tzinfo else stamp
+        stamp = datetime.fromisoformat(extracted["fhir_transaction_time"])
+        stamp = stamp.astimezone(UTC).replace(tzinfo=None) if stamp.tzinfo else stamp
         save_watermarks(conn, FHIR_SOURCE.name, business_date, {BULK_WATERMARK: stamp}, run_id=run_id)
     if extracted.get("fhir_export_dir"):  # the downloaded export holds personal data in clear
         shutil.rmtree(extracted["fhir_export_dir"], ignore_errors=True)

@@ -54,10 +54,10 @@ import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, tzinfo
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import unquote
 
 from hospital_ops.extract import LandingFolder, landing_text
@@ -66,7 +66,7 @@ from hospital_ops.load.files import SourceFileError
 from hospital_ops.load.parsing import pseudonymize
 from hospital_ops.sources.his import SOURCE as HIS_SOURCE
 from hospital_ops.sources.his_fhir import SOURCE as FHIR_SOURCE
-from hospital_ops.sources.spec import Entity, Source
+from hospital_ops.sources.spec import Entity
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class FhirRead:
     transaction_time: str | None = None
 
 
-def _open_text(path: Path):  # type: ignore[no-untyped-def]
+def _open_text(path: Path) -> IO[str]:
     if path.name.endswith(".gz"):
         return gzip.open(path, "rt", encoding="utf-8-sig")
     return path.open("r", encoding="utf-8-sig")
@@ -319,7 +319,7 @@ class Index:
         return None
 
     def _by_identifier(self, rtype: str, system: str, value: str) -> tuple[str, str] | None:
-        candidates = [rtype] if rtype else [t for t in (*MAPPED_TYPES, *REFERENCE_TYPES)]
+        candidates = [rtype] if rtype else [*MAPPED_TYPES, *REFERENCE_TYPES]
         for candidate in candidates:
             rid = self.by_identifier.get((candidate, system, value))
             if rid is None and not system:
@@ -344,7 +344,7 @@ def hospital_time(text: object, tz: tzinfo) -> datetime | None:
     if match:
         return datetime(int(match.group(1)), int(match.group(2) or 1), 1)
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text)
     except ValueError:
         return None
     if value.tzinfo is not None:
@@ -443,7 +443,7 @@ class _Mapper:
         return hospital_time(text, self.tz)
 
     def updated(self, resource: Mapping[str, Any]) -> datetime:
-        meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
+        meta = m if isinstance(m := resource.get("meta"), dict) else {}
         return self.time(meta.get("lastUpdated")) or self.updated_default
 
     def patient_key(self, ref: object, container: Mapping[str, Any]) -> str | None:
@@ -546,7 +546,7 @@ class _Mapper:
                     "department_name": f"{match['department_name_zh']} {match['department_name']}".strip(),
                     "kind": match.get("kind") or "clinical", "updated_at": self.updated_default}
             return department_id, True
-        if provider is not None and "dept" in {c.get("code") for c in _codings(provider.get("type"))}:
+        if provider_key and provider is not None and "dept" in {c.get("code") for c in _codings(provider.get("type"))}:
             # this project's own profile: the provider is the department Organization itself
             department_id = provider_key[1]
             if department_id not in self.departments:
@@ -644,7 +644,7 @@ class _Mapper:
 
     def disposition(self, encounter: Mapping[str, Any], patient_ref: object, started: datetime | None,
                     ended: datetime | None) -> str | None:
-        hospitalization = encounter.get("hospitalization") if isinstance(encounter.get("hospitalization"), dict) else {}
+        hospitalization = h if isinstance(h := encounter.get("hospitalization"), dict) else {}
         for coding in _codings(hospitalization.get("dischargeDisposition")):
             found = self.seeds.dispositions.get((str(coding.get("system") or ""), str(coding.get("code"))))
             if found:

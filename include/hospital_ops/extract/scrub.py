@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import overload
 
 NATIONAL_ID_MARK = "[身份证号已删除]"
 PHONE_MARK = "[电话已删除]"
@@ -55,6 +56,10 @@ def _scrub_run(match: re.Match) -> str:
     return _LANDLINE.sub(PHONE_MARK, run)
 
 
+@overload
+def scrub(text: str) -> str: ...
+@overload
+def scrub(text: None) -> None: ...
 def scrub(text: str | None) -> str | None:
     """`text` with national-ID and phone numbers replaced by a marker; None stays None.
 

@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -41,6 +42,9 @@ from hospital_ops.config import pseudonym_key
 from hospital_ops.extract import LandingFolder, landing_text
 from hospital_ops.load.loader import DROP_FOLDERS, RAW_SCHEMA, WATERMARKS
 from hospital_ops.sources.spec import Entity, Source
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +96,7 @@ def version_key(key_values: Sequence[object], updated_at: object) -> tuple[str, 
     return (*(landing_text(value) for value in key_values), landing_text(updated_at))
 
 
-def landed_versions(conn, source: Source, business_date: date,  # type: ignore[no-untyped-def]
+def landed_versions(conn: PgConnection, source: Source, business_date: date,
                     since: Mapping[str, datetime | None]) -> dict[str, set[tuple[str, ...]]]:
     """Per entity, the versions (business key, updated_at) earlier nights landed in raw from `since[entity]`
     on: what an extract's overlap reads again and must not load twice."""
@@ -228,7 +232,7 @@ def load_watermarks(conn, source_name: str, business_date: date) -> dict[str, da
         return dict(cur.fetchall())
 
 
-def save_watermarks(conn, source_name: str, business_date: date,  # type: ignore[no-untyped-def]
+def save_watermarks(conn: PgConnection, source_name: str, business_date: date,
                     max_updated_at: Mapping[str, datetime], *, run_id: str | None = None) -> None:
     """Record what night `business_date` extracted, replacing an earlier attempt of that night (its
     drop-folder row, the loader's, stays)."""

@@ -314,7 +314,7 @@ def file_load_sql(source: Source, entity: Entity, pseudonymised: frozenset[str] 
     """
     columns = entity.columns
     n = range(len(columns))
-    converted = [_column_sql(c, i, c.name in pseudonymised) for i, c in zip(n, columns)]
+    converted = [_column_sql(c, i, c.name in pseudonymised) for i, c in zip(n, columns, strict=True)]
     raw_cells = ", ".join(f"l.s{i} as r{i}" for i in n)
     raw_names = ", ".join(f"r{i}" for i in n)
     firsts = ", ".join(f"{first} as x{i}" for i, (first, _, _) in enumerate(converted))
@@ -322,7 +322,7 @@ def file_load_sql(source: Source, entity: Entity, pseudonymised: frozenset[str] 
     errors = ", ".join(f"{error} as e{i}" for i, (_, _, error) in enumerate(converted))
     conversion_errors = f"nullif(concat_ws('; ', {', '.join(f'e{i}' for i in n)}), '')"
     reference_checks = []
-    for i, column in zip(n, columns):
+    for i, column in zip(n, columns, strict=True):
         if column.references:
             ref_entity, ref_column = column.references
             ref = source.entity(ref_entity)
@@ -341,7 +341,7 @@ def file_load_sql(source: Source, entity: Entity, pseudonymised: frozenset[str] 
 
     def record(failed: bool) -> str:
         pairs = []
-        for i, column in zip(n, columns):
+        for i, column in zip(n, columns, strict=True):
             shown = as_text[i]
             if failed:  # a failing cell shows what arrived (pseudonymized if personal)
                 arrived = _hmac(f"coalesce(r{i}, '')") if column.pii else f"r{i}"

@@ -6,12 +6,16 @@ import codecs
 import csv
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Self
 
 from hospital_ops.redaction import shown_cells
 from hospital_ops.sources.spec import Entity
+
+if TYPE_CHECKING:
+    from _csv import Writer
 
 
 class SourceFileError(RuntimeError):
@@ -123,7 +127,7 @@ def header_positions(path: Path, entity: Entity, header: list[object] | None) ->
     return names, [names.index(name) for name in expected]
 
 
-def pseudonymised_columns(entity: Entity, header: list[object] | None) -> frozenset[str]:
+def pseudonymised_columns(entity: Entity, header: Sequence[object] | None) -> frozenset[str]:
     """The personal columns a file delivers already pseudonymised: those its header names `<name>_pseudo`.
 
     The marker is per file, in the file itself: an extractor (SQL, API, FHIR) hashes personal values
@@ -138,7 +142,7 @@ def pseudonymised_columns(entity: Entity, header: list[object] | None) -> frozen
     return frozenset(column.name for column in entity.columns if column.pii and column.raw_name in names)
 
 
-def csv_header(path: Path, encoding: str) -> list[object] | None:
+def csv_header(path: Path, encoding: str) -> list[str] | None:
     """The header (first non-blank row) of a CSV file, or None when the file is empty."""
     try:
         for record in _csv_records(path, encoding):
@@ -226,7 +230,7 @@ class Utf8Stream:
     def close(self) -> None:
         self._handle.close()
 
-    def __enter__(self) -> Utf8Stream:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -234,7 +238,7 @@ class Utf8Stream:
 
 
 class _MisshapenRow(list):
-    def __init__(self, cells: list[object], expected_width: int) -> None:
+    def __init__(self, cells: Iterable[object], expected_width: int) -> None:
         super().__init__(cells)
         self.expected_width = expected_width
 
@@ -243,8 +247,14 @@ def is_misshapen(row: list[object]) -> bool:
     return isinstance(row, _MisshapenRow)
 
 
+def misshapen_reason(row: list[object]) -> str:
+    """Why a row with the wrong number of cells is quarantined."""
+    expected = row.expected_width if isinstance(row, _MisshapenRow) else "another number of"
+    return f"row has {len(row)} cells, header has {expected}"
+
+
 class _BrokenLine(list):
-    def __init__(self, cells: list[object], reason: str) -> None:
+    def __init__(self, cells: Iterable[object], reason: str) -> None:
         super().__init__(cells)
         self.reason = reason
 
@@ -257,7 +267,7 @@ def broken_reason(row: list[object]) -> str | None:
 @dataclass
 class _Record:
     line: int  # the physical line it starts on
-    cells: list[object]
+    cells: list[str]
     problem: str | None = None
 
 
@@ -274,7 +284,7 @@ class _Lines:
     A line with a NUL byte or longer than MAX_LINE_BYTES is not handed to csv: it raises _BadLine (the
     reader resumes at the next line), and an over-long line is skipped unread, never held whole."""
 
-    def __init__(self, handle) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, handle: IO[str]) -> None:
         self._handle = handle
         self.number = 0
         self._taken: list[tuple[int, str]] = []
@@ -414,6 +424,6 @@ def _xlsx_rows(path: Path, entity: Entity) -> Iterator[tuple[int, list[object]]]
         workbook.close()
 
 
-def csv_buffer_writer() -> tuple[io.StringIO, csv.writer]:  # type: ignore[valid-type]
+def csv_buffer_writer() -> tuple[io.StringIO, Writer]:
     buffer = io.StringIO()
     return buffer, csv.writer(buffer, lineterminator="\n")

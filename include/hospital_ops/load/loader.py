@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg2
 
@@ -41,12 +42,19 @@ from hospital_ops.load.files import (
     csv_header,
     file_facts,
     header_positions,
-    pseudonymised_columns,
     is_misshapen,
+    misshapen_reason,
+    pseudonymised_columns,
     read_rows,
 )
 from hospital_ops.load.parsing import pseudonymize
 from hospital_ops.sources.spec import PG_TYPES, Entity, Source
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from psycopg2.extensions import connection as PgConnection
+    from psycopg2.extensions import cursor as PgCursor
 
 log = logging.getLogger(__name__)
 
@@ -176,14 +184,14 @@ def ensure_raw_schema(conn, source: Source) -> None:  # type: ignore[no-untyped-
 # ------------------------------------------------------------------------------------- extract
 
 
-def watermark(conn, source: str, batch_date: date) -> date | None:  # type: ignore[no-untyped-def]
+def watermark(conn: PgConnection, source: str, batch_date: date) -> date | None:
     """The last drop folder taken by a night before `batch_date` (so a rerun sees the same files)."""
     with conn.cursor() as cur:
         cur.execute(
             f"select max(watermark)::date from {WATERMARKS} where source = %s and entity = %s and batch_date < %s",
             (source, DROP_FOLDERS, batch_date),
         )
-        return cur.fetchone()[0]
+        return fetch_one(cur)[0]
 
 
 def plan_extract(inbox: Path, source: Source, batch_date: date, after: date | None) -> list[ManifestEntry]:
@@ -217,7 +225,7 @@ def plan_extract(inbox: Path, source: Source, batch_date: date, after: date | No
 
 
 def load_night(
-    conn,  # type: ignore[no-untyped-def]
+    conn: PgConnection,
     source: Source,
     manifest: Iterable[ManifestEntry],
     *,
@@ -234,7 +242,7 @@ def load_night(
     prepared: dict[tuple[str, frozenset[str]], str] = {}  # per entity and set of pre-pseudonymised columns
     landing_tables: set[str] = set()
 
-    def statement_for(cur, entity: Entity, pseudonymised: frozenset[str]) -> str:  # type: ignore[no-untyped-def]
+    def statement_for(cur: PgCursor, entity: Entity, pseudonymised: frozenset[str]) -> str:
         if entity.name not in landing_tables:
             cur.execute(checks_sql.landing_table_ddl(entity))
             landing_tables.add(entity.name)
@@ -284,7 +292,7 @@ def load_night(
     return night
 
 
-def _analyze_grown_tables(conn, source: Source, night: NightLoad) -> None:  # type: ignore[no-untyped-def]
+def _analyze_grown_tables(conn: PgConnection, source: Source, night: NightLoad) -> None:
     """ANALYZE each raw table the night grew by a tenth or more (or that has never been analyzed).
 
     dbt reads these tables minutes later, before autovacuum has caught up: planned on stale or no
@@ -300,13 +308,13 @@ def _analyze_grown_tables(conn, source: Source, night: NightLoad) -> None:  # ty
                 continue
             table = f"{RAW_SCHEMA}.{source.entity(entity_name).raw_table}"
             cur.execute("select reltuples from pg_class where oid = %s::regclass", (table,))
-            estimated = cur.fetchone()[0]
+            estimated = fetch_one(cur)[0]
             if estimated < 0 or rows >= 0.1 * estimated:
                 cur.execute(f"analyze {table}")
     conn.commit()
 
 
-def _delete_batch(cur, source: Source, batch_date: date) -> None:  # type: ignore[no-untyped-def]
+def _delete_batch(cur: PgCursor, source: Source, batch_date: date) -> None:
     for entity in source.entities:
         cur.execute(f"delete from {RAW_SCHEMA}.{entity.raw_table} where _batch_date = %s", (batch_date,))
     for table in ("_quarantine", "_load_files"):
@@ -316,8 +324,8 @@ def _delete_batch(cur, source: Source, batch_date: date) -> None:  # type: ignor
                 (source.name, DROP_FOLDERS, batch_date))
 
 
-def _load_file(cur, source: Source, entity: Entity, entry: ManifestEntry, night_params: dict,  # type: ignore[no-untyped-def]
-               statement_for, key: bytes) -> FileLoad:  # type: ignore[no-untyped-def]
+def _load_file(cur: PgCursor, source: Source, entity: Entity, entry: ManifestEntry, night_params: dict,
+               statement_for: Callable[[PgCursor, Entity, frozenset[str]], str], key: bytes) -> FileLoad:
     """Land one file's cells, then check and insert them in one statement. An exact duplicate line
     within the file is quarantined; the same row in another file is kept (registers are re-sent
     whole; staging keeps the latest)."""
@@ -333,7 +341,7 @@ def _load_file(cur, source: Source, entity: Entity, entry: ManifestEntry, night_
     cur.execute(f"delete from {landing}")  # small after small files; TRUNCATE after a big one (below)
     # the line the file's first row will take (the header is row 1): COPY numbers rows in arrival order
     cur.execute("select nextval(pg_get_serial_sequence(%s, '_line'))", (f"pg_temp.{landing}",))
-    line_offset = cur.fetchone()[0] - 1
+    line_offset = fetch_one(cur)[0] - 1
     if not (entity.file_format == "csv" and _copy_csv(cur, entity, entry, facts)):
         _frame_rows(cur, source, entity, entry, night_params, key, encoding, file_load)
         line_offset = 0  # the Python reader numbers its rows itself
@@ -355,7 +363,7 @@ def _load_file(cur, source: Source, entity: Entity, entry: ManifestEntry, night_
     return file_load
 
 
-def _record_files(cur, source: Source, run_id: str, batch_date: date, files: list[FileLoad]) -> None:  # type: ignore[no-untyped-def]
+def _record_files(cur: PgCursor, source: Source, run_id: str, batch_date: date, files: list[FileLoad]) -> None:
     """raw._load_files: one row per file, written once a night (one statement, not one per file)."""
     from psycopg2.extras import execute_values
 
@@ -369,7 +377,7 @@ def _record_files(cur, source: Source, run_id: str, batch_date: date, files: lis
     )
 
 
-def _copy_csv(cur, entity: Entity, entry: ManifestEntry, facts: FileFacts) -> bool:  # type: ignore[no-untyped-def]
+def _copy_csv(cur: PgCursor, entity: Entity, entry: ManifestEntry, facts: FileFacts) -> bool:
     """Stream the file into the landing table with COPY; False when COPY cannot take it as it is
     (the caller then frames its rows in Python). Every cell lands as text, '' for an empty one.
 
@@ -385,15 +393,16 @@ def _copy_csv(cur, entity: Entity, entry: ManifestEntry, facts: FileFacts) -> bo
     cur.execute("savepoint landing_copy")
     try:
         with Utf8Stream(entry.path, encoding) as stream:
+            # copy_expert only read()s the stream; the stub asks for readline too
             cur.copy_expert(f"copy {checks_sql.landing_table(entity)} ({columns}) from stdin "
-                            "with (format csv, header true, encoding 'UTF8', force_not_null *)", stream)
+                            "with (format csv, header true, encoding 'UTF8', force_not_null *)", stream)  # type: ignore[arg-type]
     except (psycopg2.DataError, UnicodeDecodeError) as exc:  # BadCopyFileFormat and bad bytes are DataErrors
         log.info("%s: COPY cannot read it as it is (%s); reading it row by row", entry.relative_path,
                  (str(exc).splitlines() or [""])[0][:200])
         cur.execute("rollback to savepoint landing_copy")
         return False
     cur.execute(f"select count(*) from {checks_sql.landing_table(entity)}")
-    if cur.fetchone()[0] != facts.lines - 1:  # a record over several lines: let the strict reader judge it
+    if fetch_one(cur)[0] != facts.lines - 1:  # a record over several lines: let the strict reader judge it
         log.info("%s: %d physical lines but COPY framed a different number of records; reading it row by row",
                  entry.relative_path, facts.lines)
         cur.execute("rollback to savepoint landing_copy")
@@ -415,7 +424,7 @@ def _cell_text(cell: object) -> str:
     return str(cell)
 
 
-def _frame_rows(cur, source: Source, entity: Entity, entry: ManifestEntry, night_params: dict,  # type: ignore[no-untyped-def]
+def _frame_rows(cur: PgCursor, source: Source, entity: Entity, entry: ManifestEntry, night_params: dict,
                 key: bytes, encoding: str, file_load: FileLoad) -> None:
     """Read the file with Python's csv module or openpyxl (row by row: COPY cannot frame these rows)
     into the landing table; quarantine the rows whose number of cells does not match the header and the
@@ -436,7 +445,7 @@ def _frame_rows(cur, source: Source, entity: Entity, entry: ManifestEntry, night
         if broken is not None or is_misshapen(row):
             file_load.rows_read += 1
             file_load.rows_quarantined += 1
-            reason = broken if broken is not None else f"row has {len(row)} cells, header has {row.expected_width}"
+            reason = broken if broken is not None else misshapen_reason(row)
             file_load.reasons[reason_category(entity.name, reason)] += 1
             shown = [pseudonymize(str(c), key) if has_pii and c not in (None, "") else
                      (c[:200] if isinstance(c, str) else c) for c in row]
@@ -454,14 +463,14 @@ def _frame_rows(cur, source: Source, entity: Entity, entry: ManifestEntry, night
     _flush(cur, copy_quarantine, bad)
 
 
-def _flush(cur, copy_sql: str, buffer) -> None:  # type: ignore[no-untyped-def]
+def _flush(cur: PgCursor, copy_sql: str, buffer: io.StringIO) -> None:
     if buffer.tell() == 0:
         return
     buffer.seek(0)
     cur.copy_expert(copy_sql, buffer)
 
 
-def _reconcile(cur, source: Source, batch_date: date, files: list[FileLoad]) -> None:  # type: ignore[no-untyped-def]
+def _reconcile(cur: PgCursor, source: Source, batch_date: date, files: list[FileLoad]) -> None:
     """Each file's rows read must equal its rows in raw plus its rows in quarantine, as the database
     holds them (counted per table once a night, not once per file)."""
     in_tables: Counter = Counter()

@@ -27,18 +27,34 @@ the DAG) stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hospital_ops import batches, limits
 from hospital_ops.config import settings
+from hospital_ops.db import fetch_one
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from great_expectations.checkpoint.checkpoint import CheckpointResult
+    from great_expectations.core.expectation_suite import ExpectationSuite
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResult,
+        ExpectationValidationResult,
+    )
+    from great_expectations.data_context import AbstractDataContext
+    from great_expectations.datasource.fluent import PostgresDatasource
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+    from psycopg2.extensions import connection as PgConnection
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +289,7 @@ def run_quality_gate(
     return outcome
 
 
-def _create_batch_views(conn, validations: Sequence[Validation], business_date: date) -> dict[Validation, str]:  # type: ignore[no-untyped-def]
+def _create_batch_views(conn: PgConnection, validations: Sequence[Validation], business_date: date) -> dict[Validation, str]:
     """A view per row-filtered validation (tonight's batch of a raw table), in a schema no other role
     can read; GX validates it as a table.
 
@@ -294,7 +310,7 @@ def _create_batch_views(conn, validations: Sequence[Validation], business_date: 
     return views
 
 
-def _drop_batch_views(conn, views: dict[Validation, str]) -> None:  # type: ignore[no-untyped-def]
+def _drop_batch_views(conn: PgConnection, views: dict[Validation, str]) -> None:
     if conn.closed:
         return
     conn.rollback()
@@ -311,7 +327,7 @@ def _run_gx_checkpoint(warehouse_url: str, spec: CheckpointSpec, validations: Se
     from great_expectations.core.run_identifier import RunIdentifier
 
     context = _ephemeral_context(docs_dir)
-    datasource = context.data_sources.add_postgres(
+    datasource = context.data_sources.add_postgres(  # type: ignore[call-arg]  # the stub lacks SQL `kwargs`
         DATASOURCE_NAME, connection_string=warehouse_url,
         kwargs={"connect_args": {
             "application_name": f"hospital_ops quality gate {spec.name}",
@@ -347,7 +363,7 @@ def _run_gx_checkpoint(warehouse_url: str, spec: CheckpointSpec, validations: Se
         ))
         # the business date leads the run's name: the Data Docs index lists every night by the date it validated
         gx_run_id = RunIdentifier(run_name=_safe_run_name(f"{business_date.isoformat()}__{run_id}"),
-                                  run_time=datetime.now(timezone.utc))
+                                  run_time=datetime.now(UTC))
         checkpoint_result = checkpoint.run(run_id=gx_run_id)
         _redact_sensitive_values(context, checkpoint_result)
         _build_data_docs(context, checkpoint_result)
@@ -359,7 +375,7 @@ def _run_gx_checkpoint(warehouse_url: str, spec: CheckpointSpec, validations: Se
         v = by_definition_id[str(validation_result.meta["validation_id"])]
         order = {e.id: n for n, e in enumerate(suites[v.suite].expectations)}
         ordered = sorted(validation_result.results,
-                         key=lambda r: order.get(r.expectation_config.id, len(order)))
+                         key=lambda r: order.get(_config(r).id, len(order)))
         rows = [_result_row(spec, v, business_date, r) for r in ordered]
         if (not validation_result.success and all(row["success"] for row in rows)) or len(rows) < len(order):
             # the validation failed without any expectation failing, or some expectations were not
@@ -392,7 +408,7 @@ def sensitive_columns() -> frozenset[str]:
                      for column in entity.columns if column.pii or column.free_text)
 
 
-def _redact_sensitive_values(context, checkpoint_result) -> None:  # type: ignore[no-untyped-def]
+def _redact_sensitive_values(context: AbstractDataContext, checkpoint_result: CheckpointResult) -> None:
     """Drop the values GX kept for expectations on sensitive columns: the unexpected values and
     partial lists (SUMMARY keeps up to 20), and an observed value that is not a number. Counts and
     shares stay, so a failure still says how many rows. Done on the results in memory and written
@@ -403,7 +419,7 @@ def _redact_sensitive_values(context, checkpoint_result) -> None:  # type: ignor
     for identifier, validation_result in checkpoint_result.run_results.items():
         changed = False
         for expectation_result in validation_result.results:
-            kwargs = expectation_result.expectation_config.kwargs
+            kwargs = _config(expectation_result).kwargs
             columns = {str(kwargs.get(k)) for k in ("column", "column_A", "column_B") if kwargs.get(k)}
             columns |= {str(c) for c in kwargs.get("column_list") or ()}
             if not columns & sensitive or not expectation_result.result:
@@ -442,7 +458,7 @@ def _serve_assets_locally(docs_dir: Path) -> None:
             log.warning("Data Docs page %s still loads %s from the internet", page, ", ".join(sorted(set(remote))))
 
 
-def _build_data_docs(context, checkpoint_result) -> None:  # type: ignore[no-untyped-def]
+def _build_data_docs(context: AbstractDataContext, checkpoint_result: CheckpointResult) -> None:
     """The run's validation pages, its suites' pages and the index, in one site build.
 
     GX's own ``UpdateDataDocsAction`` rebuilds the site index once per validation, and every build
@@ -452,12 +468,13 @@ def _build_data_docs(context, checkpoint_result) -> None:  # type: ignore[no-unt
 
     started = time.monotonic()
     suites = sorted({result.suite_name for result in checkpoint_result.run_results.values()})
+    # one call builds the results' and the suites' pages; GX's annotation allows a list of one kind only
     context.build_data_docs(site_names=[DATA_DOCS_SITE], resource_identifiers=[
-        *checkpoint_result.run_results, *(ExpectationSuiteIdentifier(name=name) for name in suites)])
+        *checkpoint_result.run_results, *(ExpectationSuiteIdentifier(name=name) for name in suites)])  # type: ignore[arg-type]
     log.info("Data Docs built in %.1f s", time.monotonic() - started)
 
 
-def _import_gx():  # type: ignore[no-untyped-def]
+def _import_gx() -> ModuleType:
     """Import GX with its INFO chatter turned down (unless someone configured its loggers)."""
     for name in ("great_expectations", "posthog"):
         logger = logging.getLogger(name)
@@ -468,7 +485,7 @@ def _import_gx():  # type: ignore[no-untyped-def]
     return gx
 
 
-def _ephemeral_context(docs_dir: Path):  # type: ignore[no-untyped-def]
+def _ephemeral_context(docs_dir: Path) -> AbstractDataContext:
     gx = _import_gx()
     from great_expectations.data_context.types.base import (
         DataContextConfig,
@@ -502,7 +519,7 @@ def _ephemeral_context(docs_dir: Path):  # type: ignore[no-untyped-def]
     return gx.get_context(mode="ephemeral", project_config=config)
 
 
-def _build_suite(document: dict):  # type: ignore[no-untyped-def]
+def _build_suite(document: dict) -> ExpectationSuite:
     """A GX ExpectationSuite from its JSON document; refuses to drop an invalid expectation silently."""
     from great_expectations.core.expectation_suite import ExpectationSuite, expectationSuiteSchema
 
@@ -525,26 +542,32 @@ def _prune_empty_dirs(root: Path) -> None:
     if not root.is_dir():
         return
     for path in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-        try:
+        with contextlib.suppress(OSError):
             path.rmdir()  # succeeds only when empty
-        except OSError:
-            pass
 
 
-def _dispose(datasource) -> None:  # type: ignore[no-untyped-def]
+def _dispose(datasource: PostgresDatasource) -> None:
     """Close GX's pooled connections now instead of whenever the engine is garbage collected."""
     try:
         datasource.get_execution_engine().engine.dispose()
         datasource.get_engine().dispose()
-    except Exception:  # noqa: BLE001 - best effort
+    except Exception:  # best effort
         log.debug("could not dispose the GX engine", exc_info=True)
 
 
 # ---------------------------------------------------------------------------------- results
 
 
-def _result_row(spec: CheckpointSpec, v: Validation, business_date: date, expectation_result) -> dict:  # type: ignore[no-untyped-def]
-    config = expectation_result.expectation_config
+def _config(expectation_result: ExpectationValidationResult) -> ExpectationConfiguration:
+    """The configuration GX attaches to every result of a suite's expectation."""
+    if expectation_result.expectation_config is None:
+        raise QualityGateError(f"GX returned a result without its expectation: {expectation_result}")
+    return expectation_result.expectation_config
+
+
+def _result_row(spec: CheckpointSpec, v: Validation, business_date: date,
+                expectation_result: ExpectationValidationResult) -> dict:
+    config = _config(expectation_result)
     kwargs = {k: v_ for k, v_ in config.kwargs.items() if k not in ("batch_id", "result_format")}
     result = dict(expectation_result.result or {})
     exception = _exception_message(expectation_result.exception_info)
@@ -581,7 +604,8 @@ def _missing_table_result(spec: CheckpointSpec, v: Validation, business_date: da
     }
 
 
-def _validation_error_result(spec: CheckpointSpec, v: Validation, business_date: date, validation_result) -> dict:  # type: ignore[no-untyped-def]
+def _validation_error_result(spec: CheckpointSpec, v: Validation, business_date: date,
+                             validation_result: ExpectationSuiteValidationResult | None) -> dict:
     detail = "GX returned no result for this validation" if validation_result is None else (
         "validation incomplete or failed without a failing expectation: "
         + json.dumps(_jsonable(validation_result.statistics), default=str))
@@ -671,12 +695,12 @@ def _libpq_url(url: str) -> str:
     return re.sub(r"^postgres(?:ql)?\+\w+://", "postgresql://", url)
 
 
-def _missing_tables(conn, tables: Sequence[str]) -> set[str]:  # type: ignore[no-untyped-def]
+def _missing_tables(conn: PgConnection, tables: Sequence[str]) -> set[str]:
     missing = set()
     with conn.cursor() as cur:
         for table in dict.fromkeys(tables):
             cur.execute("select to_regclass(%s)", (table,))
-            if cur.fetchone()[0] is None:
+            if fetch_one(cur)[0] is None:
                 missing.add(table)
     conn.rollback()
     return missing
@@ -779,7 +803,7 @@ def check_quarantine_share(
                         bucket = reasons.setdefault(key, {})
                         bucket[category] = bucket.get(category, 0) + 1
             totals: dict[str, list[int]] = {}
-            for source, entity, read, quarantined in counts:
+            for source, _entity, read, quarantined in counts:
                 totals.setdefault(source, [0, 0])
                 totals[source][0] += read
                 totals[source][1] += quarantined
