@@ -7,11 +7,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test bench bi warehouse-start warehouse-stop airflow airflow-down clean
 
-$(STAMP): requirements.txt pyproject.toml include/hospital_ops_sim/pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml include/hospital_ops_sim/pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	$(BIN)/python -m pip install --quiet --no-deps -e include/hospital_ops_sim
 	touch $(STAMP)
