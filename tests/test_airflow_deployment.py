@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
@@ -22,6 +22,7 @@ import pytest
 
 from hospital_ops import airflow_local, notify, warehouse
 from hospital_ops_sim.vendor import generate_vendor_source
+from nightly_runs import query
 
 pytestmark = pytest.mark.e2e
 
@@ -241,7 +242,7 @@ def test_the_missed_publish_deadline_is_sent_by_the_triggerer(night, webhook):
     # business date 2026-11-22 was due by 07:00 on the 23rd: its deadline alert fires in the
     # triggerer as soon as the run exists, through the Apprise provider's notifier
     # the deadline it missed, rendered by Airflow (UTC): 07:00 hospital time the morning after
-    due = notify.deadline_for(END).astimezone(timezone.utc).isoformat(sep=" ")
+    due = notify.deadline_for(END).astimezone(UTC).isoformat(sep=" ")
     deadline = datetime.now().timestamp() + 120
     while datetime.now().timestamp() < deadline:
         missed = [m for m in webhook["received"]

@@ -54,5 +54,5 @@ def test_nothing_published_yet_backfills_whole(db_url: str) -> None:
     (None, False), ({}, False), ({FORCE_PUBLISH_CONF: False}, False), ({FORCE_PUBLISH_CONF: "no"}, False),
     ({FORCE_PUBLISH_CONF: True}, True), ({FORCE_PUBLISH_CONF: "true"}, True), ({FORCE_PUBLISH_CONF: 1}, True),
 ])
-def test_the_run_conf_forces_publication_only_when_it_says_so(conf, forced) -> None:  # noqa: ANN001
+def test_the_run_conf_forces_publication_only_when_it_says_so(conf, forced) -> None:
     assert run_forces_publication(conf) is forced

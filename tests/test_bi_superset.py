@@ -37,6 +37,7 @@ from hospital_ops_sim.referral import generate_referral
 from hospital_ops_sim.survey import generate_survey
 from hospital_ops_sim.survey_api import SurveyApiServer
 from hospital_ops_sim.vendor import generate_vendor_source
+from nightly_runs import query
 
 pytestmark = [pytest.mark.e2e, pytest.mark.bi]
 

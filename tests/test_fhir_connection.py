@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hospital_ops.generate.fhir_bulk_server import FhirBulkServer
 
 from hospital_ops.extract.fhir_night import FhirServerSettings, HisConfigurationError
-from hospital_ops.generate.fhir_bulk_server import FhirBulkServer
 
 DAGS_DIR = Path(__file__).resolve().parents[1] / "dags"
 RESOURCES = [{"resourceType": "Patient", "id": "p1"},
@@ -82,7 +82,7 @@ def test_smart_backend_services_with_the_key_in_the_connection(clean_env, tmp_pa
 def test_a_secrets_backend_error_is_not_taken_for_not_configured(clean_env) -> None:
     from airflow.sdk import BaseHook
 
-    def backend_down(conn_id):  # noqa: ANN001
+    def backend_down(conn_id):
         raise ConnectionError(f"secrets backend unreachable while reading {conn_id}")
 
     clean_env.setenv("HIS_FHIR_URL", "http://127.0.0.1:1/fhir")

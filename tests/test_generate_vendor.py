@@ -18,6 +18,9 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+
+from hospital_ops.sources.vendor import SOURCE
+from hospital_ops_sim.vendor import SCENARIOS, VendorGenerationResult, generate_vendor_source
 from reference_parsing import convert
 from vendor_files import (
     Tables,
@@ -37,9 +40,6 @@ from vendor_files import (
     spot_check_pass,
     well_formed,
 )
-
-from hospital_ops.sources.vendor import SOURCE
-from hospital_ops_sim.vendor import SCENARIOS, VendorGenerationResult, generate_vendor_source
 
 END = date(2026, 11, 22)
 MONTHS = 4  # full months 2026-07 .. 2026-10, start 2026-07-01

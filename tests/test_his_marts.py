@@ -16,6 +16,7 @@ from hospital_ops.airflow_local import run_night
 from hospital_ops.dbt_runner import run_dbt
 from hospital_ops_sim.his import apply_late_corrections, create_his_database, generate_his
 from hospital_ops_sim.insurance import generate_insurance
+from nightly_runs import query, table_digest
 
 pytestmark = pytest.mark.e2e
 

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 import psycopg2
 import pytest
+
 from hospital_ops.extract.fhir_profile import HIS_TZ, ICD10_SYSTEM, MRN_SYSTEM, NATIONAL_ID_SYSTEM
 from hospital_ops.extract.fhir_r4 import FhirLanding, fhir_export_to_landing
 from hospital_ops.extract.sql import SqlExtractError, extract_sql_source, load_watermarks, night_cutoff
@@ -28,8 +29,6 @@ from hospital_ops.load.parsing import pseudonymize
 from hospital_ops.sources.his import SOURCE
 from hospital_ops.sources.his_fhir import SOURCE as HIS_FHIR_SOURCE
 from hospital_ops.sources.spec import Column, Entity, Source
-from incremental_nights import run_sql_night
-
 from hospital_ops_sim.his import (
     HIS_SCHEMA,
     TABLE_ORDER,
@@ -39,6 +38,7 @@ from hospital_ops_sim.his import (
     generate_his,
     write_fhir_bulk,
 )
+from incremental_nights import run_sql_night
 
 KEY = b"test-key"
 END = date(2026, 3, 15)

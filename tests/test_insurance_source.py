@@ -26,7 +26,6 @@ from types import SimpleNamespace
 
 import psycopg2
 import pytest
-from reference_parsing import parse_date
 
 from hospital_ops.load.loader import (
     ensure_raw_schema,
@@ -45,6 +44,7 @@ from hospital_ops_sim.insurance import (
     curated_codes,
     generate_insurance,
 )
+from reference_parsing import parse_date
 
 KEY = b"test-key"
 END = date(2026, 2, 20)

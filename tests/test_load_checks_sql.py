@@ -11,11 +11,11 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from reference_parsing import convert
 
 from hospital_ops.load.checks_sql import hmac_pads
 from hospital_ops.load.loader import ManifestEntry, load_night
 from hospital_ops.sources.spec import Column, Entity, Source
+from reference_parsing import convert
 
 KEY = b"parity-key"
 NIGHT = date(2026, 11, 1)

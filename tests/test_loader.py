@@ -9,11 +9,11 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from reference_parsing import convert, parse_date, parse_timestamp
 
 from hospital_ops.load.files import SourceFileError
 from hospital_ops.load.loader import ManifestEntry, load_night, plan_extract, watermark
 from hospital_ops.sources.vendor import SOURCE
+from reference_parsing import convert, parse_date, parse_timestamp
 
 KEY = b"test-key"
 REGISTRY_HEADER = [c.name for c in SOURCE.entity("registry").columns]

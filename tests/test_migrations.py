@@ -21,10 +21,10 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from nightly_runs import query
 
 from hospital_ops import migrate, security, warehouse
 from hospital_ops.config import PROJECT_ROOT
+from nightly_runs import query
 
 pytestmark = pytest.mark.e2e
 
@@ -132,9 +132,10 @@ def restore_previous_release(var_dir: Path) -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def upgraded(tmp_path_factory, fresh_database, role_url):
     """The previous release's warehouse: its contents, then migrated, then the next night run by the DAG."""
-    from hospital_ops.airflow_local import run_night
     from hospital_ops.generate.his import create_his_database, generate_his
     from hospital_ops.generate.insurance import generate_insurance
+
+    from hospital_ops.airflow_local import run_night
 
     root = tmp_path_factory.mktemp("migration")
     var_dir = root / "var"

@@ -26,6 +26,7 @@ from hospital_ops import notify
 from hospital_ops.airflow_local import run_night
 from hospital_ops.sources.vendor import SOURCE
 from hospital_ops_sim.vendor import generate_vendor_source
+from nightly_runs import query
 
 pytestmark = pytest.mark.e2e
 

@@ -24,13 +24,13 @@ import pytest
 from hospital_ops.extract import night_folder
 from hospital_ops.extract.api import default_retry
 from hospital_ops.extract.sql import night_cutoff
-from incremental_nights import run_api_night, run_sql_night
 from hospital_ops.load.loader import load_night, plan_extract
 from hospital_ops.sources.his import SOURCE as HIS
 from hospital_ops.sources.survey import SOURCE as SURVEY
 from hospital_ops_sim.his import generate_his
 from hospital_ops_sim.survey import generate_survey
 from hospital_ops_sim.survey_api import SurveyApiServer
+from incremental_nights import run_api_night, run_sql_night
 
 KEY = b"landing-test-key"
 TOKEN = "test-token-pii"

@@ -20,8 +20,6 @@ from types import SimpleNamespace
 
 import psycopg2
 import pytest
-from incremental_nights import run_sql_night
-from reference_parsing import parse_timestamp
 
 from hospital_ops.load.loader import load_night, plan_extract
 from hospital_ops.load.parsing import pseudonymize
@@ -29,6 +27,8 @@ from hospital_ops.sources import his as his_source
 from hospital_ops.sources.referral import SOURCE
 from hospital_ops_sim.his import generate_his
 from hospital_ops_sim.referral import CHANNEL_PLAN, SCENARIO_FILE, UNKNOWN_CHANNEL_ID, generate_referral, quarter_of
+from incremental_nights import run_sql_night
+from reference_parsing import parse_timestamp
 
 KEY = b"test-key"
 END = date(2026, 3, 15)

@@ -20,6 +20,7 @@ from hospital_ops_sim.referral import converts, generate_referral, quarter_of, r
 from hospital_ops_sim.survey import generate_survey
 from hospital_ops_sim.survey_api import SurveyApiServer
 from hospital_ops_sim.vendor import generate_vendor_source
+from nightly_runs import query
 
 pytestmark = pytest.mark.e2e
 

@@ -27,7 +27,6 @@ from hospital_ops.extract.api import (
     endpoint_from_connection,
     extract_api_source,
 )
-from incremental_nights import run_api_night
 from hospital_ops.extract.scrub import NATIONAL_ID_MARK, PHONE_MARK, scrub
 from hospital_ops.extract.sql import load_watermarks, night_cutoff, watermark_overlap
 from hospital_ops.load.parsing import pseudonymize
@@ -35,6 +34,7 @@ from hospital_ops.sources.survey import SOURCE
 from hospital_ops_sim.his import generate_his
 from hospital_ops_sim.survey import generate_survey
 from hospital_ops_sim.survey_api import Fault, SurveyApiServer
+from incremental_nights import run_api_night
 
 KEY = b"test-key"
 TOKEN = "test-token-123"

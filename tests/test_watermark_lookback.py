@@ -13,10 +13,10 @@ import pytest
 
 from hospital_ops.extract.api import ApiExtractError, default_retry
 from hospital_ops.extract.sql import watermark_overlap
-from incremental_nights import run_api_night, run_sql_night
 from hospital_ops.sources.spec import Column, Entity, Source
 from hospital_ops.sources.survey import SOURCE as SURVEY
 from hospital_ops_sim.survey_api import Fault, SurveyApiServer
+from incremental_nights import run_api_night, run_sql_night
 
 KEY = b"lookback-key"
 TOKEN = "lookback-token"

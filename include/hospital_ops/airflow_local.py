@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 from urllib.parse import quote, urlsplit
 
 from hospital_ops.config import settings
@@ -24,7 +24,6 @@ from hospital_ops.config import settings
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    import requests
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,11 @@ from typing import TYPE_CHECKING
 
 import psycopg2
 
+from hospital_ops.db import fetch_one
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import cursor as PgCursor
+
 HIS_SCENARIO_FILE = "his_scenarios.json"  # in the var directory, written by `hospital-ops-sim generate`
 
 

@@ -26,14 +26,9 @@ import logging
 import sys
 import time
 from datetime import date, timedelta
-from typing import TYPE_CHECKING
 
 from hospital_ops import warehouse
 from hospital_ops.config import settings
-from hospital_ops.db import fetch_one
-
-if TYPE_CHECKING:
-    from hospital_ops.airflow_local import Deployment
 
 
 def _progress(message: str) -> None:

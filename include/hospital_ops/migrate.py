@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import io
 import logging
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.resources import as_file, files
 
 from hospital_ops.security import WRITER
@@ -44,7 +44,7 @@ VERSION_TABLE = "alembic_version"
 
 
 @contextmanager
-def _config(url: str | None = None, *, output: io.StringIO | None = None) -> Iterator["object"]:
+def _config(url: str | None = None, *, output: io.StringIO | None = None) -> Iterator[object]:
     from alembic.config import Config
 
     with as_file(files("hospital_ops").joinpath("migrations")) as script_location:

@@ -20,6 +20,12 @@ recreates never lose them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hospital_ops.db import fetch_one
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import cursor as PgCursor
 
 WRITER = "hospital_ops_writer"
 BI_READER = "bi_reader"

@@ -153,7 +153,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if ok:
         ok = _publish_dbt_docs(url, nights[-1])
     _progress(f"demo {'finished' if ok else 'FAILED'} in {time.monotonic() - started:.0f} s")
-    _progress(f"explore the marts: psql \"$(hospital-ops warehouse url --role bi_reader)\"  (marts, scoring); "
+    _progress("explore the marts: psql \"$(hospital-ops warehouse url --role bi_reader)\"  (marts, scoring); "
               "as the writer: hospital-ops warehouse url")
     if ok:
         _progress("see the dashboards 看板: `make bi` or `hospital-ops bi` (installs Apache Superset on first use, "

@@ -31,7 +31,7 @@ import threading
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -80,7 +80,7 @@ class FhirBulkServer:
         self.seen_assertions: set[str] = set()
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
-        self.now = lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.now = lambda: datetime.now(UTC).isoformat(timespec="seconds")
 
     # -- lifecycle
     def __enter__(self) -> FhirBulkServer:
@@ -89,7 +89,7 @@ class FhirBulkServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, *args) -> None:  # noqa: ANN002 - quiet
+            def log_message(self, *args) -> None:
                 pass
 
             def do_GET(self) -> None:

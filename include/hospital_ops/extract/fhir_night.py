@@ -26,9 +26,9 @@ import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hospital_ops.config import hospital_timezone, pseudonym_key, settings
 from hospital_ops.extract.fhir_bulk import BulkDataClient, SmartBackend

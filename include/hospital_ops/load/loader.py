@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import psycopg2
 
 from hospital_ops import limits
+from hospital_ops.db import fetch_one
 from hospital_ops.load import checks_sql
 from hospital_ops.load.files import (
     FileFacts,

@@ -29,7 +29,23 @@ from hospital_ops_sim.his.simulation import (
     generate_his,
 )
 
-__all__ = ["COST_JUMP_FACTOR", "COST_JUMP_SETTLED_DAYS", "DEFAULT_HOSPITALS", "DEFAULT_MONTHS", "DEFAULT_SEED",
-           "HIS_SCHEMA", "MAX_HOSPITALS", "METADATA", "TABLE_ORDER", "TABLES", "Correction", "FhirExport",
-           "HisGenerationError", "HisGenerationResult", "apply_late_corrections", "create_his_database",
-           "generate_his", "write_fhir_bulk"]
+__all__ = [
+    "COST_JUMP_FACTOR",
+    "COST_JUMP_SETTLED_DAYS",
+    "DEFAULT_HOSPITALS",
+    "DEFAULT_MONTHS",
+    "DEFAULT_SEED",
+    "HIS_SCHEMA",
+    "MAX_HOSPITALS",
+    "METADATA",
+    "TABLES",
+    "TABLE_ORDER",
+    "Correction",
+    "FhirExport",
+    "HisGenerationError",
+    "HisGenerationResult",
+    "apply_late_corrections",
+    "create_his_database",
+    "generate_his",
+    "write_fhir_bulk",
+]

@@ -918,8 +918,7 @@ class _Defects:
 
     def pick(self, entity: str, vendor_id: str, used: set[date]) -> tuple[date, list[list[str]], list[int]]:
         """A file of `entity` in a full month, not yet used, holding rows of `vendor_id`."""
-        full_days = [d for (d, e) in self.files if e == entity and self.ctx.period.start < d
-                     and d < self.ctx.period.end.replace(day=1) and d not in used]
+        full_days = [d for (d, e) in self.files if e == entity and self.ctx.period.start < d < self.ctx.period.end.replace(day=1) and d not in used]
         position = self.columns(entity).index("vendor_id")
         for day in self.rng.sample(full_days, len(full_days)):
             rows = self.files[(day, entity)]
