@@ -188,8 +188,8 @@ def test_failures_without_a_batch_are_not_traced(db_url: str) -> None:
     with closing(psycopg2.connect(db_url)) as conn:
         held, untraced = batches.hold_failed_tests(conn, tests, run_id="run-x")
     assert held == []
-    assert untraced == ["assert_ledger_reconciles_to_source: a rule over several models (a singular test), not about "
-                        "rows of one file",
-                        "expression_is_true_fct_no_lineage: its model public.fct_no_lineage carries no source_file "
-                        "(a mart-level rule)"]
+    assert untraced == [("assert_ledger_reconciles_to_source: a rule over several models (a singular test), not about "
+                         "rows of one file"),
+                        ("expression_is_true_fct_no_lineage: its model public.fct_no_lineage carries no source_file "
+                         "(a mart-level rule)")]
     assert _held(db_url) == []

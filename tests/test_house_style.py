@@ -22,7 +22,7 @@ DBT_PROJECT = ROOT / "dbt_project"
 
 
 def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, **kwargs)
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False, **kwargs)
 
 
 def _sqlfluff_lint_text(sql: str, as_path: str) -> subprocess.CompletedProcess[str]:

@@ -78,7 +78,7 @@ def record_gate_verdicts(conn, results: Iterable[dict], raw_tables: Iterable[str
                     "where %s is distinct from latest.verdict "
                     "  and not coalesce(%s = 'passed' and latest.verdict = 'rejected' and latest.decided_by = %s, false)",
                     (*row, row[0], row[1], row[2], row[3], row[3], DBT_TEST))
-            for source, entity, batch_date, verdict, *_ in rows:
+            for source, entity, _batch_date, verdict, *_ in rows:
                 if verdict == "passed":
                     _release_superseded(cur, source, entity, business_date, run_id)
         conn.commit()

@@ -225,10 +225,10 @@ def _service_alert(row: dict, actions: dict[tuple[str, str], RequiredAction]) ->
     kind = row["alert_type"]
     action = _action(actions, "service_alert", kind)
     return _fit(f"【服务质量预警】{row['subject_id']} {kind}",
-                [f"{action.name_zh} rule {kind}: {row['subject_type']} {row['subject_id']}, "
-                 f"{row['period_label']}",
-                 f"{row['indicator']}: {row['observed_value']} (基线 baseline {row['baseline_value']}, "
-                 f"阈值 threshold {row['threshold']})",
+                [(f"{action.name_zh} rule {kind}: {row['subject_type']} {row['subject_id']}, "
+                  f"{row['period_label']}"),
+                 (f"{row['indicator']}: {row['observed_value']} (基线 baseline {row['baseline_value']}, "
+                  f"阈值 threshold {row['threshold']})"),
                  f"证据 evidence: {_evidence(row['evidence'])}",
                  f"处置要求 action: {_short(action.text, 120)}"])
 
@@ -241,8 +241,8 @@ def _drg_alert(row: dict, actions: dict[tuple[str, str], RequiredAction]) -> Mes
     metric = DRG_METRIC_NAMES.get(row["metric"], row["metric"])
     action = _action(actions, "drg_alert", DRG_RULE)
     return _fit(f"【病种异常预警】{row['department_id']} {row['drg_code']}",
-                [f"科室 department {row['department_id']}, 病组 DRG {row['drg_code']} {row['drg_name'] or ''}, "
-                 f"{row['month']:%Y-%m}",
+                [(f"科室 department {row['department_id']}, 病组 DRG {row['drg_code']} {row['drg_name'] or ''}, "
+                  f"{row['month']:%Y-%m}"),
                  f"rule {DRG_RULE}: {metric} {row['metric']} = {row['value']} (稳健Z robust z {row['robust_z']})",
                  f"证据 evidence: {_evidence(row['evidence'])}",
                  f"处置要求 action: {_short(action.text, 120)}"])

@@ -51,7 +51,7 @@ def collect(warehouse_url: str, *, business_date: date, var_dir: Path, inbox_dir
                 return []
             cur.execute(sql, params)
             names = [d[0] for d in cur.description]
-            return [dict(zip(names, row)) for row in cur.fetchall()]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
         out: dict[str, Any] = {"business_date": business_date.isoformat()}
         out["ledger"] = rows(

@@ -33,6 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -83,7 +84,7 @@ class FhirBulkServer:
         self.now = lambda: datetime.now(UTC).isoformat(timespec="seconds")
 
     # -- lifecycle
-    def __enter__(self) -> FhirBulkServer:
+    def __enter__(self) -> Self:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -230,10 +231,10 @@ class FhirBulkServer:
             chosen = [r for r in chosen if r["resourceType"] in types]
         if since:
             try:
-                after = datetime.fromisoformat(since.replace("Z", "+00:00"))
+                after = datetime.fromisoformat(since)
             except ValueError:
                 return self._outcome(handler, 400, f"_since {since!r} is not a FHIR instant")
-            chosen = [r for r in chosen if datetime.fromisoformat(_stamp(r, "").replace("Z", "+00:00")) > after]
+            chosen = [r for r in chosen if datetime.fromisoformat(_stamp(r, "")) > after]
         job_id = uuid.uuid4().hex
         files: dict[str, bytes] = {}
         output: list[dict] = []

@@ -178,7 +178,7 @@ def _national_id(rng: random.Random) -> str:
     birth = date(1950, 1, 1) + timedelta(days=rng.randrange(60 * 365))
     body = f"{rng.choice(('310112', '320205', '330102'))}{birth:%Y%m%d}{rng.randrange(1000):03d}"
     weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights)) % 11]
+    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights, strict=False)) % 11]
 
 
 class _Builder:
@@ -218,7 +218,7 @@ class _Builder:
                 for _ in range(max(0, round(rng.gauss(plan.per_day, plan.per_day ** 0.5)))):
                     by_quarter[quarter_of(day)].append(datetime.combine(day, time(8)) + timedelta(
                         minutes=rng.randint(0, 11 * 60)))
-            for quarter, moments in sorted(by_quarter.items()):
+            for _quarter, moments in sorted(by_quarter.items()):
                 moments.sort()
                 rate = self.rate(plan, moments[0].date())
                 converted = set(rng.sample(range(len(moments)), round(len(moments) * rate)))

@@ -37,7 +37,7 @@ from datetime import datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 from urllib.parse import parse_qs, urlsplit
 
 from hospital_ops.sources.survey import SOURCE
@@ -153,7 +153,7 @@ class SurveyApiServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> SurveyApiServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -266,7 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: object) -> None:
-        log.debug("survey API: " + format, *args)
+        log.debug("survey API: %s", format % args)
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)

@@ -21,8 +21,8 @@ snapshot of the source; each table is streamed with a server-side cursor (`yield
 its business key, so a rerun on unchanged data writes byte-identical files. The files land in
 `<landing>/<source>/<YYYY-MM-DD>/` (see `hospital_ops.extract`), where the ordinary file loader
 takes them: the DAG's extract and load tasks (`pipeline.extract`, `pipeline.load`) run the whole night
-(watermarks → extract → plan_extract → load_night → record watermarks). Watermarks are recorded only after the load committed, so a failed night is
-simply extracted again.
+(watermarks → extract → plan_extract → load_night → record watermarks). Watermarks are recorded only
+after the load committed, so a failed night is simply extracted again.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ What is checked lives in the repository as plain JSON, not in code:
 
 * ``expectations/suites/<suite>.json`` — GX 1.x ExpectationSuite documents (built-in expectations only);
 * ``expectations/checkpoints/<checkpoint>.json`` — which suite validates which table, with an optional
-  row filter (and ``former_names``: names the checkpoint had, under which ``dq`` rows were recorded). ``:business_date`` in a filter becomes the night's date, so a raw table is validated
-  only for the batch landed tonight (``_batch_date = :business_date``)::
+  row filter (and ``former_names``: names the checkpoint had, under which ``dq`` rows were recorded).
+  ``:business_date`` in a filter becomes the night's date, so a raw table is validated only for the
+  batch landed tonight (``_batch_date = :business_date``)::
 
       {"name": "nightly_sources", "result_format": "SUMMARY",
        "validations": [{"suite": "raw.vendor__inspections", "table": "raw.vendor__inspections",

@@ -198,7 +198,7 @@ def _national_id(rng: random.Random, birth: date, gender: str) -> str:
     """18-character PRC resident ID: area, birth date, sequence (odd for men), ISO 7064 MOD 11-2 check."""
     sequence = rng.randrange(500) * 2 + (1 if gender == "1" else 0)
     body = f"{rng.choice(_AREA_CODES)}{birth:%Y%m%d}{sequence:03d}"
-    total = sum(int(digit) * weight for digit, weight in zip(body, _ID_WEIGHTS))
+    total = sum(int(digit) * weight for digit, weight in zip(body, _ID_WEIGHTS, strict=False))
     return body + "10X98765432"[total % 11]
 
 
@@ -348,7 +348,7 @@ def _headcount(dept: _Dept, rng: random.Random) -> dict[str, int]:
 def _staff(world: _World, rng: random.Random, dept: _Dept) -> None:
     period_days = len(world.days)
     for role, count in _headcount(dept, rng).items():
-        grades, weights = zip(*_TITLE_SHARES[role])
+        grades, weights = zip(*_TITLE_SHARES[role], strict=False)
         for number in range(count):
             staff_id = world.next_id("staff", "S", 6)
             grade = _weighted(rng, grades, weights)
@@ -357,10 +357,9 @@ def _staff(world: _World, rng: random.Random, dept: _Dept) -> None:
                 # the head 科主任 and a deputy: senior titles, in post all along, so every ward has
                 # surgeons authorised for grade-4 operations 四级手术
                 grade, roll = SENIOR_TITLE_GRADES[number], 1.0
-            if roll < 0.04:  # joined during the period
-                hired_on = world.days[rng.randrange(period_days)]
-            else:
-                hired_on = world.start - timedelta(days=rng.randint(60, 25 * 365))
+            # joined during the period, or long before it
+            hired_on = (world.days[rng.randrange(period_days)] if roll < 0.04
+                        else world.start - timedelta(days=rng.randint(60, 25 * 365)))
             left_on = world.days[rng.randrange(period_days - 1)] if 0.04 <= roll < 0.07 else None
             if left_on is not None and left_on < hired_on:
                 left_on = None
@@ -741,7 +740,7 @@ def _stay_charges(world: _World, rng: random.Random, dept: _Dept, stay_id: str, 
         months[day.replace(day=1)] += 1
     categories = ("drug", "consumables", "exam_lab", "medical_service")
     noise = {c: _lognormal(rng, 1.0, 0.25) for c in categories}
-    amounts = {month: {c: rate * count * noise[c] for c, rate in zip(categories, dept.profile.daily_cost)}
+    amounts = {month: {c: rate * count * noise[c] for c, rate in zip(categories, dept.profile.daily_cost, strict=False)}
                for month, count in months.items()}
     final = max(amounts)
     if surgery_day is not None and stay.procedure is not None:
@@ -826,7 +825,7 @@ def _correct(conn: sa.Connection, rng: random.Random, kind: _CorrectionKind, at:
             continue
         changes = kind.change(rng, old)
         stamp = at + timedelta(minutes=rng.randrange(600))
-        conn.execute(table.update().where(*(table.c[k] == v for k, v in zip(keys, key)))
+        conn.execute(table.update().where(*(table.c[k] == v for k, v in zip(keys, key, strict=False)))
                      .values(**changes, updated_at=stamp))
         exclude.add((kind.table, key))
         corrections.append(Correction(kind.table, key, kind.column, old, changes[kind.column], stamp))

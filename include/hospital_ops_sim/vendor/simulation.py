@@ -158,7 +158,7 @@ class _Period:
     @property
     def months(self) -> tuple[date, ...]:
         """Every month with activity: the full months and end's (partial) month."""
-        return self.full_months + (self.end.replace(day=1),)
+        return (*self.full_months, self.end.replace(day=1))
 
     def days(self, month: date | None = None) -> list[date]:
         first = month or self.start
@@ -186,7 +186,7 @@ def _mobile(rng: random.Random) -> str:
 def _national_id(rng: random.Random, birth: date) -> str:
     """18-character PRC resident ID shape: area, birth date, sequence, ISO 7064 MOD 11-2 check."""
     body = f"{rng.choice(_AREA_CODES)}{birth:%Y%m%d}{rng.randrange(1000):03d}"
-    total = sum(int(digit) * weight for digit, weight in zip(body, _ID_WEIGHTS))
+    total = sum(int(digit) * weight for digit, weight in zip(body, _ID_WEIGHTS, strict=False))
     return body + "10X98765432"[total % 11]
 
 
@@ -196,10 +196,10 @@ def _credit_code(rng: random.Random) -> str:
         org = "MA" + str(rng.randrange(1, 10)) + "".join(rng.choice(_USCC_ALPHABET[:31]) for _ in range(5))
     else:
         org = f"{rng.randrange(10 ** 8):08d}"
-    total = sum(_char_value(char) * weight for char, weight in zip(org, _ORG_WEIGHTS))
+    total = sum(_char_value(char) * weight for char, weight in zip(org, _ORG_WEIGHTS, strict=False))
     org += {10: "X", 11: "0"}.get(11 - total % 11, str(11 - total % 11))
     body = "91" + rng.choice(_AREA_CODES) + org
-    total = sum(_USCC_ALPHABET.index(char) * weight for char, weight in zip(body, _USCC_WEIGHTS))
+    total = sum(_USCC_ALPHABET.index(char) * weight for char, weight in zip(body, _USCC_WEIGHTS, strict=False))
     return body + _USCC_ALPHABET[(31 - total % 31) % 31]
 
 
@@ -371,7 +371,7 @@ def _registers(ctx: _Context) -> None:
             flag = row[-1]
             if vendor_id == related.vendor_id:
                 flag = "Y" if export_day >= declared_from else "N"
-            ctx.drop.add(export_day, "registry", row[:-1] + [flag])
+            ctx.drop.add(export_day, "registry", [*row[:-1], flag])
         for row in contracts:
             ctx.drop.add(export_day, "contracts", list(row))
         for row in qualifications:
@@ -541,7 +541,7 @@ def _lab_qc(ctx: _Context) -> None:
             bad = _bad_indices(rng, sum(counts), _late_share(ctx, vendor, "qc_fail", month))
             accuracy[_month_label(month)] = round(1 - len(bad) / sum(counts), 4)
             index = 0
-            for day, count in zip(days, counts):
+            for day, count in zip(days, counts, strict=False):
                 minutes = sorted(rng.randrange(6 * 60, 22 * 60) for _ in range(count))
                 for seq, minute in enumerate(minutes, start=1):
                     name, levels, allowed = rng.choice(analytes)
@@ -584,7 +584,7 @@ def _turnaround(ctx: _Context) -> None:
             ctx.volumes[(vendor.vendor_id, month)] = sum(counts)
             ctx.report_timeliness[(vendor.vendor_id, month)] = round(1 - len(late) / sum(counts), 4)
             index = 0
-            for day, count in zip(days, counts):
+            for day, count in zip(days, counts, strict=False):
                 for seq in range(1, count + 1):
                     _report_row(ctx, rng, vendor, day, seq, index in late)
                     index += 1
@@ -654,7 +654,7 @@ def _deliveries(ctx: _Context) -> None:
             ctx.volumes[(vendor.vendor_id, month)] = sum(counts)
             delay[_month_label(month)] = round(len(late) / sum(counts), 4)
             index = 0
-            for day, count in zip(days, counts):
+            for day, count in zip(days, counts, strict=False):
                 for seq in range(1, count + 1):
                     _delivery_row(ctx, rng, vendor, day, seq, index in late)
                     index += 1
@@ -668,10 +668,7 @@ def _deliveries(ctx: _Context) -> None:
 
 def _delivery_row(ctx: _Context, rng: random.Random, vendor: _Vendor, day: date, seq: int, late: bool) -> None:
     promised = _at(day, rng.randrange(7 * 60, 21 * 60) // 5 * 5)
-    if late:
-        delivered = promised + timedelta(minutes=rng.randint(10, 240))
-    else:
-        delivered = promised - timedelta(minutes=rng.randint(0, 45))
+    delivered = promised + timedelta(minutes=rng.randint(10, 240)) if late else promised - timedelta(minutes=rng.randint(0, 45))
     open_at_end = delivered.date() > ctx.period.end
     folder = ctx.period.end if open_at_end else delivered.date()
     delivery_id = f"DLV-{vendor.vendor_id}-{day:%Y%m%d}-{seq:03d}"
@@ -725,7 +722,7 @@ def _inspections(ctx: _Context) -> None:
             checked = [rng.randint(12, 30) if kind == "spot_check" else rng.randint(8, 16) for kind in kinds]
             failed_items = _bad_indices(rng, sum(checked), _HEALTHY_SPOT_FAIL + rng.uniform(-0.01, 0.01))
             first_item = 0
-            for number, (day, kind, items) in enumerate(zip(chosen, kinds, checked), start=1):
+            for number, (day, kind, items) in enumerate(zip(chosen, kinds, checked, strict=False), start=1):
                 failed = sum(first_item <= item < first_item + items for item in failed_items)
                 first_item += items
                 inspection_id = f"INS-{day:%Y%m%d}-{vendor.vendor_id}-{number}"
@@ -918,7 +915,8 @@ class _Defects:
 
     def pick(self, entity: str, vendor_id: str, used: set[date]) -> tuple[date, list[list[str]], list[int]]:
         """A file of `entity` in a full month, not yet used, holding rows of `vendor_id`."""
-        full_days = [d for (d, e) in self.files if e == entity and self.ctx.period.start < d < self.ctx.period.end.replace(day=1) and d not in used]
+        full_days = [d for (d, e) in self.files
+                     if e == entity and self.ctx.period.start < d < self.ctx.period.end.replace(day=1) and d not in used]
         position = self.columns(entity).index("vendor_id")
         for day in self.rng.sample(full_days, len(full_days)):
             rows = self.files[(day, entity)]

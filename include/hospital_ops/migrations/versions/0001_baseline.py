@@ -101,7 +101,8 @@ create table if not exists dq.source_freshness (
     age_seconds double precision, warn_after text, error_after text, message text,
     primary key (business_date, source, table_name));
 comment on table dq.source_freshness is
-    'Source freshness 数据源时效: dbt source freshness per source table and night (pass / warn / error / runtime error); a table in error leaves its dependants out of that night''s marts build';
+    'Source freshness 数据源时效: dbt source freshness per source table and night (pass / warn / error / '
+    'runtime error); a table in error leaves its dependants out of that night''s marts build';
 """
 
 AUDIT = """

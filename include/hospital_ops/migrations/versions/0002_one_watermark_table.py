@@ -38,7 +38,8 @@ create table raw._watermarks (
     check (entity <> '{DROP_FOLDERS}' or files is not null),
     check (entity = '{DROP_FOLDERS}' or watermark is not null));
 comment on table raw._watermarks is
-    'Extract watermarks 抽取水位: per source, entity and night, how far the night took the source (largest updated_at, FHIR export time, or last drop folder)';
+    'Extract watermarks 抽取水位: per source, entity and night, how far the night took the source '
+    '(largest updated_at, FHIR export time, or last drop folder)';
 
 insert into raw._watermarks (source, entity, batch_date, watermark, run_id, recorded_at)
 select source, entity, batch_date, max_updated_at, run_id, recorded_at from raw._sql_watermarks;
