@@ -16,13 +16,15 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, urlsplit
 
 from hospital_ops.config import settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    import requests
 
 
 log = logging.getLogger(__name__)
@@ -444,7 +446,8 @@ class AirflowApi:
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {deployment.token()}"
 
-    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), retries: int = 5, **kwargs):
+    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), retries: int = 5,
+                **kwargs: Any) -> requests.Response:
         """One API call; a read that meets a server error (the API server answers 500 "Database
         error" when its metadata session loses a race under load) is tried again a few times, as
         Airflow's own task client does."""
@@ -549,7 +552,7 @@ class AirflowApi:
 
 
 def trigger_nights(deployment: Deployment, nights: list[date], *, replace: bool = True, fresh: bool = False,
-                   progress=None) -> list[dict]:
+                   progress: Callable[[str], None] | None = None) -> list[dict]:
     """Run nights one after another through the scheduler (the demo's `--scheduler`); stop at the
     first failed one. The docs refresh, scheduled on the publish's asset, is unpaused too (its runs
     are the scheduler's, see MANUAL_ONLY). `fresh` first deletes every earlier run of the project's DAGs (the

@@ -26,9 +26,13 @@ import logging
 import sys
 import time
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 from hospital_ops import warehouse
 from hospital_ops.config import settings
+
+if TYPE_CHECKING:
+    from hospital_ops import airflow_local
 
 
 def _progress(message: str) -> None:
@@ -83,7 +87,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_airflow_login(deployment) -> None:
+def _print_airflow_login(deployment: airflow_local.Deployment) -> None:
     _progress(f"Airflow UI and REST API: {deployment.url}  (login {deployment.username} / {deployment.password}; "
               f"password kept in {settings().var_dir / 'secrets' / 'airflow_passwords.json'})")
 

@@ -34,8 +34,14 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import as_file, files
+from typing import TYPE_CHECKING
 
+from hospital_ops.db import fetch_one
 from hospital_ops.security import WRITER
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from psycopg2.extensions import cursor as PgCursor
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +50,7 @@ VERSION_TABLE = "alembic_version"
 
 
 @contextmanager
-def _config(url: str | None = None, *, output: io.StringIO | None = None) -> Iterator[object]:
+def _config(url: str | None = None, *, output: io.StringIO | None = None) -> Iterator[Config]:
     from alembic.config import Config
 
     with as_file(files("hospital_ops").joinpath("migrations")) as script_location:
@@ -89,11 +95,11 @@ class WarehouseNotMigrated(RuntimeError):
     """The warehouse's own tables are not at the revision this release needs."""
 
 
-def require_current(cur) -> None:  # type: ignore[no-untyped-def]
+def require_current(cur: PgCursor) -> None:
     """Refuse to run a night on a warehouse not migrated to this release (psycopg2 cursor, any role)."""
     cur.execute(f"select to_regclass('{VERSION_SCHEMA}.{VERSION_TABLE}') is not null")
     found = None
-    if cur.fetchone()[0]:
+    if fetch_one(cur)[0]:
         cur.execute(f"select version_num from {VERSION_SCHEMA}.{VERSION_TABLE}")
         row = cur.fetchone()
         found = row[0] if row else None
@@ -125,7 +131,10 @@ def head() -> str:
     from alembic.script import ScriptDirectory
 
     with _config() as config:
-        return ScriptDirectory.from_config(config).get_current_head()
+        newest = ScriptDirectory.from_config(config).get_current_head()
+    if newest is None:
+        raise RuntimeError("the migrations folder holds no revision")
+    return newest
 
 
 __all__ = ["WRITER", "WarehouseNotMigrated", "current", "downgrade", "head", "require_current", "upgrade", "upgrade_sql"]

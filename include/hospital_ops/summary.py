@@ -50,7 +50,7 @@ def collect(warehouse_url: str, *, business_date: date, var_dir: Path, inbox_dir
             if not _exists(cur, sql):
                 return []
             cur.execute(sql, params)
-            names = [d[0] for d in cur.description]
+            names = [d[0] for d in cur.description or ()]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
         out: dict[str, Any] = {"business_date": business_date.isoformat()}

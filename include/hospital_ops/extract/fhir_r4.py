@@ -603,7 +603,8 @@ class _Mapper:
         department_id, mapped = self.department(resource, hospital_id)
         self.encounter_department[rid] = (sys.intern(hospital_id), sys.intern(department_id))
         self.encounter_category[rid] = sys.intern(category)
-        period = resource.get("period") if isinstance(resource.get("period"), dict) else {}
+        period_value = resource.get("period")
+        period = period_value if isinstance(period_value, dict) else {}
         started, ended = self.time(period.get("start")), self.time(period.get("end"))
         disposition = self.disposition(resource, patient_ref, started, ended)
         doctor = None
@@ -671,7 +672,7 @@ class _Mapper:
     def diagnosis(self, rid: str, resource: Mapping[str, Any]) -> None:
         """Keep an ICD-10 coded condition of a stay until all are read (`diagnoses` numbers them)."""
         encounter_id = self.encounter_id(resource.get("encounter") or resource.get("context"), resource)
-        if self.category_of(encounter_id, resource) != "inpatient":
+        if encounter_id is None or self.category_of(encounter_id, resource) != "inpatient":
             return
         coding = next((c for c in _codings(resource.get("code")) if c.get("system") in ICD10_SYSTEMS), None)
         if coding is None:

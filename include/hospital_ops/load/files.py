@@ -94,7 +94,7 @@ def file_facts(path: Path) -> FileFacts:
     return FileFacts(digest.hexdigest(), "utf-8-sig" if utf8 else "gb18030", newlines + (1 if run else 0), long_line)
 
 
-def header_positions(path: Path, entity: Entity, header: list[object] | None) -> tuple[list[str], list[int]]:
+def header_positions(path: Path, entity: Entity, header: Sequence[object] | None) -> tuple[list[str], list[int]]:
     """The header's names and, for each spec column in spec order, its position in the header.
 
     A header that lacks a spec column, has an unknown, blank or repeated one is a SourceFileError

@@ -26,7 +26,10 @@ def run_offline() -> None:
 
 
 def run_online() -> None:
-    engine = sa.create_engine(context.config.get_main_option("sqlalchemy.url"), poolclass=sa.pool.NullPool)
+    url = context.config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no sqlalchemy.url: hospital_ops.migrate.upgrade passes the warehouse's URL")
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with engine.connect() as connection:
         for statement in PREAMBLE:
             connection.exec_driver_sql(statement)
