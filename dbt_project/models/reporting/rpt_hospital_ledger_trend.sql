@@ -23,13 +23,15 @@ with_previous as (
         previous_year.discharges as previous_year_discharges
     from ledger as current_month
     left join ledger as previous_month
-        on previous_month.hospital_id = current_month.hospital_id
-        and previous_month.month = (current_month.month - interval '1 month')::date
-        and previous_month.is_complete_for_bi
+        on
+            current_month.hospital_id = previous_month.hospital_id
+            and previous_month.month = (current_month.month - interval '1 month')::date
+            and previous_month.is_complete_for_bi
     left join ledger as previous_year
-        on previous_year.hospital_id = current_month.hospital_id
-        and previous_year.month = (current_month.month - interval '1 year')::date
-        and previous_year.is_complete_for_bi
+        on
+            current_month.hospital_id = previous_year.hospital_id
+            and previous_year.month = (current_month.month - interval '1 year')::date
+            and previous_year.is_complete_for_bi
 ),
 
 closed_months as (
@@ -67,5 +69,5 @@ select
     with_previous.cost_per_outpatient_visit_cny,
     with_previous.cost_per_discharge_cny
 from with_previous
-inner join closed_months on closed_months.month = with_previous.month
-left join hospitals on hospitals.hospital_id = with_previous.hospital_id
+inner join closed_months on with_previous.month = closed_months.month
+left join hospitals on with_previous.hospital_id = hospitals.hospital_id

@@ -22,7 +22,7 @@ counted as (
         count(*) filter (where vendor_id is null and is_closed) as complaints_closed,
         count(*) filter (where vendor_id is not null) as vendor_service_complaints,
         percentile_cont(0.5) within group (order by days_to_close)
-            filter (where vendor_id is null and is_closed) as median_days_to_close,
+        filter (where vendor_id is null and is_closed) as median_days_to_close,
         avg(days_to_close) filter (where vendor_id is null and is_closed) as mean_days_to_close,
         avg(hours_to_handle) filter (where vendor_id is null and handled_at is not null) as mean_hours_to_handle
     from complaints
@@ -46,4 +46,4 @@ select
     counted.mean_days_to_close::numeric as mean_days_to_close,
     counted.mean_hours_to_handle::numeric as mean_hours_to_handle
 from ledger
-left join counted on counted.department_id = ledger.department_id and counted.month = ledger.month
+left join counted on ledger.department_id = counted.department_id and ledger.month = counted.month
