@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from hospital_ops.generate.fhir_bulk_server import FhirBulkServer
 
 from hospital_ops.extract.fhir_night import FhirServerSettings, HisConfigurationError
+from hospital_ops_sim.fhir_bulk_server import FhirBulkServer
 
 DAGS_DIR = Path(__file__).resolve().parents[1] / "dags"
 RESOURCES = [{"resourceType": "Patient", "id": "p1"},

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 
 import pytest
-from hospital_ops.generate.his import create_his_database, generate_his, write_fhir_bulk
 
 from hospital_ops.airflow_local import run_night
+from hospital_ops_sim.his import create_his_database, generate_his, write_fhir_bulk
 from nightly_runs import query
 
 pytestmark = pytest.mark.e2e

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import psycopg2
 
-from hospital_ops.extract.sql import run_sql_night, watermark_overlap
+from hospital_ops.extract.sql import watermark_overlap
 from hospital_ops.sources.spec import Column, Entity, Source
+from incremental_nights import run_sql_night
 
 KEY = b"quarantine-once-key"
 NIGHT1, NIGHT2, NIGHT3 = date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)

@@ -1,5 +1,5 @@
 """This project's FHIR R4 profile: the identifier namespaces, extensions and small code systems the HIS
-simulator's Bulk Data export (`hospital_ops.generate.his.write_fhir_bulk`) writes and the one FHIR
+simulator's Bulk Data export (`hospital_ops_sim.his.write_fhir_bulk`) writes and the one FHIR
 reader (`hospital_ops.extract.fhir_r4`) reads, beside the standard systems it uses.
 
 Coding systems. Diagnoses use `http://hl7.org/fhir/sid/icd-10`: the simulator's codes are WHO ICD-10 at
