@@ -78,7 +78,7 @@ class VerifyResult:
         return self.first_bad_seq is None
 
 
-def ensure_audit_objects(cur) -> None:  # type: ignore[no-untyped-def]
+def ensure_audit_objects(cur: PgCursor) -> None:
     """The auditors' point-in-time functions and views (as the writer; the ledger itself is setup's)."""
     cur.execute("select to_regprocedure('audit.append_run(jsonb, date)') is not null")
     if not fetch_one(cur)[0]:

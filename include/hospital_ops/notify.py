@@ -204,10 +204,10 @@ class RequiredAction:
     text: str
 
 
-def required_actions(cur) -> dict[tuple[str, str], RequiredAction]:  # type: ignore[no-untyped-def]
+def required_actions(cur: PgCursor) -> dict[tuple[str, str], RequiredAction]:
     """(alert kind, rule id) → its Chinese name and required action, from the seed in the warehouse."""
     cur.execute("select to_regclass(%s)", (ACTIONS_TABLE,))
-    if cur.fetchone()[0] is None:
+    if fetch_one(cur)[0] is None:
         return {}
     cur.execute(f"select alert_kind, rule_id, name_zh, required_action from {ACTIONS_TABLE}")
     return {(kind, rule): RequiredAction(name, text) for kind, rule, name, text in cur.fetchall()}

@@ -68,7 +68,7 @@ def role_settings_statements() -> list[str]:
             for statement in text.split(";") if statement.strip()]
 
 
-def harden_roles(cur) -> None:  # type: ignore[no-untyped-def]
+def harden_roles(cur: PgCursor) -> None:
     """No login role is a superuser or may create roles; the writer's server-side errors are logged
     without their CONTEXT lines; the writer's temp_file_limit (as a superuser): sql/role_settings.sql.
 

@@ -18,9 +18,14 @@ from contextlib import closing
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg2
+
+from hospital_ops.db import fetch_one
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import cursor as PgCursor
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +103,11 @@ def collect(warehouse_url: str, *, business_date: date, var_dir: Path, inbox_dir
     return _plain(out)
 
 
-def _exists(cur, sql: str) -> bool:  # type: ignore[no-untyped-def]
+def _exists(cur: PgCursor, sql: str) -> bool:
     """Whether the rpt_ model a query reads is published yet (a new warehouse has none)."""
     relation = sql.split(f" from {BI}.", 1)[1].split()[0]
     cur.execute("select to_regclass(%s) is not null", (f"{BI}.{relation}",))
-    return bool(cur.fetchone()[0])
+    return bool(fetch_one(cur)[0])
 
 
 def _plain(value: Any) -> Any:

@@ -141,7 +141,7 @@ def _entries(folder_root: Path, source: Source, business_date: date) -> list[dic
              "folder_date": e.folder_date.isoformat()} for e in entries]
 
 
-def extract_his_fhir(conn, *, business_date: date, export_dir: Path | None,  # type: ignore[no-untyped-def]
+def extract_his_fhir(conn: PgConnection, *, business_date: date, export_dir: Path | None,
                      server: FhirServerSettings | None = None) -> dict:
     """Map the export in `export_dir` (or tonight's Bulk export of the FHIR server: `server`, else
     HIS_FHIR_URL) to this night's landing folders; the pipeline's extract result."""

@@ -145,7 +145,7 @@ def reason_category(entity: str, reason: str) -> str:
 # ----------------------------------------------------------------------------------------- DDL
 
 
-def ensure_raw_schema(conn, source: Source) -> None:  # type: ignore[no-untyped-def]
+def ensure_raw_schema(conn: PgConnection, source: Source) -> None:
     """Create this source's raw tables from its spec (the one place they are made; a new column is a
     new column in the spec). The raw schema's fixed tables — quarantine, load files, watermarks, batch
     verdicts — are the migrations' (hospital_ops.migrate), applied before any night."""
@@ -155,7 +155,7 @@ def ensure_raw_schema(conn, source: Source) -> None:  # type: ignore[no-untyped-
         # lock (held to the end of its transaction) and later nights skip it
         cur.execute("select bool_or(to_regclass(t) is null) from unnest(%s::text[]) as t",
                     ([f"{RAW_SCHEMA}.{e.raw_table}" for e in source.entities],))
-        if cur.fetchone()[0]:
+        if fetch_one(cur)[0]:
             cur.execute("select pg_advisory_xact_lock(hashtext('hospital_ops.ensure_raw_schema'))")
         for entity in source.entities:
             columns = ",\n".join(f"{c.raw_name} {PG_TYPES[c.type]}" for c in entity.columns)

@@ -707,7 +707,7 @@ def _missing_tables(conn: PgConnection, tables: Sequence[str]) -> set[str]:
     return missing
 
 
-def _record(conn, results: list[dict], *, run_id: str, business_date: date, checkpoint: str,  # type: ignore[no-untyped-def]
+def _record(conn: PgConnection, results: list[dict], *, run_id: str, business_date: date, checkpoint: str,
             former_names: Sequence[str] = ()) -> None:
     """Replace this run's rows in dq.validation_results, in one transaction (rows recorded under one of
     the checkpoint's former names are this checkpoint's too)."""
