@@ -43,7 +43,6 @@ def _plant(url: str, service_types: list[str]) -> None:
                         (f"S{n}", kind, f"D{n:02d}", NIGHT))
         cur.execute("insert into scoring.drg_anomaly_alerts values ('G1', 'D07', 'FR21', '心力衰竭', '2026-10-01', "
                     "'cost_per_case_cny', 41000, 5.2, '{\"cases\": 14}', 'open', %s)", (NIGHT,))
-        cur.execute(notify.NOTIFICATIONS_DDL)
         conn.commit()
 
 
