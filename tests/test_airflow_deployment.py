@@ -101,10 +101,17 @@ def test_metadata_lives_in_its_own_database_and_role(deployment):
         cur.execute("select pg_get_userbyid(datdba) from pg_database where datname = %s", (meta,))
         assert cur.fetchone() == (meta,)  # the test's own role (a checkout's deployment: airflow_local.META_ROLE)
     conn.close()
-    with psycopg2.connect(warehouse.with_database(deployment["admin"], meta)) as conn, conn.cursor() as cur:
-        cur.execute("select count(*) from dag where dag_id = %s", (airflow_local.DAG_ID,))
-        assert cur.fetchone() == (1,)
-    conn.close()
+    # the DAG processor parses the DAG files a while after it starts (longer on a loaded machine)
+    deadline = time.monotonic() + 180
+    while True:
+        with psycopg2.connect(warehouse.with_database(deployment["admin"], meta)) as conn, conn.cursor() as cur:
+            cur.execute("select count(*) from dag where dag_id = %s", (airflow_local.DAG_ID,))
+            found = cur.fetchone()
+        conn.close()
+        if found == (1,) or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert found == (1,)
 
 
 def test_the_login_is_refused_without_the_generated_password(deployment):
