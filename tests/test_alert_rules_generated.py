@@ -104,6 +104,13 @@ def test_drg_anomaly_alerts_are_the_recomputed_ones_and_catch_the_planted_jump(h
     assert set(z) == set(judged)
     # (PostgreSQL's percentile_cont works in double precision: agreement to a millionth of a z)
     assert all(abs(z[k] - judged[k]) <= Decimal("1e-6") * max(1, abs(judged[k])) for k in judged)
+    # each alert carries its evidence: a z beyond the limit over at least the minimum history (the
+    # planted jump guarantees at least one alert to look at)
+    evidence = query(history["url"], "select robust_z, evidence from scoring.drg_anomaly_alerts")
+    assert len(evidence) == len(expected) >= len(planted)
+    for robust_z, facts in evidence:
+        assert abs(robust_z) > Decimal(str(facts["z_limit"]))
+        assert facts["history_months"] >= history["vars"]["drg_anomaly_min_history_months"]
 
 
 def test_readmissions_count_calendar_days(history) -> None:

@@ -217,11 +217,6 @@ def test_an_appeal_is_recorded_for_the_next_night(consortium) -> None:
     consortium["appeal"] = (department, month, computed)
 
 
-def test_drg_anomaly_alerts_carry_their_evidence(consortium) -> None:
-    for z, evidence in query(consortium["url"], "select robust_z, evidence from scoring.drg_anomaly_alerts"):
-        assert abs(z) > Decimal(str(evidence["z_limit"])) and evidence["history_months"] >= 3
-
-
 def test_a_late_correction_changes_exactly_the_months_it_touches(consortium) -> None:
     before = ledger(consortium, "revenue_total_cny, surgeries_grade_4")
     # the physical row versions of the ledger dbt builds: a month rebuilt tonight gets new ones
