@@ -30,7 +30,8 @@ END = date(2026, 11, 22)
 
 
 class AirflowApi(airflow_local.AirflowApi):
-    """The deployment's REST API with what only these tests read: task logs and asset-triggered runs."""
+    """The deployment's REST API with what only these tests read: task instances and their logs, and
+    asset-triggered runs."""
 
     def wait_for_asset_run(self, dag_id: str, business_date: date, *, timeout: float = 600.0) -> dict:
         """The finished run of an asset-scheduled DAG that the publication of `business_date`
@@ -48,6 +49,10 @@ class AirflowApi(airflow_local.AirflowApi):
             time.sleep(3)
         raise airflow_local.AirflowDeploymentError(f"no finished run of {dag_id} for the publication of "
                                                    f"{business_date} within {timeout:.0f} s")
+
+    def task_instances(self, run_id: str, *, dag_id: str = airflow_local.DAG_ID) -> list[dict]:
+        return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+                            params={"limit": 100}).json()["task_instances"]
 
     def task_log(self, run_id: str, task_id: str, try_number: int = 1, *,
                  dag_id: str = airflow_local.DAG_ID) -> str:

@@ -522,10 +522,6 @@ class AirflowApi:
             time.sleep(3)
         raise AirflowDeploymentError(f"run {run_id} did not finish within {timeout:.0f} s")
 
-    def task_instances(self, run_id: str, *, dag_id: str = DAG_ID) -> list[dict]:
-        return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
-                            params={"limit": 100}).json()["task_instances"]
-
 
 def trigger_nights(deployment: Deployment, nights: list[date], *, replace: bool = True, fresh: bool = False,
                    progress: Callable[[str], None] | None = None) -> list[dict]:
