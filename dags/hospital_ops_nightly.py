@@ -102,6 +102,21 @@ def _api_endpoint(connection: str) -> tuple[str | None, str | None]:
     return endpoint_from_connection(conn.host, conn.port, conn.schema), conn.password
 
 
+def _api_settings(connection: str):  # type: ignore[no-untyped-def]
+    """An API source's page size, timeouts and retries: its Airflow connection's extra if the connection
+    is defined, else <CONNECTION>_PAGE_SIZE, … (hospital_ops.extract.api.ApiSettings); unset: the defaults."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from hospital_ops.extract.api import ApiSettings
+
+    try:
+        conn = BaseHook.get_connection(connection)
+    except AirflowNotFoundException:  # not configured (any other secrets-backend error fails loudly)
+        return ApiSettings.from_env(connection)
+    return ApiSettings.from_mapping(conn.extra_dejson, where=f"Airflow connection {connection!r}")
+
+
 def _fhir_server():  # type: ignore[no-untyped-def]
     """The HIS's FHIR server (HIS_KIND=fhir): the Airflow connection `his_fhir` if defined, else the
     HIS_FHIR_* environment (hospital_ops.extract.fhir_night.FhirServerSettings)."""
@@ -290,9 +305,10 @@ def hospital_ops_nightly() -> None:
             from hospital_ops.pipeline import extract as extract_source
 
             source = SOURCES[source_name]
-            url = token = None
+            url = token = api = None
             if source.extract == "api":
                 url, token = _api_endpoint(source.connection)
+                api = _api_settings(source.connection)
             elif source.connection:
                 url = _source_url(source.connection)
             from hospital_ops.extract.fhir_night import his_kind
@@ -300,7 +316,7 @@ def hospital_ops_nightly() -> None:
             fhir = _fhir_server() if source_name == "his" and his_kind() == "fhir" else None
             try:
                 return extract_source(source_name, warehouse_url=_warehouse_url(), business_date=_business_date(),
-                                      source_url=url, source_token=token, fhir_server=fhir)
+                                      source_url=url, source_token=token, fhir_server=fhir, api_settings=api)
             except SourceNotConfigured as exc:
                 raise AirflowSkipException(str(exc)) from exc
 

@@ -1,70 +1,55 @@
-"""A night of one incremental source (SQL or API), outside Airflow: the sequence the DAG's
-extract and load tasks run (`pipeline.extract`, `pipeline.load`: watermarks → extract →
-plan_extract → load_night → record watermarks), for a source spec and extract options a test chooses
-(a source that is not in hospital_ops.sources.SOURCES, a page size, a retry policy, a fixed key).
-Test-only: the product runs nights through the DAG."""
+"""A night of one incremental source (SQL or API) outside Airflow, through the functions the DAG's
+extract and load tasks call (`pipeline.extract`, `pipeline.load`), with the key and the var dir
+(landing under `<var_dir>/landing`) from the environment as in the DAG."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 
-from hospital_ops.extract import remove_night_folder
-from hospital_ops.extract.api import ApiExtraction, extract_api_source
-from hospital_ops.extract.sql import (
-    DEFAULT_SCHEMA,
-    SqlExtraction,
-    extract_sql_source,
-    landed_versions,
-    load_watermarks,
-    read_from,
-    save_watermarks,
-    watermark_overlap,
-)
-from hospital_ops.load.loader import NightLoad, ensure_raw_schema, load_night, plan_extract
+from hospital_ops import pipeline
+from hospital_ops.config import environment, settings
+from hospital_ops.extract import night_folder
+from hospital_ops.extract.api import ApiSettings
 from hospital_ops.sources.spec import Source
 
 
 @dataclass
 class IncrementalNight:
-    extraction: SqlExtraction | ApiExtraction
-    load: NightLoad
+    extracted: dict  # pipeline.extract's return value
+    load: dict  # pipeline.load's: the reconciliation
+
+    @property
+    def watermarks(self) -> dict[str, datetime]:
+        return {entity: datetime.fromisoformat(stamp) for entity, stamp in self.extracted["watermarks"].items()}
+
+    @property
+    def counts(self) -> dict[str, dict[str, int]]:
+        return self.extracted["counts"]
 
 
-def _night(source: Source, warehouse_conn: Any, landing_dir: Path, business_date: date, *, run_id: str, key: bytes,
-           keep_landing: bool, overlap, extract) -> IncrementalNight:  # type: ignore[no-untyped-def]
-    ensure_raw_schema(warehouse_conn, source)
-    watermarks = load_watermarks(warehouse_conn, source.name, business_date)
-    overlap = watermark_overlap() if overlap is None else overlap
-    landed = landed_versions(warehouse_conn, source, business_date,
-                             {name: read_from(mark, overlap) for name, mark in watermarks.items()})
-    extraction = extract(watermarks, landed, overlap)
-    # exactly this night's folder (the rows of a failed earlier night were read again from the source)
-    manifest = plan_extract(Path(landing_dir), source, business_date, business_date - timedelta(days=1))
-    night = load_night(warehouse_conn, source, manifest, run_id=run_id, batch_date=business_date, key=key)
-    save_watermarks(warehouse_conn, source.name, business_date, extraction.max_updated_at, run_id=run_id)
-    if not keep_landing:  # loaded: the landing files have done their work
-        remove_night_folder(landing_dir, source, business_date)
-    return IncrementalNight(extraction, night)
+def run_night(source: Source, source_url: str, warehouse_url: str, var_dir: Path, business_date: date, *,
+              run_id: str, key: bytes, token: str | None = None, api: ApiSettings | None = None,
+              keep_landing: bool = False) -> IncrementalNight:
+    """`keep_landing`: the night's landing folder is put back after the load removed it, for a test to read."""
+    with environment({"HOSPITAL_OPS_VAR_DIR": str(var_dir), "HOSPITAL_OPS_PSEUDONYM_KEY": key.decode()}):
+        extracted = pipeline.extract(source, warehouse_url=warehouse_url, business_date=business_date,
+                                     source_url=source_url, source_token=token, api_settings=api)
+        folder = night_folder(settings().landing_dir, source, business_date)
+        kept = folder.with_name(f"{folder.name}.kept")
+        keep = keep_landing and folder.is_dir()
+        if keep:
+            shutil.copytree(folder, kept)
+        load = pipeline.load(source, extracted, warehouse_url=warehouse_url, business_date=business_date,
+                             run_id=run_id)
+        if keep:
+            kept.rename(folder)
+    return IncrementalNight(extracted, load)
 
 
-def run_sql_night(source: Source, source_url: str, warehouse_conn: Any, landing_dir: Path, business_date: date, *,
-                  run_id: str, key: bytes, schema: str = DEFAULT_SCHEMA, keep_landing: bool = False,
-                  overlap=None) -> IncrementalNight:  # type: ignore[no-untyped-def]
-    return _night(source, warehouse_conn, landing_dir, business_date, run_id=run_id, key=key,
-                  keep_landing=keep_landing, overlap=overlap,
-                  extract=lambda marks, landed, overlap: extract_sql_source(
-                      source, source_url, landing_dir, business_date, watermarks=marks, landed=landed,
-                      overlap=overlap, schema=schema, key=key))
-
-
-def run_api_night(source: Source, base_url: str, token: str | None, warehouse_conn: Any, landing_dir: Path,
-                  business_date: date, *, run_id: str, key: bytes, keep_landing: bool = False, overlap=None,
-                  **extract_options: Any) -> IncrementalNight:  # type: ignore[no-untyped-def]
-    return _night(source, warehouse_conn, landing_dir, business_date, run_id=run_id, key=key,
-                  keep_landing=keep_landing, overlap=overlap,
-                  extract=lambda marks, landed, overlap: extract_api_source(
-                      source, base_url, token, landing_dir, business_date, watermarks=marks, landed=landed,
-                      overlap=overlap, key=key, **extract_options))
+def landing(var_dir: Path) -> Path:
+    """The landing folder of `var_dir` (its sources' night folders)."""
+    with environment({"HOSPITAL_OPS_VAR_DIR": str(var_dir)}):
+        return settings().landing_dir

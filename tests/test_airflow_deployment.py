@@ -29,6 +29,40 @@ pytestmark = pytest.mark.e2e
 END = date(2026, 11, 22)
 
 
+class AirflowApi(airflow_local.AirflowApi):
+    """The deployment's REST API with what only these tests read: task instances and their logs, and
+    asset-triggered runs."""
+
+    def wait_for_asset_run(self, dag_id: str, business_date: date, *, timeout: float = 600.0) -> dict:
+        """The finished run of an asset-scheduled DAG that the publication of `business_date`
+        triggered (its upstream asset events carry the business date)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for run in self.runs(dag_id):
+                if run["run_type"] != "asset_triggered":
+                    continue
+                events = self.request("GET", f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}/upstreamAssetEvents"
+                                      ).json()["asset_events"]
+                dates = {(event.get("extra") or {}).get("business_date") for event in events}
+                if business_date.isoformat() in dates and run["state"] in ("success", "failed"):
+                    return run
+            time.sleep(3)
+        raise airflow_local.AirflowDeploymentError(f"no finished run of {dag_id} for the publication of "
+                                                   f"{business_date} within {timeout:.0f} s")
+
+    def task_instances(self, run_id: str, *, dag_id: str = airflow_local.DAG_ID) -> list[dict]:
+        return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+                            params={"limit": 100}).json()["task_instances"]
+
+    def task_log(self, run_id: str, task_id: str, try_number: int = 1, *,
+                 dag_id: str = airflow_local.DAG_ID) -> str:
+        """A task's log as the UI shows it (one event per line)."""
+        response = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+                                params={"full_content": "true"}, headers={"Accept": "application/json"})
+        content = response.json()["content"]
+        return "\n".join(line if isinstance(line, str) else str(line.get("event", line)) for line in content)
+
+
 @pytest.fixture(scope="module")
 def webhook():
     """An HTTP endpoint standing in for a messaging webhook (Apprise json://): the messages it got."""
@@ -76,7 +110,7 @@ def deployment(tmp_path_factory, fresh_database, webhook):
 
 @pytest.fixture(scope="module")
 def night(deployment):
-    api = airflow_local.AirflowApi(deployment["deployment"])
+    api = AirflowApi(deployment["deployment"])
     started = datetime.now().astimezone()
     runs = airflow_local.trigger_nights(deployment["deployment"], [END])
     finished = datetime.now().astimezone()
@@ -223,7 +257,7 @@ def test_the_publish_triggers_the_docs_refresh_on_its_asset(night, deployment):
     airflow_local.down()
     scheduling = airflow_local.up(deployment["url"], deployment["admin"], meta_database=deployment["meta"],
                                   meta_role=deployment["meta"])
-    api = airflow_local.AirflowApi(scheduling)
+    api = AirflowApi(scheduling)
     docs = api.wait_for_asset_run(airflow_local.DOCS_DAG_ID, END)
     assert docs["state"] == "success", api.task_log(docs["dag_run_id"], "dbt_docs_generate",
                                                    dag_id=airflow_local.DOCS_DAG_ID)[-3000:]

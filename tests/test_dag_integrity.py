@@ -128,6 +128,22 @@ def test_survey_api_endpoint_comes_from_its_airflow_connection_else_the_environm
     assert nightly._api_endpoint("survey_api") == ("https://survey.example.org:8443", "token-from-the-connection")
 
 
+def test_survey_api_settings_come_from_its_airflow_connection_extra_else_the_environment(monkeypatch) -> None:
+    import json
+
+    from hospital_ops.extract.api import ApiSettings
+
+    nightly = _nightly_module()
+    monkeypatch.delenv("AIRFLOW_CONN_SURVEY_API", raising=False)
+    monkeypatch.setenv("SURVEY_API_PAGE_SIZE", "50")
+    assert nightly._api_settings("survey_api") == ApiSettings(page_size=50)
+    monkeypatch.setenv("AIRFLOW_CONN_SURVEY_API", json.dumps(
+        {"conn_type": "http", "host": "survey.example.org", "extra": {"page_size": 200, "retries": 2}}))
+    assert nightly._api_settings("survey_api") == ApiSettings(page_size=200, retries=2)  # the connection wins
+    monkeypatch.setenv("AIRFLOW_CONN_SURVEY_API", json.dumps({"conn_type": "http", "host": "survey.example.org"}))
+    assert nightly._api_settings("survey_api") == ApiSettings()  # a connection without extras: the defaults
+
+
 def test_connection_lookups_fall_back_only_when_the_connection_is_not_found(monkeypatch) -> None:
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
@@ -148,6 +164,7 @@ def test_connection_lookups_fall_back_only_when_the_connection_is_not_found(monk
     assert notifiers.alert_urls() == []
     monkeypatch.setattr(BaseHook, "get_connection", staticmethod(backend_down))
     for lookup in (lambda: nightly._source_url("his"), lambda: nightly._api_endpoint("survey_api"),
+                   lambda: nightly._api_settings("survey_api"),
                    nightly._warehouse_url, notifiers.alert_urls):
         with pytest.raises(ConnectionError, match="secrets backend unreachable"):
             lookup()

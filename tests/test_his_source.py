@@ -38,7 +38,8 @@ from hospital_ops_sim.his import (
     generate_his,
     write_fhir_bulk,
 )
-from incremental_nights import run_sql_night
+from incremental_nights import landing as landing_dir
+from incremental_nights import run_night
 
 KEY = b"test-key"
 END = date(2026, 3, 15)
@@ -126,9 +127,8 @@ def landing_keys(folder: Path, entity: Entity) -> set[tuple]:
         return {tuple(row[k] for k in entity.business_key) for row in csv.DictReader(handle)}
 
 
-def sql_night(his_url: str, warehouse_url: str, landing: Path, night: date, run_id: str):
-    with closing(psycopg2.connect(warehouse_url)) as conn:
-        return run_sql_night(SOURCE, his_url, conn, landing, night, run_id=run_id, key=KEY, keep_landing=True)
+def sql_night(his_url: str, warehouse_url: str, var_dir: Path, night: date, run_id: str):
+    return run_night(SOURCE, his_url, warehouse_url, var_dir, night, run_id=run_id, key=KEY, keep_landing=True)
 
 
 # ------------------------------------------------------------------------------------ fixtures
@@ -147,10 +147,10 @@ def his(fresh_database) -> SimpleNamespace:
 def night1(his, fresh_database, tmp_path_factory) -> SimpleNamespace:
     """The catch-up night END on the HIS that will be corrected later, with raw as it stood after it."""
     warehouse = fresh_database("wh_sql")
-    landing = tmp_path_factory.mktemp("landing_sql")
-    night = sql_night(his.url, warehouse, landing, END, "night-1")
+    var_dir = tmp_path_factory.mktemp("var_sql")
+    night = sql_night(his.url, warehouse, var_dir, END, "night-1")
     snapshot = {entity.name: raw_rows(warehouse, entity, END) for entity in SOURCE.entities}
-    return SimpleNamespace(warehouse=warehouse, landing=landing, night=night, snapshot=snapshot)
+    return SimpleNamespace(warehouse=warehouse, var_dir=var_dir, night=night, snapshot=snapshot)
 
 
 # ------------------------------------------------------------------------------------ generator
@@ -310,16 +310,17 @@ def test_late_corrections_in_history_are_in_the_data(his) -> None:
 
 
 def test_sql_catch_up_night_lands_every_row(his, night1) -> None:
-    extraction, load = night1.night.extraction, night1.night.load
-    assert [p.name for p in extraction.paths] == [f"his_{name}.csv" for name in TABLE_ORDER]
-    assert load.rows_quarantined == 0
-    assert load.rows_loaded == load.rows_read == sum(his.result.counts.values())
+    night, load = night1.night, night1.night.load
+    assert sorted(Path(f["path"]).name for f in night.extracted["files"]) == sorted(f"his_{name}.csv"
+                                                                                   for name in TABLE_ORDER)
+    assert load["rows_quarantined"] == 0
+    assert load["rows_loaded"] == load["rows_read"] == sum(his.result.counts.values())
     for entity in SOURCE.entities:
         assert night1.snapshot[entity.name] == his_rows(his.twin, entity), entity.name
-        assert extraction.max_updated_at[entity.name] == scalar(
+        assert night.watermarks[entity.name] == scalar(
             his.twin, f"select max(updated_at) from {HIS_SCHEMA}.{entity.name}")
     with closing(psycopg2.connect(night1.warehouse)) as conn:
-        assert load_watermarks(conn, "his", END + timedelta(days=1)) == extraction.max_updated_at
+        assert load_watermarks(conn, "his", END + timedelta(days=1)) == night.watermarks
         assert load_watermarks(conn, "his", END) == {}  # nothing before the first night
 
 
@@ -426,16 +427,16 @@ def test_malformed_fhir_lines_are_quarantined_not_lost(fresh_database, tmp_path)
 
 def test_later_nights_take_exactly_the_corrections_and_reruns_are_exact(his, night1, tmp_path) -> None:
     """Kept last: it corrects the HIS and lands further nights in night1's warehouse."""
-    warehouse, landing = night1.warehouse, night1.landing
+    warehouse, var_dir = night1.warehouse, night1.var_dir
     night2, night3 = END + timedelta(days=1), END + timedelta(days=2)
 
     # night 2: late corrections made that day, and nothing else
     first = apply_late_corrections(his.url, night2, seed=SMALL["seed"])
     assert first and all(c.updated_at.date() == night2 for c in first)
-    run = sql_night(his.url, warehouse, landing, night2, "night-2")
+    run = sql_night(his.url, warehouse, var_dir, night2, "night-2")
     corrected = keys_by_table(first)
-    assert run.load.rows_quarantined == 0 and run.load.rows_loaded == len(first)
-    assert set(run.extraction.rows) == set(corrected)
+    assert run.load["rows_quarantined"] == 0 and run.load["rows_loaded"] == len(first)
+    assert set(run.counts["rows"]) == set(corrected)
     for entity in SOURCE.entities:
         assert raw_keys(warehouse, entity, night2) == corrected.get(entity.name, set()), entity.name
     phone = next(c for c in first if c.table == "patients")
@@ -448,7 +449,7 @@ def test_later_nights_take_exactly_the_corrections_and_reruns_are_exact(his, nig
     marks = query(warehouse, "select entity, watermark from raw._watermarks where batch_date = %s "
                              "order by 1", (night2,))
     batch = {entity.name: raw_rows(warehouse, entity, night2) for entity in SOURCE.entities}
-    sql_night(his.url, warehouse, landing, night2, "night-2-rerun")
+    sql_night(his.url, warehouse, var_dir, night2, "night-2-rerun")
     assert query(warehouse, "select source_file, file_sha256, rows_loaded from raw._load_files "
                             "where batch_date = %s order by 1", (night2,)) == files
     assert query(warehouse, "select entity, watermark from raw._watermarks where batch_date = %s "
@@ -459,13 +460,13 @@ def test_later_nights_take_exactly_the_corrections_and_reruns_are_exact(his, nig
 
     # the HIS moves on; a rerun of night 2 still takes nothing from after it (re-corrected rows move on)
     second = apply_late_corrections(his.url, night3, seed=SMALL["seed"] + 1)
-    sql_night(his.url, warehouse, landing, night2, "night-2-after-changes")
+    sql_night(his.url, warehouse, var_dir, night2, "night-2-after-changes")
     moved = keys_by_table(second)
     for entity in SOURCE.entities:
         expected = corrected.get(entity.name, set()) - moved.get(entity.name, set())
         assert raw_keys(warehouse, entity, night2) == expected, entity.name
-    run3 = sql_night(his.url, warehouse, landing, night3, "night-3")
-    assert run3.load.rows_loaded == len(second)
+    run3 = sql_night(his.url, warehouse, var_dir, night3, "night-3")
+    assert run3.load["rows_loaded"] == len(second)
     for entity in SOURCE.entities:
         assert raw_keys(warehouse, entity, night3) == moved.get(entity.name, set()), entity.name
 
@@ -486,4 +487,4 @@ def test_later_nights_take_exactly_the_corrections_and_reruns_are_exact(his, nig
         expected = {tuple(pseudonymize(f"Patient/{v}", KEY) if name == "patients" else str(v) for v in key)
                     for key in changed[name]}
         assert landing_keys(landing_fhir.his_folder, entity) == expected, name
-    assert {p.name for p in (landing / "his" / night3.isoformat()).iterdir()} == {f"his_{t}.csv" for t in moved}
+    assert {p.name for p in (landing_dir(var_dir) / "his" / night3.isoformat()).iterdir()} == {f"his_{t}.csv" for t in moved}

@@ -39,6 +39,7 @@ SYNCED_TABLES = {
     ("marts", "rpt_vendor_kpis"): ["vendor_month_id", "vendor_name", "lab_accuracy"],
 }
 VENDOR_RELATIONS = {f"{schema}.{table}" for schema, table in SYNCED_TABLES}
+VENDOR_SUPERVISION = next(d for d in metabase.DASHBOARDS if d.name.startswith("第三方服务商监管"))
 
 
 class FakeMetabase:
@@ -332,9 +333,9 @@ def test_first_run_sets_up_metabase_end_to_end(fake_metabase: FakeMetabase, mani
 
     # the vendor dashboard with native-SQL cards; the other dashboards wait for their marts
     (dashboard_post,) = _calls(requests, "POST", "/api/dashboard")
-    assert dashboard_post["body"]["name"] == metabase.VENDOR_SUPERVISION.name == "第三方服务商监管 Vendor supervision"
+    assert dashboard_post["body"]["name"] == VENDOR_SUPERVISION.name == "第三方服务商监管 Vendor supervision"
     card_posts = _calls(requests, "POST", "/api/card")
-    assert [c["body"]["name"] for c in card_posts] == [c.name for c in metabase.VENDOR_SUPERVISION.cards]
+    assert [c["body"]["name"] for c in card_posts] == [c.name for c in VENDOR_SUPERVISION.cards]
     for post in card_posts:
         query = post["body"]["dataset_query"]
         assert query["type"] == "native" and query["database"] == database_id
@@ -355,12 +356,12 @@ def test_first_run_sets_up_metabase_end_to_end(fake_metabase: FakeMetabase, mani
     assert len(set(cells)) == len(cells), "no two cards on the same spot"
 
     skipped = {s["name"]: s for s in report["skipped_dashboards"]}
-    assert set(skipped) == {d.name for d in metabase.DASHBOARDS} - {metabase.VENDOR_SUPERVISION.name}
+    assert set(skipped) == {d.name for d in metabase.DASHBOARDS} - {VENDOR_SUPERVISION.name}
     assert "marts.rpt_department_ledger_latest" in skipped["科室主任看板 Department heads"]["reason"]
-    cards = len(metabase.VENDOR_SUPERVISION.cards)
+    cards = len(VENDOR_SUPERVISION.cards)
     assert report["created"] == {"databases": 1, "collections": 1, "cards": cards, "dashboards": 1, "dashcards": cards}
     text = metabase.format_report(report)
-    assert metabase.VENDOR_SUPERVISION.name in text and "skipped" in text and BI_PASSWORD not in text
+    assert VENDOR_SUPERVISION.name in text and "skipped" in text and BI_PASSWORD not in text
 
 
 def test_second_run_creates_nothing(fake_metabase: FakeMetabase, manifest: Path) -> None:
@@ -406,8 +407,8 @@ def test_a_dashboard_appears_once_its_relations_exist(fake_metabase: FakeMetabas
     assert "marts.rpt_department_ledger_latest" in card["body"]["dataset_query"]["native"]["query"]
     assert report["created"] == {"cards": 1, "dashboards": 1, "dashcards": 1}
     assert "科室主任看板 Department heads" not in {s["name"] for s in report["skipped_dashboards"]}
-    vendor = next(d for d in fake_metabase.dashboards.values() if d["name"] == metabase.VENDOR_SUPERVISION.name)
-    assert vendor["dashcards"] == vendor_dashcards[metabase.VENDOR_SUPERVISION.name]
+    vendor = next(d for d in fake_metabase.dashboards.values() if d["name"] == VENDOR_SUPERVISION.name)
+    assert vendor["dashcards"] == vendor_dashcards[VENDOR_SUPERVISION.name]
 
 
 def test_a_card_whose_sql_changed_is_updated_in_place(fake_metabase: FakeMetabase, manifest: Path) -> None:
@@ -476,7 +477,8 @@ def _documented_columns() -> dict[str, set[str]]:
 
     root = Path(__file__).resolve().parents[1] / "dbt_project" / "models"
     documented: dict[str, set[str]] = {}
-    for path in sorted((root / "marts").rglob("*.yml")) + sorted((root / "scoring").rglob("*.yml")):
+    for path in (sorted((root / "marts").rglob("*.yml")) + sorted((root / "scoring").rglob("*.yml"))
+                 + sorted((root / "reporting").rglob("*.yml"))):
         for model in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("models", []):
             documented[model["name"]] = {c["name"] for c in model.get("columns", [])}
     return documented

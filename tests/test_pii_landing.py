@@ -22,7 +22,7 @@ import psycopg2
 import pytest
 
 from hospital_ops.extract import night_folder
-from hospital_ops.extract.api import default_retry
+from hospital_ops.extract.api import ApiSettings
 from hospital_ops.extract.sql import night_cutoff
 from hospital_ops.load.loader import load_night, plan_extract
 from hospital_ops.sources.his import SOURCE as HIS
@@ -30,13 +30,15 @@ from hospital_ops.sources.survey import SOURCE as SURVEY
 from hospital_ops_sim.his import generate_his
 from hospital_ops_sim.survey import generate_survey
 from hospital_ops_sim.survey_api import SurveyApiServer
-from incremental_nights import run_api_night, run_sql_night
+from incremental_nights import landing as landing_dir
+from incremental_nights import run_night
 
 KEY = b"landing-test-key"
 TOKEN = "test-token-pii"
 END = date(2026, 3, 15)
 HIS_ARGS = {"end": END, "months": 2, "hospitals": 2, "seed": 7, "scale": 0.12, "corrections_per_kind": 1}
 SURVEY_ARGS = {"end": END, "months": 2, "vendors": 14, "seed": 5}
+API = ApiSettings(page_size=500, retries=4, backoff_factor=0.05)
 
 
 def hmac_hex(value: str) -> str:
@@ -57,13 +59,12 @@ def nights(fresh_database, tmp_path_factory):  # type: ignore[no-untyped-def]
     folder = tmp_path_factory.mktemp("pii_records")
     records = json.loads(generate_survey(his_url, folder / "records.json", **SURVEY_ARGS)
                          .out_file.read_text(encoding="utf-8"))["records"]
-    landing = tmp_path_factory.mktemp("pii_landing")
-    with closing(psycopg2.connect(warehouse)) as conn:
-        run_sql_night(HIS, his_url, conn, landing, END, run_id="sql-1", key=KEY, schema="his", keep_landing=True)
-        with SurveyApiServer(copy.deepcopy(records), TOKEN) as api:
-            run_api_night(SURVEY, api.base_url, TOKEN, conn, landing, END, run_id="api-1", key=KEY, page_size=500,
-                          retry=default_retry(total=4, backoff_factor=0.05), keep_landing=True)
-    return his_url, warehouse, landing, records
+    var_dir = tmp_path_factory.mktemp("pii_var")
+    run_night(HIS, his_url, warehouse, var_dir, END, run_id="sql-1", key=KEY, keep_landing=True)
+    with SurveyApiServer(copy.deepcopy(records), TOKEN) as server:
+        run_night(SURVEY, server.base_url, warehouse, var_dir, END, run_id="api-1", key=KEY, token=TOKEN, api=API,
+                  keep_landing=True)
+    return his_url, warehouse, var_dir, records
 
 
 def clear_values(his_url: str, records: dict) -> set[str]:
@@ -77,7 +78,8 @@ def clear_values(his_url: str, records: dict) -> set[str]:
 
 
 def test_no_clear_identifier_in_any_landing_file(nights) -> None:  # type: ignore[no-untyped-def]
-    his_url, _, landing, records = nights
+    his_url, _, var_dir, records = nights
+    landing = landing_dir(var_dir)
     clear = clear_values(his_url, records)
     assert len(clear) > 100, "the generators write national IDs, names and phones"
     files = [p for p in landing.rglob("*") if p.is_file()]
@@ -117,8 +119,8 @@ def test_raw_pseudonyms_are_the_keyed_hash_of_the_clear_values(nights) -> None: 
 
 
 def test_the_pseudo_marker_is_per_file(nights, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    his_url, warehouse, landing, _ = nights
-    extracted = night_folder(landing, HIS, END) / "his_patients.csv"
+    his_url, warehouse, var_dir, _ = nights
+    extracted = night_folder(landing_dir(var_dir), HIS, END) / "his_patients.csv"
     with extracted.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     patients = {r[0]: r[1:] for r in query(his_url, "select patient_id, patient_name, national_id, phone, mrn "
@@ -171,14 +173,13 @@ def test_the_pseudo_marker_is_per_file(nights, tmp_path) -> None:  # type: ignor
 
 def test_a_loaded_night_leaves_no_landing_folder(nights) -> None:  # type: ignore[no-untyped-def]
     """Last in this module: the rerun replaces the folder the tests above read, then removes it."""
-    his_url, warehouse, landing, records = nights
+    his_url, warehouse, var_dir, records = nights
     before = query(warehouse, "select count(*), count(distinct national_id_pseudo) from raw.his__patients "
                               "where _batch_date = %s", (END,))
-    with closing(psycopg2.connect(warehouse)) as conn:
-        run_sql_night(HIS, his_url, conn, landing, END, run_id="sql-rerun", key=KEY, schema="his")
-        with SurveyApiServer(copy.deepcopy(records), TOKEN) as api:
-            run_api_night(SURVEY, api.base_url, TOKEN, conn, landing, END, run_id="api-rerun", key=KEY, page_size=500,
-                          retry=default_retry(total=4, backoff_factor=0.05))
+    run_night(HIS, his_url, warehouse, var_dir, END, run_id="sql-rerun", key=KEY)
+    with SurveyApiServer(copy.deepcopy(records), TOKEN) as server:
+        run_night(SURVEY, server.base_url, warehouse, var_dir, END, run_id="api-rerun", key=KEY, token=TOKEN, api=API)
+    landing = landing_dir(var_dir)
     assert not night_folder(landing, HIS, END).exists() and not night_folder(landing, SURVEY, END).exists()
     assert query(warehouse, "select count(*), count(distinct national_id_pseudo) from raw.his__patients "
                             "where _batch_date = %s", (END,)) == before

@@ -13,7 +13,7 @@ import psycopg2
 
 from hospital_ops.extract.sql import watermark_overlap
 from hospital_ops.sources.spec import Column, Entity, Source
-from incremental_nights import run_sql_night
+from incremental_nights import run_night
 
 KEY = b"quarantine-once-key"
 NIGHT1, NIGHT2, NIGHT3 = date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)
@@ -23,7 +23,7 @@ ITEMS = Entity(source="qo", name="items", file_pattern="qo_items.csv", business_
                                                        Column("qty", "int", required=True, min=0, max=QTY_MAX),
                                                        Column("updated_at", "timestamp", required=True,
                                                               dates="register")))
-QO = Source(name="qo", description="quarantine once", entities=(ITEMS,), extract="sql")
+QO = Source(name="qo", description="quarantine once", entities=(ITEMS,), extract="sql", sql_schema="src")
 
 
 def _rows(url: str, sql: str, params: tuple = ()) -> list[tuple]:
@@ -38,9 +38,8 @@ def _source(url: str, rows: list[tuple]) -> None:
         conn.commit()
 
 
-def _night(source_url: str, warehouse: str, landing: Path, night: date):  # type: ignore[no-untyped-def]
-    with closing(psycopg2.connect(warehouse)) as conn:
-        return run_sql_night(QO, source_url, conn, landing, night, run_id=f"run-{night}", key=KEY, schema="src")
+def _night(source_url: str, warehouse: str, var_dir: Path, night: date):  # type: ignore[no-untyped-def]
+    return run_night(QO, source_url, warehouse, var_dir, night, run_id=f"run-{night}", key=KEY)
 
 
 def _quarantined(warehouse: str) -> list[tuple]:
@@ -57,26 +56,26 @@ def test_a_quarantined_row_read_again_is_not_quarantined_again(fresh_database, t
     bad = ("B", QTY_MAX + 400, watermark - timedelta(minutes=5))  # inside the next night's look-back
     _source(source_url, [("A", 1, watermark), bad])
     night1 = _night(source_url, warehouse, tmp_path, NIGHT1)
-    assert (night1.load.rows_loaded, night1.load.rows_quarantined) == (1, 1)
+    assert (night1.load["rows_loaded"], night1.load["rows_quarantined"]) == (1, 1)
     assert _quarantined(warehouse) == [(NIGHT1, "B", str(bad[1]))]
 
     # night 2 reads the overlap again (A is skipped as landed; B, never landed, is read and is still bad)
     assert bad[2] >= watermark - watermark_overlap()
     _source(source_url, [("C", 3, watermark + timedelta(hours=3))])
     night2 = _night(source_url, warehouse, tmp_path, NIGHT2)
-    assert (night2.load.rows_read, night2.load.rows_loaded, night2.load.rows_quarantined) == (2, 1, 1)
+    assert (night2.load["rows_read"], night2.load["rows_loaded"], night2.load["rows_quarantined"]) == (2, 1, 1)
     assert _quarantined(warehouse) == [(NIGHT1, "B", str(bad[1]))]  # does not fire again: the same content
     assert _rows(warehouse, "select rows_read, rows_loaded, rows_quarantined, rows_already_quarantined "
                             "from raw._load_files where batch_date = %s", (NIGHT2,)) == [(2, 1, 1, 1)]
     rerun = _night(source_url, warehouse, tmp_path, NIGHT2)  # a rerun of the night is exact
-    assert rerun.load.as_dict() | {"run_id": None} == night2.load.as_dict() | {"run_id": None}
+    assert rerun.load | {"run_id": None} == night2.load | {"run_id": None}
     assert _quarantined(warehouse) == [(NIGHT1, "B", str(bad[1]))]
 
     # the source changes B, still out of range: a changed row is quarantined again (fires)
     changed = ("B", QTY_MAX + 500, watermark + timedelta(hours=4))
     _source(source_url, [changed])
     night3 = _night(source_url, warehouse, tmp_path, NIGHT3)
-    assert night3.load.rows_quarantined >= 1
+    assert night3.load["rows_quarantined"] >= 1
     assert _quarantined(warehouse) == [(NIGHT1, "B", str(bad[1])), (NIGHT3, "B", str(changed[1]))]
     read, loaded, quarantined, already = _rows(
         warehouse, "select sum(rows_read), sum(rows_loaded), sum(rows_quarantined), sum(rows_already_quarantined) "

@@ -27,7 +27,7 @@ from hospital_ops.sources import his as his_source
 from hospital_ops.sources.referral import SOURCE
 from hospital_ops_sim.his import generate_his
 from hospital_ops_sim.referral import CHANNEL_PLAN, SCENARIO_FILE, UNKNOWN_CHANNEL_ID, generate_referral, quarter_of
-from incremental_nights import run_sql_night
+from incremental_nights import run_night
 from reference_parsing import parse_timestamp
 
 KEY = b"test-key"
@@ -74,8 +74,8 @@ def referral(fresh_database, tmp_path_factory) -> SimpleNamespace:
     with closing(psycopg2.connect(warehouse)) as conn:
         night = load_night(conn, SOURCE, plan_extract(inbox, SOURCE, END, None), run_id="referral-night",
                            batch_date=END, key=KEY)
-        run_sql_night(his_source.SOURCE, his_url, conn, tmp_path_factory.mktemp("his_landing"), END,
-                      run_id="his-night", key=KEY)
+    run_night(his_source.SOURCE, his_url, warehouse, tmp_path_factory.mktemp("his_var"), END, run_id="his-night",
+              key=KEY)
     return SimpleNamespace(his_url=his_url, inbox=inbox, result=result, warehouse=warehouse, night=night,
                            scenarios=json.loads((inbox / SOURCE.name / SCENARIO_FILE).read_text(encoding="utf-8")))
 

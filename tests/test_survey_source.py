@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import json
 import re
 from collections import Counter, defaultdict
@@ -23,6 +24,7 @@ import pytest
 
 from hospital_ops.extract.api import (
     ApiExtractError,
+    ApiSettings,
     default_retry,
     endpoint_from_connection,
     extract_api_source,
@@ -34,7 +36,7 @@ from hospital_ops.sources.survey import SOURCE
 from hospital_ops_sim.his import generate_his
 from hospital_ops_sim.survey import generate_survey
 from hospital_ops_sim.survey_api import Fault, SurveyApiServer
-from incremental_nights import run_api_night
+from incremental_nights import landing, run_night
 
 KEY = b"test-key"
 TOKEN = "test-token-123"
@@ -77,11 +79,12 @@ def raw_rows(url: str, entity: str, night: date) -> set[tuple]:
     return set(query(url, f"select {columns} from raw.survey__{entity} where _batch_date = %s", (night,)))
 
 
-def night(server: SurveyApiServer, warehouse: str, landing: Path, business_date: date, **options):
-    options = {"page_size": PAGE, "retry": default_retry(**FAST_RETRY), **options}
-    with closing(psycopg2.connect(warehouse)) as conn:
-        return run_api_night(SOURCE, server.base_url, TOKEN, conn, landing, business_date, run_id=f"run-{business_date}",
-                             key=KEY, **options)
+def night(server: SurveyApiServer, warehouse: str, var_dir: Path, business_date: date, *, keep_landing: bool = False,
+          **settings):
+    api = ApiSettings(**{"page_size": PAGE, "retries": FAST_RETRY["total"],
+                         "backoff_factor": FAST_RETRY["backoff_factor"], **settings})
+    return run_night(SOURCE, server.base_url, warehouse, var_dir, business_date, run_id=f"run-{business_date}",
+                     key=KEY, token=TOKEN, api=api, keep_landing=keep_landing)
 
 
 def satisfied_share(records: dict, subject: str, month: str) -> float:
@@ -171,12 +174,12 @@ def test_catch_up_night_lands_every_record_in_the_window(survey, server, warehou
         expected_keys = sorted(r[key] for r in expected if r[key] != malformed)
         assert sorted(raw_keys(warehouse, entity.name, FIRST_NIGHT)) == expected_keys, entity.name
         # pagination: every page of `PAGE` records was fetched, and nothing after the night
-        assert result.extraction.pages[entity.name] == max(1, -(-len(expected) // PAGE)), entity.name
-    assert result.extraction.pages["answers"] > 2
+        assert result.counts["pages"][entity.name] == max(1, -(-len(expected) // PAGE)), entity.name
+    assert result.counts["pages"]["answers"] > 2
     # reconciliation: every record read is loaded or quarantined, with the reason
     load = result.load
-    assert load.rows_read == load.rows_loaded + load.rows_quarantined == sum(result.extraction.rows.values())
-    assert load.rows_quarantined == 1
+    assert load["rows_read"] == load["rows_loaded"] + load["rows_quarantined"] == sum(result.counts["rows"].values())
+    assert load["rows_quarantined"] == 1
     [(answer_id, reason)] = query(warehouse, "select record->>'answer_id', reason from raw._quarantine "
                                              "where source = 'survey' and batch_date = %s", (FIRST_NIGHT,))
     assert answer_id == malformed and reason == "score: 6 outside plausible range [1, 5]"
@@ -207,7 +210,7 @@ def test_free_text_is_scrubbed_before_it_reaches_disk(survey, server, warehouse,
         sent = [r[column] for r in in_window(survey.records[entity], FIRST_NIGHT) if r[column]]
         with_numbers += sum(bool(CLEAR_NUMBER.search(text)) for text in sent)
         # the landing file (identifier columns are pseudonymised there too, see test_pii_landing)
-        with (tmp_path / "survey" / FIRST_NIGHT.isoformat() / f"survey_{entity}.csv").open(encoding="utf-8") as f:
+        with (landing(tmp_path) / "survey" / FIRST_NIGHT.isoformat() / f"survey_{entity}.csv").open(encoding="utf-8") as f:
             landed_texts = [row[column] for row in csv.DictReader(f)]
         assert not any(CLEAR_NUMBER.search(text) for text in landed_texts), entity
         stored = [r[0] for r in query(warehouse, f"select {column} from raw.survey__{entity} where {column} is not null")]
@@ -227,7 +230,7 @@ def test_faults_are_retried_deduplicated_or_quarantined(survey, server, warehous
         Fault("repeat_page", entity="answers", later_pages_only=True),
         Fault("corrupt", entity="window_ratings", field_name="score", bad_value="五星", later_pages_only=True),
     )
-    result = night(server, warehouse, tmp_path, FIRST_NIGHT, timeout=(2.0, 0.5))
+    result = night(server, warehouse, tmp_path, FIRST_NIGHT, connect_timeout=2.0, read_timeout=0.5)
 
     assert all(f.times == 0 for f in server.faults), "every injected fault fired"
     # 500: answered again; 429: retried no sooner than Retry-After said
@@ -237,9 +240,9 @@ def test_faults_are_retried_deduplicated_or_quarantined(survey, server, warehous
     assert limited[0].status == 429 and limited[1].status == 200
     assert limited[1].at - limited[0].at >= 1.0
     # timeout: the slow answer was abandoned and the request repeated
-    assert len(server.requests_for("follow_ups")) == result.extraction.pages["follow_ups"] + 1
+    assert len(server.requests_for("follow_ups")) == result.counts["pages"]["follow_ups"] + 1
     # repeated page: skipped by (id, updated_at), no duplicate row landed
-    assert result.extraction.duplicates_skipped == {"answers": PAGE}
+    assert result.counts["duplicates_skipped"] == {"answers": PAGE}
     answer_ids = raw_keys(warehouse, "answers", FIRST_NIGHT)
     assert len(answer_ids) == len(set(answer_ids))
     # corrupted record: quarantined with the reason, nothing lost
@@ -302,14 +305,14 @@ def test_next_night_fetches_only_changed_records_and_a_rerun_is_idempotent(surve
                               "where complaint_id = %s order by complaint_id, updated_at desc",
                    (open_complaint["complaint_id"],))
     assert latest == [("feedback",)]
-    assert second.extraction.rows["complaints"] < len(server.records["complaints"])
+    assert second.counts["rows"]["complaints"] < len(server.records["complaints"])
 
     # rerun of the second night: the same window (earlier nights' watermark), the same raw rows
     before = {e.name: raw_rows(warehouse, e.name, END) for e in SOURCE.entities}
-    landing = sorted(p.name for p in (tmp_path / "survey" / END.isoformat()).iterdir())
+    files = sorted(p.name for p in (landing(tmp_path) / "survey" / END.isoformat()).iterdir())
     night(server, warehouse, tmp_path, END, keep_landing=True)
     assert {e.name: raw_rows(warehouse, e.name, END) for e in SOURCE.entities} == before
-    assert sorted(p.name for p in (tmp_path / "survey" / END.isoformat()).iterdir()) == landing
+    assert sorted(p.name for p in (landing(tmp_path) / "survey" / END.isoformat()).iterdir()) == files
     with closing(psycopg2.connect(warehouse)) as conn:
         assert load_watermarks(conn, "survey", END) == watermarks  # later nights' marks do not leak back
 
@@ -336,17 +339,43 @@ def test_endpoint_from_an_airflow_connection() -> None:
     assert endpoint_from_connection(None, None, None) is None
 
 
+def test_api_settings_come_from_the_environment_or_a_connection_extra(monkeypatch) -> None:
+    defaults = ApiSettings()
+    for name in ("PAGE_SIZE", "CONNECT_TIMEOUT", "READ_TIMEOUT", "RETRIES", "BACKOFF_FACTOR", "RETRY_AFTER_CAP",
+                 "DEADLINE"):
+        monkeypatch.delenv(f"SURVEY_API_{name}", raising=False)
+    assert ApiSettings.from_env("survey_api") == defaults  # nothing set: the module's constants
+    monkeypatch.setenv("SURVEY_API_PAGE_SIZE", str(PAGE))
+    monkeypatch.setenv("SURVEY_API_READ_TIMEOUT", str(defaults.read_timeout / 2))
+    chosen = ApiSettings.from_env("survey_api")
+    assert chosen == dataclasses.replace(defaults, page_size=PAGE, read_timeout=defaults.read_timeout / 2)
+    options = chosen.extract_options()
+    assert options["page_size"] == PAGE and options["timeout"] == (defaults.connect_timeout, defaults.read_timeout / 2)
+    assert options["retry"].total == defaults.retries and options["deadline"] == defaults.deadline
+    # a connection's extra: its other keys are not settings and are ignored
+    assert ApiSettings.from_mapping({"retries": FAST_RETRY["total"], "verify": True}).retries == FAST_RETRY["total"]
+    with pytest.raises(ValueError, match=r"SURVEY_API_\* environment: page_size='ten' is not an integer"):
+        monkeypatch.setenv("SURVEY_API_PAGE_SIZE", "ten")
+        ApiSettings.from_env("survey_api")
+    with pytest.raises(ValueError, match=r"deadline=-1 must be positive"):
+        ApiSettings.from_mapping({"deadline": -1})
+
+
 def test_the_pipeline_steps_extract_and_load_an_api_source(survey, server, warehouse, tmp_path, monkeypatch) -> None:
     from hospital_ops import pipeline
 
     monkeypatch.setenv("HOSPITAL_OPS_VAR_DIR", str(tmp_path))
     monkeypatch.setenv("HOSPITAL_OPS_PSEUDONYM_KEY", KEY.decode())
+    monkeypatch.setenv("SURVEY_API_PAGE_SIZE", str(PAGE))  # the API settings from the environment
     with pytest.raises(pipeline.SourceNotConfigured, match="SURVEY_API_URL"):
         pipeline.extract("survey", warehouse_url=warehouse, business_date=FIRST_NIGHT)
 
     extracted = pipeline.extract("survey", warehouse_url=warehouse, business_date=FIRST_NIGHT,
                                  source_url=server.base_url, source_token=TOKEN)
     assert {f["entity"] for f in extracted["files"]} == {e.name for e in SOURCE.entities}
+    for entity in SOURCE.entities:  # read `PAGE` records a page, as SURVEY_API_PAGE_SIZE says
+        expected = in_window(survey.records[entity.name], FIRST_NIGHT)
+        assert extracted["counts"]["pages"][entity.name] == max(1, -(-len(expected) // PAGE)), entity.name
     with closing(psycopg2.connect(warehouse)) as conn:
         assert load_watermarks(conn, "survey", END) == {}  # not before the load
     loaded = pipeline.load("survey", extracted, warehouse_url=warehouse, business_date=FIRST_NIGHT, run_id="dag-run")

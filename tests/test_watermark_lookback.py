@@ -11,12 +11,12 @@ from datetime import date, datetime, timedelta
 import psycopg2
 import pytest
 
-from hospital_ops.extract.api import ApiExtractError, default_retry
+from hospital_ops.extract.api import ApiExtractError, ApiSettings
 from hospital_ops.extract.sql import watermark_overlap
 from hospital_ops.sources.spec import Column, Entity, Source
 from hospital_ops.sources.survey import SOURCE as SURVEY
 from hospital_ops_sim.survey_api import Fault, SurveyApiServer
-from incremental_nights import run_api_night, run_sql_night
+from incremental_nights import run_night
 
 KEY = b"lookback-key"
 TOKEN = "lookback-token"
@@ -25,7 +25,7 @@ ITEMS = Entity(source="lb", name="items", file_pattern="lb_items.csv", business_
                description="look-back", columns=(Column("item_id", required=True),
                                                  Column("qty", "int", required=True, min=0, max=100),
                                                  Column("updated_at", "timestamp", required=True, dates="register")))
-LB = Source(name="lb", description="look-back", entities=(ITEMS,), extract="sql")
+LB = Source(name="lb", description="look-back", entities=(ITEMS,), extract="sql", sql_schema="src")
 
 
 def _rows(url: str, sql: str, params: tuple = ()) -> list[tuple]:
@@ -35,8 +35,7 @@ def _rows(url: str, sql: str, params: tuple = ()) -> list[tuple]:
 
 
 def _sql_night(source_url: str, warehouse: str, landing, night: date):  # type: ignore[no-untyped-def]
-    with closing(psycopg2.connect(warehouse)) as conn:
-        return run_sql_night(LB, source_url, conn, landing, night, run_id=f"run-{night}", key=KEY, schema="src")
+    return run_night(LB, source_url, warehouse, landing, night, run_id=f"run-{night}", key=KEY)
 
 
 def test_sql_late_arrivals_at_the_watermark_are_extracted_once(fresh_database, tmp_path) -> None:
@@ -48,7 +47,7 @@ def test_sql_late_arrivals_at_the_watermark_are_extracted_once(fresh_database, t
         conn.commit()
     night1 = _sql_night(source_url, warehouse, tmp_path, NIGHT1)
     watermark = max(stamp for *_, stamp in first)
-    assert night1.extraction.max_updated_at["items"] == watermark
+    assert night1.watermarks["items"] == watermark
 
     # committed after night 1's extract, stamped at and just before its watermark; and an ordinary row
     late = [("C", 3, watermark), ("D", 4, watermark - timedelta(minutes=1)), ("E", 5, datetime(2026, 11, 2, 9, 0))]
@@ -59,14 +58,14 @@ def test_sql_late_arrivals_at_the_watermark_are_extracted_once(fresh_database, t
 
     overlap_start = watermark - watermark_overlap()
     read_again = [row for row in first if row[2] >= overlap_start]
-    assert night2.load.rows_loaded == len(late)
-    assert night2.extraction.already_landed.get("items", 0) == len(read_again)
+    assert night2.load["rows_loaded"] == len(late)
+    assert night2.counts["already_landed"].get("items", 0) == len(read_again)
     landed = _rows(warehouse, "select item_id, updated_at, count(*) from raw.lb__items group by 1, 2")
     assert sorted((i, s) for i, s, _ in landed) == sorted((i, s) for i, _, s in first + late)
     assert all(n == 1 for *_, n in landed)  # nothing loaded twice
 
     rerun = _sql_night(source_url, warehouse, tmp_path, NIGHT2)  # a rerun of the night is exact
-    assert rerun.load.rows_loaded == len(late)
+    assert rerun.load["rows_loaded"] == len(late)
     assert len(_rows(warehouse, "select 1 from raw.lb__items")) == len(first) + len(late)
 
 
@@ -76,11 +75,10 @@ def _rating(rating_id: str, stamp: datetime) -> dict:
             "window_service": "payment", "rated_at": iso, "score": 5, "updated_at": iso}
 
 
-def _api_night(server: SurveyApiServer, warehouse: str, landing, night: date, **options):  # type: ignore[no-untyped-def]
-    options = {"retry": default_retry(total=3, backoff_factor=0.01), "page_size": 2, **options}
-    with closing(psycopg2.connect(warehouse)) as conn:
-        return run_api_night(SURVEY, server.base_url, TOKEN, conn, landing, night, run_id=f"run-{night}", key=KEY,
-                             **options)
+def _api_night(server: SurveyApiServer, warehouse: str, landing, night: date, **settings):  # type: ignore[no-untyped-def]
+    api = ApiSettings(**{"retries": 3, "backoff_factor": 0.01, "page_size": 2, **settings})
+    return run_night(SURVEY, server.base_url, warehouse, landing, night, run_id=f"run-{night}", key=KEY, token=TOKEN,
+                     api=api)
 
 
 def _server(records: list[dict]) -> SurveyApiServer:
@@ -93,7 +91,7 @@ def test_api_late_arrivals_at_the_watermark_are_extracted_once(fresh_database, t
              _rating("R3", datetime(2026, 11, 1, 23, 15))]
     with _server(first) as server:
         night1 = _api_night(server, warehouse, tmp_path, NIGHT1)
-        watermark = night1.extraction.max_updated_at["window_ratings"]
+        watermark = night1.watermarks["window_ratings"]
         late = [_rating("R4", watermark), _rating("R5", watermark - timedelta(seconds=30)),
                 _rating("R6", datetime(2026, 11, 2, 8, 0))]
         server.upsert("window_ratings", late)
@@ -103,8 +101,8 @@ def test_api_late_arrivals_at_the_watermark_are_extracted_once(fresh_database, t
         return datetime.fromisoformat(record["updated_at"]).replace(tzinfo=None)
 
     read_again = [r for r in first if stamp(r) > watermark - watermark_overlap()]
-    assert night2.load.rows_loaded == len(late)
-    assert night2.extraction.already_landed.get("window_ratings", 0) == len(read_again)
+    assert night2.load["rows_loaded"] == len(late)
+    assert night2.counts["already_landed"].get("window_ratings", 0) == len(read_again)
     landed = _rows(warehouse, "select rating_id, count(*) from raw.survey__window_ratings group by 1")
     assert dict(landed) == {r["rating_id"]: 1 for r in first + late}
 
@@ -116,9 +114,9 @@ def test_retry_after_is_capped_and_an_entity_has_a_deadline(fresh_database, tmp_
         server.inject(Fault("rate_limit", entity="window_ratings", retry_after=3600))
         started = time.monotonic()
         night = _api_night(server, warehouse, tmp_path, NIGHT1,
-                           retry=default_retry(total=3, backoff_factor=0.01, retry_after_cap=0.2))
+                           retry_after_cap=0.2)
         assert time.monotonic() - started < 30  # the hour the platform asked for was not waited
-        assert night.load.rows_loaded == len(records)
+        assert night.load["rows_loaded"] == len(records)
 
         server.inject(Fault("slow", entity="window_ratings", delay=0.4, times=len(records)))
         with pytest.raises(ApiExtractError, match=r"window_ratings: not finished within the 0.5 s deadline"):

@@ -489,23 +489,6 @@ class AirflowApi:
             self.request("DELETE", f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}", ok=(204,))
         return len(runs)
 
-    def wait_for_asset_run(self, dag_id: str, business_date: date, *, timeout: float = 600.0) -> dict:
-        """The finished run of an asset-scheduled DAG that the publication of `business_date`
-        triggered (its upstream asset events carry the business date)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for run in self.runs(dag_id):
-                if run["run_type"] != "asset_triggered":
-                    continue
-                events = self.request("GET", f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}/upstreamAssetEvents"
-                                      ).json()["asset_events"]
-                dates = {(event.get("extra") or {}).get("business_date") for event in events}
-                if business_date.isoformat() in dates and run["state"] in ("success", "failed"):
-                    return run
-            time.sleep(3)
-        raise AirflowDeploymentError(f"no finished run of {dag_id} for the publication of {business_date} "
-                                     f"within {timeout:.0f} s")
-
     def trigger_night(self, business_date: date, *, dag_id: str = DAG_ID, replace: bool = False) -> str:
         """Queue the night of one business date as the schedule would have: logical date and data
         interval = that day's 02:00 → next day's 02:00 hospital time (the DAG's cron), run after now,
@@ -538,17 +521,6 @@ class AirflowApi:
                 return run
             time.sleep(3)
         raise AirflowDeploymentError(f"run {run_id} did not finish within {timeout:.0f} s")
-
-    def task_instances(self, run_id: str, *, dag_id: str = DAG_ID) -> list[dict]:
-        return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
-                            params={"limit": 100}).json()["task_instances"]
-
-    def task_log(self, run_id: str, task_id: str, try_number: int = 1, *, dag_id: str = DAG_ID) -> str:
-        """A task's log as the UI shows it (one event per line)."""
-        response = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
-                                params={"full_content": "true"}, headers={"Accept": "application/json"})
-        content = response.json()["content"]
-        return "\n".join(line if isinstance(line, str) else str(line.get("event", line)) for line in content)
 
 
 def trigger_nights(deployment: Deployment, nights: list[date], *, replace: bool = True, fresh: bool = False,

@@ -132,7 +132,6 @@ def dashboards_from_spec(spec: bi_spec.Spec) -> tuple[DashboardSpec, ...]:
 # Every dashboard, declared once in include/hospital_ops/bi/dashboards.yml; dbt's exposures
 # (models/exposures.yml) and the Superset dashboards are generated from the same spec.
 DASHBOARDS: tuple[DashboardSpec, ...] = dashboards_from_spec(bi_spec.load())
-VENDOR_SUPERVISION = next(d for d in DASHBOARDS if d.name.startswith("第三方服务商监管"))
 
 
 # ------------------------------------------------------------------------------ HTTP client

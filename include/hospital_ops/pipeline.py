@@ -25,7 +25,7 @@ from hospital_ops import batches, limits, security
 from hospital_ops.config import pseudonym_key, settings
 from hospital_ops.db import fetch_one
 from hospital_ops.extract import remove_night_folder
-from hospital_ops.extract.api import extract_api_source
+from hospital_ops.extract.api import ApiExtraction, ApiSettings, extract_api_source
 from hospital_ops.extract.fhir_night import (
     FhirServerSettings,
     extract_his_fhir,
@@ -34,6 +34,7 @@ from hospital_ops.extract.fhir_night import (
     load_his_fhir_detail,
 )
 from hospital_ops.extract.sql import (
+    DEFAULT_SCHEMA,
     extract_sql_source,
     landed_versions,
     load_watermarks,
@@ -50,12 +51,12 @@ from hospital_ops.load.loader import (
     watermark,
 )
 from hospital_ops.sources import SOURCES
+from hospital_ops.sources.spec import Source
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
     from psycopg2.extensions import cursor as PgCursor
 
-    from hospital_ops.extract.api import ApiExtraction
     from hospital_ops.extract.sql import SqlExtraction
 
 log = logging.getLogger(__name__)
@@ -75,13 +76,17 @@ class SourceNotConfigured(RuntimeError):
     its raw tables stay as they are, and the skipped task in Airflow says why."""
 
 
-def extract(source_name: str, *, warehouse_url: str, business_date: date, inbox: Path | None = None,
+def extract(source_name: str | Source, *, warehouse_url: str, business_date: date, inbox: Path | None = None,
             source_url: str | None = None, source_token: str | None = None,
-            fhir_server: FhirServerSettings | None = None) -> dict:
+            fhir_server: FhirServerSettings | None = None, api_settings: ApiSettings | None = None) -> dict:
     """Take this night's files of a source: drop folders after the watermark (file sources), or an
     extract of the rows changed since the last night from the source database (SQL sources) or the
-    source's API (API sources: `source_url` is the base URL, `source_token` the bearer token)."""
-    source = SOURCES[source_name]
+    source's API (API sources: `source_url` is the base URL, `source_token` the bearer token, and
+    `api_settings` the page size, timeouts and retries, by default from the environment).
+
+    `source_name` is a source of hospital_ops.sources.SOURCES, or a source spec itself."""
+    source = _source(source_name)
+    source_name = source.name
     incremental = source.extract in ("sql", "api")
     if source_name == "his" and his_kind() == "fhir":  # the HIS over HL7 FHIR R4 (extract/fhir_night.py)
         fhir_server = fhir_server or FhirServerSettings.from_env()  # the Airflow connection `his_fhir`, else env
@@ -110,16 +115,21 @@ def extract(source_name: str, *, warehouse_url: str, business_date: date, inbox:
         else:
             after = watermark(conn, source.name, business_date)
     extracted: dict[str, str] = {}
+    counts: dict[str, dict[str, int]] = {}
     if incremental:
         assert source_url  # refused above when missing
         extraction: SqlExtraction | ApiExtraction
         if source.extract == "sql":
             extraction = extract_sql_source(source, source_url, settings().landing_dir, business_date,
-                                            watermarks=watermarks, landed=landed, overlap=overlap)
+                                            watermarks=watermarks, landed=landed, overlap=overlap,
+                                            schema=source.sql_schema or DEFAULT_SCHEMA)
         else:
+            api_settings = api_settings or ApiSettings.from_env(source.connection or source.name)
             extraction = extract_api_source(source, source_url, source_token, settings().landing_dir,
-                                            business_date, watermarks=watermarks, landed=landed, overlap=overlap)
+                                            business_date, watermarks=watermarks, landed=landed, overlap=overlap,
+                                            **api_settings.extract_options())
         extracted = {entity: stamp.isoformat() for entity, stamp in extraction.max_updated_at.items()}
+        counts = _extraction_counts(extraction)
         # exactly this night's folder (the rows of a failed earlier night were read again from the source)
         entries = plan_extract(settings().landing_dir, source, business_date, business_date - timedelta(days=1))
     else:
@@ -132,12 +142,27 @@ def extract(source_name: str, *, warehouse_url: str, business_date: date, inbox:
         "files": [{"entity": e.entity, "path": str(e.path), "relative_path": e.relative_path,
                    "folder_date": e.folder_date.isoformat()} for e in entries],
         "watermarks": extracted,
+        **({"counts": counts} if counts else {}),
     }
 
 
-def load(source_name: str, extracted: dict, *, warehouse_url: str, business_date: date, run_id: str) -> dict:
+def _source(source: str | Source) -> Source:
+    return SOURCES[source] if isinstance(source, str) else source
+
+
+def _extraction_counts(extraction: SqlExtraction | ApiExtraction) -> dict[str, dict[str, int]]:
+    """Per entity, what an incremental extract read (the task's return value shows it in Airflow): rows
+    written, versions of the look-back skipped as landed, and for an API pages read and records served twice."""
+    counts = {"rows": dict(extraction.rows), "already_landed": dict(extraction.already_landed)}
+    if isinstance(extraction, ApiExtraction):
+        counts |= {"pages": dict(extraction.pages), "duplicates_skipped": dict(extraction.duplicates_skipped)}
+    return counts
+
+
+def load(source_name: str | Source, extracted: dict, *, warehouse_url: str, business_date: date,
+         run_id: str) -> dict:
     """Land the extracted files (one transaction per source night); return the reconciliation."""
-    source = SOURCES[source_name]
+    source = _source(source_name)
     entries = [
         ManifestEntry(m["entity"], Path(m["path"]), m["relative_path"], date.fromisoformat(m["folder_date"]))
         for m in extracted["files"]

@@ -19,6 +19,8 @@ platform's own rate limit, capped at `RETRY_AFTER_CAP` seconds: a platform askin
 hold the night) before retrying; every request has a (connect, read) timeout, and each entity has an
 overall deadline (`ENTITY_DEADLINE`), after which the extract fails with a clear error. The token is
 sent as `Authorization: Bearer …`. A 401/403/404/400, or retries exhausted, is an `ApiExtractError`.
+The page size, timeouts, retries and deadline are a source's `ApiSettings` (its Airflow connection's
+extra, else <CONNECTION>_PAGE_SIZE, …; by default the constants below).
 
 Records are written as they arrive, in the entity's column order (missing fields blank, unknown fields
 ignored), through `LandingFolder` (the night's folder is replaced whole on success). Before writing:
@@ -34,9 +36,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -112,6 +115,54 @@ def api_session(token: str | None, retry: Retry | None = None) -> requests.Sessi
     if token:
         session.headers["Authorization"] = f"Bearer {token}"
     return session
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """How an API source is read: page size, (connect, read) timeouts in seconds, retries with their backoff
+    and Retry-After cap, and each entity's overall deadline in seconds; the defaults are this module's constants.
+
+    From the source's Airflow connection extra (`from_mapping`: `{"page_size": 200, "retries": 3, …}`, the
+    field names below), else from the environment (`from_env`: <CONNECTION>_PAGE_SIZE, <CONNECTION>_RETRIES,
+    …, e.g. SURVEY_API_PAGE_SIZE)."""
+
+    page_size: int = PAGE_SIZE
+    connect_timeout: float = TIMEOUT[0]
+    read_timeout: float = TIMEOUT[1]
+    retries: int = 5
+    backoff_factor: float = 0.5
+    retry_after_cap: float = RETRY_AFTER_CAP
+    deadline: float = ENTITY_DEADLINE
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], *, where: str = "API settings") -> ApiSettings:
+        """The settings named in `values` (others keep their default); a value of the wrong type is an error
+        naming `where` and the setting. Keys that are not settings (a connection's other extras) are ignored."""
+        types = {f.name: (int if f.type == "int" else float) for f in fields(cls)}
+        chosen: dict[str, Any] = {}
+        for name, kind in types.items():
+            if values.get(name) in (None, ""):
+                continue
+            try:
+                chosen[name] = kind(values[name])
+            except (TypeError, ValueError):
+                what = "an integer" if kind is int else "a number"
+                raise ValueError(f"{where}: {name}={values[name]!r} is not {what}") from None
+            if chosen[name] < 0 or (chosen[name] == 0 and name not in ("retries", "backoff_factor")):
+                raise ValueError(f"{where}: {name}={values[name]!r} must be positive")
+        return cls(**chosen)
+
+    @classmethod
+    def from_env(cls, connection: str) -> ApiSettings:
+        prefix = f"{connection.upper()}_"
+        return cls.from_mapping({f.name: os.environ.get(prefix + f.name.upper()) for f in fields(cls)},
+                                where=f"{prefix}* environment")
+
+    def extract_options(self) -> dict[str, Any]:
+        """The keyword arguments of `extract_api_source`."""
+        return {"page_size": self.page_size, "timeout": (self.connect_timeout, self.read_timeout),
+                "retry": default_retry(self.retries, self.backoff_factor, self.retry_after_cap),
+                "deadline": self.deadline}
 
 
 def endpoint_from_connection(host: str | None, port: int | None, schema: str | None) -> str | None:

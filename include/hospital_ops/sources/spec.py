@@ -108,6 +108,8 @@ class Source:
     # the Airflow connection / environment variables naming a SQL source's database (<NAME>_URL) or an
     # API source's base URL and token (<NAME>_URL, <NAME>_TOKEN)
     connection: str | None = None
+    # a SQL source: the database schema its tables are in (None: "his", hospital_ops.extract.sql.DEFAULT_SCHEMA)
+    sql_schema: str | None = None
 
     def entity(self, name: str) -> Entity:
         for ent in self.entities:
