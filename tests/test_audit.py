@@ -219,6 +219,9 @@ def _can(url: str, sql: str) -> bool:
     (security.BI_READER, "marts_build.fct_vendor_month_kpis", False),
     (security.BI_READER, "snapshots.snp_vendor_credit_rating", False),
     (security.BI_READER, "audit.run_ledger", False),
+    # the views over the platform's bookkeeping are the writer's, like all of staging
+    (security.BI_READER, "staging.stg_platform__run_ledger", False),
+    (security.BI_READER, "staging.stg_platform__validation_results", False),
     (security.AUDITOR, "snapshots.snp_vendor_credit_rating", True),
     (security.AUDITOR, "audit.run_ledger", True),
     (security.AUDITOR, "audit.warning_actions", True),
@@ -228,6 +231,8 @@ def _can(url: str, sql: str) -> bool:
     (security.AUDITOR, "marts.fct_vendor_month_kpis", False),
     (security.AUDITOR, "ops.warning_actions", False),
     (security.WRITER, "raw.vendor__staff_roster", True),
+    (security.WRITER, "staging.stg_platform__run_ledger", True),
+    (security.AUDITOR, "staging.stg_platform__run_ledger", False),
 ])
 def test_each_role_reads_exactly_its_schemas(consortium, role: str, relation: str, allowed: bool) -> None:
     assert _can(as_role(consortium, role), f"select * from {relation} limit 1") is allowed

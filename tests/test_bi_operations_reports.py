@@ -2,9 +2,10 @@
 
 A throw-away database gets two nights of quality-gate results (recorded by the gate's own writer), the
 batch verdicts the gate appends for them (one rejected batch then accepted by a person), quarantined rows,
-a publication (pipeline.publish of a planted build table) and the run ledger's rows (hospital_ops.audit). dbt builds just the five rpt_
-models; each figure must equal a count computed from the planted rows. A database where the pipeline
-has created none of those tables yet builds the same models, empty.
+a publication (pipeline.publish of a planted build table) and the run ledger's rows (hospital_ops.audit). dbt builds just the six rpt_
+models and the stg_platform__ views they read; each figure must equal a count computed from the planted
+rows. A new database, where the migrations created those tables and no night has run, builds the same
+models, empty.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def _run_id(night: date) -> str:
 
 
 def _build(url: str, tmp_path: Path) -> dict[str, list[dict]]:
-    run_dbt(["build", "--select", *MODELS], warehouse_url=url, business_date=NIGHTS[-1], label="reporting",
+    run_dbt(["build", "--select", *(f"+{model}" for model in MODELS)], warehouse_url=url, business_date=NIGHTS[-1], label="reporting",
             target_path=tmp_path / "target")
     rows = {}
     with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
@@ -189,6 +190,15 @@ def test_publications_and_the_run_ledger_are_the_audit_rows(planted) -> None:
     closing_row = next(r for r in rows["rpt_audit_run_ledger"] if r["status"] == "published")
     assert closing_row["status_name"] == "已发布 Published"
     assert closing_row["gate_failures"] == payloads[-1]["quality_gate"]["failed"]
+    assert closing_row["input_files"] == len(payloads[-1]["inputs"])
+    assert closing_row["rows_read"] == sum(i["rows_read"] for i in payloads[-1]["inputs"])
+    # typed as the auditors' view audit.runs gives the same rows (it exists once a night has closed)
+    with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute("select seq, run_id, business_date, status, code_version, gate_failures, input_files, rows_read, "
+                    "row_hash from audit.runs")
+        runs = set(cur.fetchall())
+    assert {(r["seq"], r["run_id"], r["business_date"], r["status"], r["code_version"], r["gate_failures"],
+             r["input_files"], r["rows_read"], r["row_hash"]) for r in rows["rpt_audit_run_ledger"]} == runs
 
 
 def test_source_freshness_shows_every_check_and_the_stale_ones(planted) -> None:
@@ -210,10 +220,13 @@ def test_source_freshness_shows_every_check_and_the_stale_ones(planted) -> None:
 
 def test_a_warehouse_the_pipeline_has_not_filled_yet_builds_them_empty(fresh_database, tmp_path: Path) -> None:
     url = fresh_database("bi_operations_new")
+    tables = ("dq.validation_results", "raw._quarantine", "raw._batch_verdicts", "raw._held_batches",
+              "audit.publications", "audit.run_ledger", "dq.source_freshness")
     with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
-        cur.execute("select to_regclass('dq.validation_results'), to_regclass('raw._quarantine'), "
-                    "to_regclass('raw._batch_verdicts'), to_regclass('raw._held_batches'), "
-                    "to_regclass('audit.publications'), to_regclass('audit.runs'), to_regclass('dq.source_freshness')")
-        assert set(cur.fetchone()) == {None}
+        # the migrations made every table the views read, before any night; audit.runs comes with a night
+        cur.execute("select " + ", ".join(f"to_regclass('{t}')::text" for t in tables) + ", to_regclass('audit.runs')")
+        assert cur.fetchone() == (*tables, None)
+        cur.execute(" union all ".join(f"select count(*) from {t}" for t in tables))
+        assert {row[0] for row in cur.fetchall()} == {0}
     rows = _build(url, tmp_path)
     assert {model: len(found) for model, found in rows.items()} == dict.fromkeys(MODELS, 0)

@@ -95,7 +95,7 @@ def _expectations(tmp_path: Path) -> Path:
     folder = tmp_path / "expectations"
     (folder / "checkpoints").mkdir(parents=True)
     (folder / "suites").mkdir()
-    nightly = json.loads((EXPECTATIONS / "checkpoints" / "vendor_nightly.json").read_text(encoding="utf-8"))
+    nightly = json.loads((EXPECTATIONS / "checkpoints" / "nightly_sources.json").read_text(encoding="utf-8"))
     mine = [v for v in nightly["validations"] if v["table"].startswith("raw.his_fhir__")]
     assert {v["table"] for v in mine} == {f"raw.{e.raw_table}" for e in HIS_FHIR.entities}
     for validation in mine:

@@ -21,9 +21,10 @@ import pytest
 
 from hospital_ops import batches, dbt_runner
 from hospital_ops.config import settings
-from hospital_ops.load.loader import ManifestEntry, load_night
+from hospital_ops.load.loader import ManifestEntry, ensure_raw_schema, load_night
 from hospital_ops.pipeline import format_summary, night_summary
 from hospital_ops.quality.gate import run_quality_gate
+from hospital_ops.sources import LANDED_SOURCES
 from hospital_ops.sources.vendor import SOURCE
 
 KEY = b"dbt-test-verdict-key"
@@ -73,7 +74,7 @@ def _gate(url: str, tmp_path: Path, night: date) -> None:
     expectations = tmp_path / "expectations"
     if not expectations.is_dir():
         shutil.copytree(settings().expectations_dir, expectations)
-        checkpoint = expectations / "checkpoints" / "vendor_nightly.json"
+        checkpoint = expectations / "checkpoints" / "nightly_sources.json"
         spec = json.loads(checkpoint.read_text())
         spec["validations"] = [v for v in spec["validations"]
                                if v["table"] in ("raw.vendor__registry", "raw.vendor__contracts")]
@@ -121,7 +122,7 @@ def test_a_batch_only_a_dbt_test_rejects_is_held_and_the_night_goes_on(db_url: s
     _load(db_url, tmp_path, N3, DELIVERIES[N3])
     with closing(psycopg2.connect(db_url)) as conn, conn.cursor() as cur:
         cur.execute("create schema if not exists audit")
-        cur.execute("create table audit.publications (run_id text not null, business_date date not null, "
+        cur.execute("create table if not exists audit.publications (run_id text not null, business_date date not null, "
                     "relation text not null, row_count bigint not null, published_at timestamptz not null default now())")
         cur.execute("insert into audit.publications values ('run-x', %s, 'marts.x', 0)", (N3,))
         conn.commit()
@@ -193,3 +194,111 @@ def test_failures_without_a_batch_are_not_traced(db_url: str) -> None:
                         ("expression_is_true_fct_no_lineage: its model public.fct_no_lineage carries no source_file "
                          "(a mart-level rule)")]
     assert _held(db_url) == []
+
+
+# ----------------------------------------------------- a test on a FHIR detail model holds its batch
+
+# the FHIR detail tables keep their landing file (source_file) like every staging model: a test on them
+# traces to its batch. Planted: a FHIR night whose encounter names a department the HIS delivered never
+# (the relationships test on stg_his_fhir__encounters.department_id fails on it); the night before is clean.
+FHIR_NARROW = ["build", "--select", "stg_his__hospitals", "stg_his__departments", "stg_his_fhir__encounters",
+               "--indirect-selection", "cautious", "--exclude-resource-type", "unit_test"]
+UPDATED = "2026-10-31 08:00:00"
+
+
+def _encounter(encounter_id: str, department_id: str) -> list[str]:
+    return [encounter_id, "", "http://terminology.hl7.org/CodeSystem/v3-ActCode", "AMB", "outpatient", "finished",
+            "H01", department_id, "true", "2026-10-30 09:00:00", "2026-10-30 09:30:00", "", UPDATED]
+
+
+FHIR_DELIVERIES: dict[date, dict[tuple[str, str], list[list[str]]]] = {
+    N1: {("his", "hospitals"): [["H01", "第一医院", "本部", "tertiary", "lead", UPDATED]],
+         ("his", "departments"): [["D01", "H01", "心内科", "clinical", UPDATED]],
+         ("his_fhir", "encounters"): [_encounter("E1", "D01")]},
+    N2: {("his_fhir", "encounters"): [_encounter("E2", "D99"), _encounter("E3", "D01")]},
+}
+
+
+def _load_sources(url: str, tmp_path: Path, night: date, deliveries: dict[tuple[str, str], list[list[str]]]) -> None:
+    by_source: dict[str, list[ManifestEntry]] = {}
+    for (source_name, entity), rows in deliveries.items():
+        spec = LANDED_SOURCES[source_name].entity(entity)
+        name = spec.file_pattern.replace("*", "n")
+        folder = tmp_path / source_name / night.isoformat()
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / name).open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow([c.name for c in spec.columns])
+            writer.writerows(rows)
+        by_source.setdefault(source_name, []).append(
+            ManifestEntry(entity, folder / name, f"{source_name}/{night}/{name}", night))
+    with closing(psycopg2.connect(url)) as conn:
+        for source_name, entries in by_source.items():
+            load_night(conn, LANDED_SOURCES[source_name], entries, run_id=f"run-{night}", batch_date=night, key=KEY)
+
+
+def test_a_failing_test_on_a_fhir_detail_model_holds_its_batch(db_url: str, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(dbt_runner.STAGES, "marts", FHIR_NARROW)
+    _load_sources(db_url, tmp_path, N1, FHIR_DELIVERIES[N1])
+    _marts(db_url, N1)  # does not fire: every encounter's department is the HIS's
+    assert _held(db_url) == []
+    lineage = _q(db_url, "select encounter_id, source_file, landed_batch_date from staging.stg_his_fhir__encounters")
+    assert lineage == [("E1", f"his_fhir/{N1}/his_fhir_encounters.csv", N1)]
+
+    _load_sources(db_url, tmp_path, N2, FHIR_DELIVERIES[N2])
+    _marts(db_url, N2)  # fires: the FHIR batch is held, the build runs again without it, and the night goes on
+    held = _held(db_url)
+    assert [(h["source"], h["entity"], h["batch_date"]) for h in held] == [("his_fhir", "encounters", N2.isoformat())]
+    assert held[0]["reasons"].startswith("dbt test relationships_stg_his_fhir__encounters_department_id")
+    delivered = {row[0] for night in (N1, N2) for row in FHIR_DELIVERIES[night].get(("his_fhir", "encounters"), [])}
+    unheld = {row[0] for row in FHIR_DELIVERIES[N1][("his_fhir", "encounters")]}
+    shown = {row[0] for row in _q(db_url, "select encounter_id from staging.stg_his_fhir__encounters")}
+    assert shown == unheld and shown < delivered
+
+
+# ------------------------------------------- a test on stg_referral__referral_visits holds the referral batch
+
+# stg_referral__referral_visits joins each referral to the HIS encounters that followed it; its rows keep
+# the referral row's lineage. No test on it fails on a delivery the loader took today (its key and channel
+# are the referral's, tested there), so its failing rows are planted as dbt's `unique` keeps them.
+REFERRAL_NARROW = ["build", "--select", "stg_referral__channels", "stg_referral__referrals", "stg_his__outpatient_visits",
+                   "stg_his__inpatient_stays", "stg_referral__referral_visits", "--indirect-selection", "cautious",
+                   "--exclude-resource-type", "unit_test"]
+
+
+def _referral(referral_id: str) -> list[str]:
+    return [referral_id, "C1", "2026-10-30 10:00:00", "H01", "", "110101199001011234", "", "", "15"]
+
+
+REFERRAL_DELIVERIES: dict[date, dict[tuple[str, str], list[list[str]]]] = {
+    N1: {("referral", "channels"): [["C1", "社区卫生服务站一", "community_health_station", "A", "2024-01-01", "H01", "", ""]],
+         ("referral", "referrals"): [_referral("R1")]},
+    N2: {("referral", "referrals"): [_referral("R2")]},
+}
+
+
+def test_a_failing_test_on_referral_visits_holds_the_referral_batch(db_url: str, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(dbt_runner.STAGES, "marts", REFERRAL_NARROW)
+    with closing(psycopg2.connect(db_url)) as conn:
+        ensure_raw_schema(conn, LANDED_SOURCES["his"])  # the HIS side of the join, empty
+    for night in (N1, N2):
+        _load_sources(db_url, tmp_path, night, REFERRAL_DELIVERIES[night])
+    _marts(db_url, N2)  # does not fire: its tests pass
+    assert _held(db_url) == []
+    lineage = {r: (f, d) for r, f, d in _q(
+        db_url, "select referral_id, source_file, landed_batch_date from staging.stg_referral__referral_visits")}
+    files = {n: f"referral/{n}/{LANDED_SOURCES['referral'].entity('referrals').file_pattern.replace('*', 'n')}"
+             for n in (N1, N2)}
+    assert lineage == {"R1": (files[N1], N1), "R2": (files[N2], N2)}
+
+    _q_exec(db_url, "create view public.failing_rows as select 'R2'::text as unique_field, 2 as n_records")
+    test = batches.FailedTest("unique_stg_referral__referral_visits_referral_id",
+                              "staging.stg_referral__referral_visits", "public.failing_rows", "referral_id")
+    with closing(psycopg2.connect(db_url)) as conn:
+        held, untraced = batches.hold_failed_tests(conn, [test], run_id="run-x", business_date=N2)
+    assert (held, untraced) == ([("referral", "referrals", N2)], [])
+    _marts(db_url, N2)  # the held referral batch is out of the join
+    shown = {row[0] for row in _q(db_url, "select referral_id from staging.stg_referral__referral_visits")}
+    assert shown == {row[0] for row in REFERRAL_DELIVERIES[N1][("referral", "referrals")]}

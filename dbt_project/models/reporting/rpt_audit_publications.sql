@@ -1,7 +1,7 @@
 -- Publications 发布记录: every relation each run published to the BI schemas, with its row count and
 -- whether it was forced over a newer business date. Figures are audit.publications' own rows.
 with publications as (
-    select * from {{ source_or_empty('audit', 'publications') }}
+    select * from {{ ref('stg_platform__publications') }}
 )
 
 select
@@ -11,5 +11,5 @@ select
     relation,
     row_count,
     published_at,
-    coalesce(forced, false) as is_forced
+    is_forced
 from publications

@@ -1,8 +1,8 @@
--- The run ledger 运行台账: one row per ledger row (a night's "started" row and its closing row), as
--- audit.runs gives them to auditors, with the row's hash; `hospital-ops audit verify` checks the chain
--- (docs/auditors.md). The ledger is owned by hospital_ops_ledger and read here by the writer.
+-- The run ledger 运行台账: one row per ledger row (a night's "started" row and its closing row), with the
+-- row's hash (stg_platform__run_ledger, over audit.run_ledger); `hospital-ops audit verify` checks the chain
+-- (docs/auditors.md). The ledger is owned by hospital_ops_ledger and read by the writer.
 with runs as (
-    select * from {{ source_or_empty('audit', 'runs') }}
+    select * from {{ ref('stg_platform__run_ledger') }}
 )
 
 select

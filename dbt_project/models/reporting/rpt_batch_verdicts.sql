@@ -3,11 +3,11 @@
 -- superseded), with whether the batch is held out of publication now (raw._held_batches, where the
 -- latest-verdict rule lives) and for how many days.
 with verdicts as (
-    select * from {{ source_or_empty('load_bookkeeping', '_batch_verdicts') }}
+    select * from {{ ref('stg_platform__batch_verdicts') }}
 ),
 
 held as (
-    select * from {{ source_or_empty('load_bookkeeping', '_held_batches') }}
+    select * from {{ ref('stg_platform__held_batches') }}
 )
 
 select

@@ -2,7 +2,7 @@
 -- checkpoint and suite, from dq.validation_results. Built in the scoring stage, after tonight's gate; a
 -- night the gate stops publishes nothing, so its failures show with the next night that publishes.
 with results as (
-    select * from {{ source_or_empty('quality', 'validation_results') }}
+    select * from {{ ref('stg_platform__validation_results') }}
 )
 
 select

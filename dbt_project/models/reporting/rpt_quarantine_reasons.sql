@@ -2,7 +2,7 @@
 -- system, entity and reason as recorded, with the files they came from. Figures are raw._quarantine's
 -- own rows counted; no record content is read.
 with quarantine as (
-    select * from {{ source_or_empty('load_bookkeeping', '_quarantine') }}
+    select * from {{ ref('stg_platform__quarantine') }}
 )
 
 select

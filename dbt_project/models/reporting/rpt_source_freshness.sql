@@ -3,7 +3,7 @@
 -- dq.source_freshness by hospital_ops.dbt_runner.check_freshness). A table in error leaves what
 -- depends on it out of that night's marts build. Built in the scoring stage: tonight's check is in.
 with checks as (
-    select * from {{ source_or_empty('quality', 'source_freshness') }}
+    select * from {{ ref('stg_platform__source_freshness') }}
 )
 
 select

@@ -13,5 +13,6 @@ select
     display,
     onset_at,
     updated_at,
-    _batch_date as landed_batch_date
+    _batch_date as landed_batch_date,
+    _source_file as source_file
 from current_version

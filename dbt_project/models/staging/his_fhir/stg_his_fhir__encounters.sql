@@ -19,5 +19,6 @@ select
     ended_at,
     discharge_disposition,
     updated_at,
-    _batch_date as landed_batch_date
+    _batch_date as landed_batch_date,
+    _source_file as source_file
 from current_version

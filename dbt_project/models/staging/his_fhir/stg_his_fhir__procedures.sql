@@ -17,5 +17,6 @@ select
     grade,
     performed_at,
     updated_at,
-    _batch_date as landed_batch_date
+    _batch_date as landed_batch_date,
+    _source_file as source_file
 from current_version

@@ -5,7 +5,8 @@
 -- encounter comes before referred_at + var referral_visit_window_days. The window is closed when it
 -- ended by the end of the business date: an open window that has not converted yet may still convert,
 -- so conversion rates should count converted referrals plus non-converted ones with a closed window.
--- Matching is defined here once, so every mart uses the same rule.
+-- Matching is defined here once, so every mart uses the same rule. The lineage columns are the referral
+-- row's (its landing file and batch), so a failing test on this model holds the referral batch.
 {{ config(materialized='table') }}
 
 with referrals as (
@@ -82,7 +83,9 @@ select
     ) as is_converted,
     r.referred_at + make_interval(days => {{ var('referral_visit_window_days') }})
     <= ({{ business_date() }} + 1)::timestamp as is_window_closed,
-    {{ var('referral_visit_window_days') }} as window_days
+    {{ var('referral_visit_window_days') }} as window_days,
+    r.landed_batch_date,
+    r.source_file
 from referrals as r
 left join patient_keys as k on r.patient_national_id_pseudo = k.national_id_pseudo
 left join first_encounter as f on r.referral_id = f.referral_id
