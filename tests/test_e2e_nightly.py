@@ -5,6 +5,7 @@ and check BI kept exactly what the last good night published."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -283,8 +284,11 @@ def test_healthy_vendors_stay_healthy(env, nights, scenarios) -> None:
 
 
 def test_every_warning_carries_its_evidence(env, nights) -> None:
-    for rule_id, evidence, observed, lower, upper in q(
-            env, "select rule_id, evidence, observed_value, lower_bound, upper_bound from scoring.vendor_risk_warnings"):
+    # the evidence as text, its numbers read exactly (jsonb keeps numeric's every digit; a float would not)
+    for rule_id, evidence_text, observed, lower, upper in q(
+            env, "select rule_id, evidence::text, observed_value, lower_bound, upper_bound "
+                 "from scoring.vendor_risk_warnings"):
+        evidence = json.loads(evidence_text, parse_float=Decimal)
         assert evidence["rule_id"] == rule_id
         assert Decimal(str(evidence["observed_value"])) == observed
         assert (lower is None or observed >= lower) and (upper is None or observed < upper)
