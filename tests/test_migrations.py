@@ -43,8 +43,15 @@ def tables(url: str) -> list[str]:
                                      (list(OWNED),))]
 
 
-def rows(url: str, relation: str) -> Counter:
-    return Counter(r[0] for r in query(url, f"select t::text from {relation} t"))
+def columns(url: str, relation: str) -> list[str]:
+    return [r[0] for r in query(url, "select attname from pg_attribute where attrelid = %s::regclass "
+                                     "and attnum > 0 and not attisdropped order by attnum", (relation,))]
+
+
+def rows(url: str, relation: str, names: list[str] | None = None) -> Counter:
+    """A relation's rows as text, over `names` (the columns a table had before an upgrade added others)."""
+    shown = "t::text" if names is None else "row(" + ", ".join(f't."{n}"' for n in names) + ")::text"
+    return Counter(r[0] for r in query(url, f"select {shown} from {relation} t"))
 
 
 def audit_object_names() -> set[str]:
@@ -141,6 +148,7 @@ def upgraded(tmp_path_factory, fresh_database, role_url):
     url, admin_db = restore_previous_release(var_dir)
     his_url = fresh_database("mig_his")
     before = {relation: rows(admin_db, relation) for relation in tables(admin_db)}
+    before_columns = {relation: columns(admin_db, relation) for relation in before}
     revision_before = migrate.current(admin_db)
     old_watermarks = (query(admin_db, "select source, entity, batch_date, max_updated_at, run_id, recorded_at "
                                       "from raw._sql_watermarks"),
@@ -158,10 +166,13 @@ def upgraded(tmp_path_factory, fresh_database, role_url):
             patch.setenv("HIS_URL", his_url)
             patch.setenv("HOSPITAL_OPS_PSEUDONYM_KEY", "prev-release-test-key")
             revision = migrate.upgrade(admin_db)
-            after_upgrade = {relation: rows(admin_db, relation) for relation in tables(admin_db)}
+            # over the columns each table had: a revision may add columns (with their defaults), never change a row
+            after_upgrade = {relation: rows(admin_db, relation, before_columns.get(relation))
+                             for relation in tables(admin_db)}
             run = run_night(NEXT_NIGHT, url)
             env = dict(os.environ, WAREHOUSE_AUDITOR_URL=role_url(url, security.AUDITOR))
-        yield {"url": url, "admin": admin_db, "before": before, "after_upgrade": after_upgrade,
+        yield {"url": url, "admin": admin_db, "before": before, "before_columns": before_columns,
+               "after_upgrade": after_upgrade,
                "revision_before": revision_before, "old_watermarks": old_watermarks, "revision": revision,
                "run": run, "env": env}
     finally:
@@ -199,7 +210,7 @@ def test_the_next_night_runs_on_the_migrated_warehouse_and_keeps_every_row(upgra
     run = upgraded["run"]
     assert run.succeeded, (run.failed_tasks, run.log_file)
     for relation, content in upgraded["after_upgrade"].items():
-        missing = content - rows(upgraded["admin"], relation)
+        missing = content - rows(upgraded["admin"], relation, upgraded["before_columns"].get(relation))
         assert not missing, f"{relation}: {sum(missing.values())} rows of the previous release lost"
 
 
