@@ -64,7 +64,7 @@ def create_tables(url: str, checkpoint: str, mart_types: Callable[[str, list[str
                 needed.append(column)
     conn = psycopg2.connect(url)
     with conn.cursor() as cur:
-        cur.execute("create schema raw; create schema marts_build")
+        cur.execute("create schema if not exists raw; create schema if not exists marts_build")  # raw: the migrations'
         for table, columns in columns_by_table.items():
             types = raw_types(table) if table.startswith("raw.") else mart_types(table, columns)
             cur.execute(f"create table {table} ({', '.join(f'{c} {types[c]}' for c in columns)})")
