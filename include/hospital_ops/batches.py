@@ -44,7 +44,7 @@ class BatchError(RuntimeError):
     """A verdict that cannot be recorded (nothing held to accept, no reason given)."""
 
 
-def record_gate_verdicts(conn, results: Iterable[dict], raw_tables: Iterable[str], *,  # type: ignore[no-untyped-def]
+def record_gate_verdicts(conn: PgConnection, results: Iterable[dict], raw_tables: Iterable[str], *,
                          run_id: str, business_date: date) -> list[tuple[str, str, str]]:
     """Append the gate's verdict on tonight's batch of each raw table it validated (`raw.<source>__<entity>`);
     return the rejected ones as (source, entity, reasons)."""
@@ -193,13 +193,13 @@ _TESTED_COLUMN_ALIASES = ("unique_field", "value_field", "from_field")
 LINEAGE_FILE, LINEAGE_BATCH = "source_file", "landed_batch_date"
 
 
-def _columns(cur, relation: str) -> list[str]:  # type: ignore[no-untyped-def]
+def _columns(cur: PgCursor, relation: str) -> list[str]:
     cur.execute("select attname from pg_attribute where attrelid = to_regclass(%s) and attnum > 0 "
                 "and not attisdropped order by attnum", (relation,))
     return [row[0] for row in cur.fetchall()]
 
 
-def _traced_files(cur, test: FailedTest) -> tuple[str | None, list[tuple[str, date | None]]]:  # type: ignore[no-untyped-def]
+def _traced_files(cur: PgCursor, test: FailedTest) -> tuple[str | None, list[tuple[str, date | None]]]:
     """The (source file, batch) of each row behind a failing test's failing rows; or why there are none."""
     if test.model_relation is None:
         return "a rule over several models (a singular test), not about rows of one file", []
@@ -226,7 +226,7 @@ def _traced_files(cur, test: FailedTest) -> tuple[str | None, list[tuple[str, da
     return None, cur.fetchall()
 
 
-def trace_failed_tests(cur, tests: Iterable[FailedTest], *, published_through: date | None,  # type: ignore[no-untyped-def]
+def trace_failed_tests(cur: PgCursor, tests: Iterable[FailedTest], *, published_through: date | None,
                        tonight: date | None = None) -> tuple[dict[tuple[str, str, date], list[str]], list[str]]:
     """Trace each failing dbt test's failing rows to the raw batches they came from: return the batches
     to hold (source, entity, batch date) → the tests that rejected them, and the tests that could not be
@@ -256,7 +256,7 @@ def trace_failed_tests(cur, tests: Iterable[FailedTest], *, published_through: d
     return held, untraced
 
 
-def hold_failed_tests(conn, tests: list[FailedTest], *, run_id: str | None,  # type: ignore[no-untyped-def]
+def hold_failed_tests(conn: PgConnection, tests: list[FailedTest], *, run_id: str | None,
                       business_date: date | None = None) -> tuple[list[tuple[str, str, date]], list[str]]:
     """Hold the batches behind the marts build's failing dbt tests, as a gate rejection holds one
     (verdict `rejected`, decided by `dbt test`), when every failing test traces to a batch not yet
@@ -266,9 +266,9 @@ def hold_failed_tests(conn, tests: list[FailedTest], *, run_id: str | None,  # t
         with conn.cursor() as cur:
             cur.execute("select to_regclass('audit.publications') is not null")
             published_through = None
-            if cur.fetchone()[0]:
+            if fetch_one(cur)[0]:
                 cur.execute("select max(business_date) from audit.publications")
-                published_through = cur.fetchone()[0]
+                published_through = fetch_one(cur)[0]
             held, untraced = trace_failed_tests(cur, tests, published_through=published_through, tonight=business_date)
             if untraced or not held:
                 conn.rollback()
@@ -287,13 +287,13 @@ def hold_failed_tests(conn, tests: list[FailedTest], *, run_id: str | None,  # t
     return sorted(held), []
 
 
-def release_redelivered(conn) -> list[tuple[str, str, date]]:  # type: ignore[no-untyped-def]
+def release_redelivered(conn: PgConnection) -> list[tuple[str, str, date]]:
     """Release, for testing again, each batch a dbt test holds that was delivered again since (a rerun of
     its night with the source's corrected files): verdict `superseded`. dbt tests see only what staging
     shows, so a held batch is tested again only once released; if it fails again, it is held again."""
     with conn.cursor() as cur:
         cur.execute("select to_regclass(%s) is not null and to_regclass('raw._load_files') is not null", (HELD,))
-        if not cur.fetchone()[0]:
+        if not fetch_one(cur)[0]:
             conn.commit()
             return []
         cur.execute(

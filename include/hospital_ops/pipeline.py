@@ -392,7 +392,7 @@ def _platform(warehouse_url: str, business_date: date) -> dict:
                             inbox_dir=cfg.inbox_dir, survey_file=cfg.survey_simulator_file)
 
 
-def _source_freshness(cur, business_date: date) -> list[dict]:  # type: ignore[no-untyped-def]
+def _source_freshness(cur: PgCursor, business_date: date) -> list[dict]:
     """The night's `dbt source freshness` per source table (dbt_runner records it), worst first."""
     if not _table_exists(cur, "dq", "source_freshness"):
         return []

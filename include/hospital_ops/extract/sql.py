@@ -218,7 +218,7 @@ def _extract_table(conn: sa.Connection, folder: LandingFolder, entity: Entity, s
 # ---------------------------------------------------------------------------------- watermarks
 
 
-def load_watermarks(conn, source_name: str, business_date: date) -> dict[str, datetime | None]:  # type: ignore[no-untyped-def]
+def load_watermarks(conn: PgConnection, source_name: str, business_date: date) -> dict[str, datetime | None]:
     """Per entity, the largest updated_at extracted by a night *before* `business_date`.
 
     Entities never extracted are absent (the extractor then reads them from the beginning).
