@@ -1,6 +1,11 @@
 -- The run ledger 运行台账: one row per ledger row (a night's "started" row and its closing row) with its
 -- hash, read from audit.run_ledger, which the migrations create. The payload's fields are typed as the
 -- auditors' view audit.runs gives them (sql/audit_objects.sql); that view is created only after a night.
+-- (The source is read in a CTE: dbt's --empty build wraps a source in an aliased subquery.)
+with ledger as (
+    select * from {{ source('audit', 'run_ledger') }}
+)
+
 select
     ledger.seq,
     ledger.run_id,
@@ -15,4 +20,4 @@ select
         from jsonb_array_elements(ledger.payload -> 'inputs') as inputs (input)
     ) as rows_read,
     ledger.row_hash
-from {{ source('audit', 'run_ledger') }} as ledger
+from ledger
