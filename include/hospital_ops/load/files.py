@@ -94,6 +94,66 @@ def file_facts(path: Path) -> FileFacts:
     return FileFacts(digest.hexdigest(), "utf-8-sig" if utf8 else "gb18030", newlines + (1 if run else 0), long_line)
 
 
+SMALL_FILE_BYTES = MAX_LINE_BYTES  # a CSV file this small is read whole, and may share one COPY with others
+
+
+@dataclass(frozen=True)
+class SmallCsv:
+    """A small CSV file read whole, ready to be landed by a COPY shared with other files of its entity."""
+
+    facts: FileFacts
+    names: tuple[str, ...]  # the header's names (as header_positions gives them), in the file's order
+    pseudonymised: frozenset[str]  # as pseudonymised_columns
+    data: bytes  # the data lines as UTF-8, header removed, each ending in a newline
+    records: int  # data lines: COPY frames exactly one record per line (see read_small_csv)
+
+
+def read_small_csv(path: Path, entity: Entity) -> SmallCsv | None:
+    """A small CSV file whose records are exactly its lines, read whole in one pass; None for a file
+    that is larger, or that COPY could frame otherwise than line by line, or that the strict reader
+    must judge: a carriage return, a NUL byte, a blank line, a line with an odd number of quotes (a
+    quoted field running over a line end, or a broken quote), a header with a quote, bytes neither
+    UTF-8 nor GB18030, no data line at all. Such a file is loaded on its own, as before.
+
+    For the files it takes, the facts are those `file_facts` gives (sha256 of the bytes, encoding,
+    physical lines), and the header is refused as `header_positions` refuses it. COPY's CSV parser
+    toggles quoting at every quote character, so a line with an even number of them ends outside any
+    quoted field: the file's records are its lines, and a shared COPY's rows can be told apart by
+    counting lines (`loader._load_batch`)."""
+    if not path.is_file():
+        raise SourceFileError(f"{path}: file not found")
+    try:
+        if path.stat().st_size > SMALL_FILE_BYTES:
+            return None
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SourceFileError(f"{path}: cannot be read: {exc}") from exc
+    body = raw[len(codecs.BOM_UTF8):] if raw.startswith(codecs.BOM_UTF8) else raw
+    try:
+        body.decode("utf-8")
+        encoding = "utf-8-sig"
+    except UnicodeDecodeError:
+        try:
+            body = raw.decode("gb18030").lstrip("\ufeff").encode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        encoding = "gb18030"
+    if not body or b"\r" in body or b"\x00" in body:
+        return None
+    lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
+    if not body.endswith(b"\n"):
+        body += b"\n"
+    header_end = body.find(b"\n")
+    if header_end <= 0 or b"\n\n" in body or b'"' in body[:header_end]:
+        return None
+    if b'"' in body and any(line.count(b'"') % 2 for line in body.split(b"\n")):
+        return None
+    header = body[:header_end].decode("utf-8").split(",")
+    names, _ = header_positions(path, entity, header)  # refuses a bad header, as for any file
+    facts = FileFacts(hashlib.sha256(raw).hexdigest(), encoding, lines, False)
+    return SmallCsv(facts, tuple(names), pseudonymised_columns(entity, header), body[header_end + 1:], lines - 1)
+
+
 def header_positions(path: Path, entity: Entity, header: Sequence[object] | None) -> tuple[list[str], list[int]]:
     """The header's names and, for each spec column in spec order, its position in the header.
 
