@@ -29,8 +29,13 @@ from __future__ import annotations
 import hashlib
 import sys
 
+from typing import TYPE_CHECKING
+
 from hospital_ops.load.parsing import SHOWN_CHARS
 from hospital_ops.sources.spec import Column, Entity, Source
+
+if TYPE_CHECKING:
+    from hospital_ops.config import DateBounds
 
 RAW_SCHEMA = "raw"
 TRUE_WORDS = ("y", "yes", "true", "t", "1", "是")  # as reference_parsing._TRUE / _FALSE
@@ -274,12 +279,23 @@ def _column_sql(column: Column, i: int, pseudonymised: bool = False) -> tuple[st
     return first, value, error
 
 
-def _bound_checks(entity: Entity) -> list[str]:
-    """A date outside its plausible range (`Column.dates`, limits from `config.date_bounds`) is an error
-    of the row, after conversion. The message names the limit, never the value (a birth date is personal)."""
+def _errors_sql(checks: list[tuple[str, str]]) -> str:
+    """The messages of the failing checks joined by '; ', or NULL: each check is (the condition under which
+    it passes, its message expression). A row that passes them all (nearly every row) costs only the
+    conditions; the messages are built, and joined, only for a row that fails one."""
+    if not checks:
+        return "null"
+    passes = " and ".join(f"({ok})" for ok, _ in checks)
+    return f"case when {passes} then null else nullif(concat_ws('; ', {', '.join(m for _, m in checks)}), '') end"
+
+
+def _bound_checks(entity: Entity, bounds: DateBounds | None = None) -> list[tuple[str, str]]:
+    """A date outside its plausible range (`Column.dates`, limits from `config.date_bounds`, read once a
+    night by the loader and passed here) is an error of the row, after conversion. The message names
+    the limit, never the value (a birth date is personal)."""
     from hospital_ops.config import date_bounds
 
-    bounds = date_bounds()
+    bounds = bounds or date_bounds()
     business = "$4::date"
     near_future = f"{business} + {int(bounds.future_tolerance_days)}"
     limits = {
@@ -297,17 +313,19 @@ def _bound_checks(entity: Entity) -> list[str]:
         if column.type not in ("date", "timestamp", "month"):
             continue
         lower, upper, lower_text, upper_text = limits[column.dates]
-        checks.append(f"case when v{i}::date < date {literal(lower.isoformat())} "
-                      f"then {literal(f'{column.name}: before {lower_text}')} "
-                      f"when v{i}::date > {upper} then {literal(f'{column.name}: more than {upper_text}')} end")
+        checks.append((f"v{i} is null or v{i}::date between date {literal(lower.isoformat())} and {upper}",
+                       f"case when v{i}::date < date {literal(lower.isoformat())} "
+                       f"then {literal(f'{column.name}: before {lower_text}')} "
+                       f"when v{i}::date > {upper} then {literal(f'{column.name}: more than {upper_text}')} end"))
     return checks
 
 
-def _rule_checks(entity: Entity) -> list[str]:
+def _rule_checks(entity: Entity) -> list[tuple[str, str]]:
     """Each row rule between two columns (`Entity.row_rules`), when both have a value."""
     index = {column.name: i for i, column in enumerate(entity.columns)}
-    return [f"case when not (v{index[rule.left]} {rule.op} v{index[rule.right]}) then {literal(rule.message)} end"
-            for rule in entity.row_rules]
+    rules = [f"v{index[rule.left]} {rule.op} v{index[rule.right]}" for rule in entity.row_rules]
+    return [(f"({rule}) is not false", f"case when not ({rule}) then {literal(r.message)} end")
+            for rule, r in zip(rules, entity.row_rules, strict=True)]
 
 
 # $5…$7 describe the files in the landing table, in landing order: file i's rows are numbered from
@@ -316,7 +334,8 @@ FILE_LOAD_PARAMETERS = ("run_id text", "source text", "entity text", "batch_date
                         "first_lines bigint[]", "line_offsets bigint[]")
 
 
-def file_load_sql(source: Source, entity: Entity, pseudonymised: frozenset[str] = frozenset()) -> str:
+def file_load_sql(source: Source, entity: Entity, pseudonymised: frozenset[str] = frozenset(),
+                  bounds: DateBounds | None = None) -> str:
     """One statement that checks the landing table's rows and inserts them into raw or quarantine.
 
     Parameters $1… as FILE_LOAD_PARAMETERS (the statement is prepared once per entity and night, and
@@ -336,7 +355,7 @@ def file_load_sql(source: Source, entity: Entity, pseudonymised: frozenset[str] 
     firsts = ", ".join(f"{first} as x{i}" for i, (first, _, _) in enumerate(converted))
     values = ", ".join(f"{value} as v{i}" for i, (_, value, _) in enumerate(converted))
     errors = ", ".join(f"{error} as e{i}" for i, (_, _, error) in enumerate(converted))
-    conversion_errors = f"nullif(concat_ws('; ', {', '.join(f'e{i}' for i in n)}), '')"
+    conversion_errors = _errors_sql([(f"e{i} is null", f"e{i}") for i in n])
     reference_checks = []
     for i, column in zip(n, columns, strict=True):
         if column.references:
@@ -344,13 +363,13 @@ def file_load_sql(source: Source, entity: Entity, pseudonymised: frozenset[str] 
             ref = source.entity(ref_entity)
             ref_raw = ref.column(ref_column).raw_name
             message = literal(f" (not in {source.name} {ref_entity})")
-            reference_checks.append(
-                f"case when v{i} is not null and v{i} not in (select {ref_raw} from {RAW_SCHEMA}.{ref.raw_table} "
-                f"where {ref_raw} is not null) then {literal(f'{column.name}: unknown {ref_column} ')} "
-                f"|| pg_temp.hospital_ops_repr(v{i}) || {message} end")
-    reference_errors = f"nullif(concat_ws('; ', {', '.join(reference_checks)}), '')" if reference_checks else "null"
-    row_checks = _bound_checks(entity) + _rule_checks(entity)
-    row_errors = f"nullif(concat_ws('; ', {', '.join(row_checks)}), '')" if row_checks else "null"
+            known = f"select {ref_raw} from {RAW_SCHEMA}.{ref.raw_table} where {ref_raw} is not null"
+            reference_checks.append((
+                f"v{i} is null or v{i} in ({known})",
+                f"case when v{i} is not null and v{i} not in ({known}) then {literal(f'{column.name}: unknown {ref_column} ')} "
+                f"|| pg_temp.hospital_ops_repr(v{i}) || {message} end"))
+    reference_errors = _errors_sql(reference_checks)
+    row_errors = _errors_sql(_bound_checks(entity, bounds) + _rule_checks(entity))
     as_text = [f"v{i}::text" for i in n]
     row_hash = ("left(encode(sha256(" + " || '\\x1f'::bytea || ".join(
         f"coalesce(convert_to({v}, 'UTF8'), '\\x00'::bytea)" for v in as_text) + "), 'hex'), 32)")

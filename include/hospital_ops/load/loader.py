@@ -24,15 +24,16 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterable
-from itertools import groupby
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg2
 
 from hospital_ops import limits
+from hospital_ops.config import date_bounds
 from hospital_ops.db import fetch_one
 from hospital_ops.load import checks_sql
 from hospital_ops.load.files import (
@@ -249,6 +250,7 @@ def load_night(
     params = {"run_id": run_id, "source": source.name, "batch_date": batch_date}
     prepared: dict[tuple[str, frozenset[str]], str] = {}  # per entity and set of pre-pseudonymised columns
     landing_tables: set[str] = set()
+    bounds = date_bounds()  # read once a night: it parses the dbt project's yml
 
     def statement_for(cur: PgCursor, entity: Entity, pseudonymised: frozenset[str]) -> str:
         if entity.name not in landing_tables:
@@ -257,7 +259,7 @@ def load_night(
         if (entity.name, pseudonymised) not in prepared:
             statement = f"hospital_ops_load_{entity.raw_table}_{len(prepared)}"
             cur.execute(f"prepare {statement} ({', '.join(p.split()[1] for p in checks_sql.FILE_LOAD_PARAMETERS)}) "
-                        f"as {checks_sql.file_load_sql(source, entity, pseudonymised)}")
+                        f"as {checks_sql.file_load_sql(source, entity, pseudonymised, bounds)}")
             prepared[(entity.name, pseudonymised)] = statement
         return prepared[(entity.name, pseudonymised)]
 
