@@ -74,10 +74,9 @@ def night_files(tmp_path: Path) -> list[ManifestEntry]:
         entries.append((entity, path))
 
     add("registry", 1, "vendor_registry.csv", REGISTRY_HEADER, REGISTRY_ROWS)
-    for day, (kind, row) in enumerate(PLANTED.items(), start=1):
+    for day, row in enumerate(PLANTED.values(), start=1):
         add("deliveries", day, f"deliveries_{day}.csv", DELIVERY_HEADER, [_good(1, day), row, _good(2, day)])
-        assert kind
-    for day, (kind, row) in enumerate(PLANTED_READINGS.items(), start=1):
+    for day, row in enumerate(PLANTED_READINGS.values(), start=1):
         add("cold_chain_readings", day, f"cold_chain_readings_{day}.csv", READING_HEADER,
             [["T1", "V002", f"2026-11-0{day} 08:00:00", "4.5"], row])
     add("deliveries", 1, "deliveries_dup.csv", DELIVERY_HEADER, [_good(1, 1), _good(3, 1), _good(3, 1)])
@@ -91,7 +90,7 @@ def night_files(tmp_path: Path) -> list[ManifestEntry]:
     entries.append(("deliveries", path))
     add("deliveries", 4, "deliveries_crlf_gbk.csv", DELIVERY_HEADER, [_good(7, 4), PLANTED["wrong type"]],
         encoding="gbk", lineterminator="\r\n")
-    add("deliveries", 5, "deliveries_gbk.csv", DELIVERY_HEADER, [_good(8, 5)[:3] + ["耗材"] + _good(8, 5)[4:]],
+    add("deliveries", 5, "deliveries_gbk.csv", DELIVERY_HEADER, [[*_good(8, 5)[:3], "耗材", *_good(8, 5)[4:]]],
         encoding="gbk")
     return [ManifestEntry(entity, path, f"vendor/{path.parent.name}/{path.name}", date.fromisoformat(path.parent.name))
             for entity, path in entries]

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import sys
-
 from typing import TYPE_CHECKING
 
 from hospital_ops.load.parsing import SHOWN_CHARS
@@ -313,10 +312,10 @@ def _bound_checks(entity: Entity, bounds: DateBounds | None = None) -> list[tupl
         if column.type not in ("date", "timestamp", "month"):
             continue
         lower, upper, lower_text, upper_text = limits[column.dates]
-        checks.append((f"v{i} is null or v{i}::date between date {literal(lower.isoformat())} and {upper}",
-                       f"case when v{i}::date < date {literal(lower.isoformat())} "
-                       f"then {literal(f'{column.name}: before {lower_text}')} "
-                       f"when v{i}::date > {upper} then {literal(f'{column.name}: more than {upper_text}')} end"))
+        message = (f"case when v{i}::date < date {literal(lower.isoformat())} "
+                   f"then {literal(f'{column.name}: before {lower_text}')} "
+                   f"when v{i}::date > {upper} then {literal(f'{column.name}: more than {upper_text}')} end")
+        checks.append((f"v{i} is null or v{i}::date between date {literal(lower.isoformat())} and {upper}", message))
     return checks
 
 
@@ -364,10 +363,10 @@ def file_load_sql(source: Source, entity: Entity, pseudonymised: frozenset[str] 
             ref_raw = ref.column(ref_column).raw_name
             message = literal(f" (not in {source.name} {ref_entity})")
             known = f"select {ref_raw} from {RAW_SCHEMA}.{ref.raw_table} where {ref_raw} is not null"
-            reference_checks.append((
-                f"v{i} is null or v{i} in ({known})",
-                f"case when v{i} is not null and v{i} not in ({known}) then {literal(f'{column.name}: unknown {ref_column} ')} "
-                f"|| pg_temp.hospital_ops_repr(v{i}) || {message} end"))
+            unknown = (f"case when v{i} is not null and v{i} not in ({known}) "
+                       f"then {literal(f'{column.name}: unknown {ref_column} ')} "
+                       f"|| pg_temp.hospital_ops_repr(v{i}) || {message} end")
+            reference_checks.append((f"v{i} is null or v{i} in ({known})", unknown))
     reference_errors = _errors_sql(reference_checks)
     row_errors = _errors_sql(_bound_checks(entity, bounds) + _rule_checks(entity))
     as_text = [f"v{i}::text" for i in n]

@@ -128,7 +128,7 @@ def read_small_csv(path: Path, entity: Entity) -> SmallCsv | None:
         raw = path.read_bytes()
     except OSError as exc:
         raise SourceFileError(f"{path}: cannot be read: {exc}") from exc
-    body = raw[len(codecs.BOM_UTF8):] if raw.startswith(codecs.BOM_UTF8) else raw
+    body = raw.removeprefix(codecs.BOM_UTF8)
     try:
         body.decode("utf-8")
         encoding = "utf-8-sig"
