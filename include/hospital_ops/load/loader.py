@@ -1,15 +1,19 @@
 """Land a night's files in the `raw` schema with PostgreSQL COPY, quarantining what is malformed.
 
 One night of one source is one transaction: the night's previous batch (a rerun) is deleted, every
-file is COPYed as text into a landing table, one set-based statement per file converts and checks
-its rows in the database (`checks_sql`) and inserts the good ones into `raw.<source>__<entity>` with
+file is COPYed as text into a landing table, one set-based statement per file (or per batch of small
+files) converts and checks its rows in the database (`checks_sql`) and inserts the good ones into `raw.<source>__<entity>` with
 load metadata and the malformed ones into `raw._quarantine` with the reason, and each file is
 reconciled (read = loaded + quarantined, checked against what the database holds). The extract
 watermark moves only when the whole night commits, so a failed night leaves nothing behind and a
 rerun is exact.
 
 A CSV file streams straight into COPY (re-encoded to UTF-8 chunk by chunk when it is GB18030): no
-Python work per row. Python frames the rows itself only where COPY cannot: Excel workbooks, and a CSV
+Python work per row. Small CSV files whose records are their lines (`files.read_small_csv`: most of a
+vendor's thousand files a night) are read whole and land several at a time, headers removed, with one
+COPY and one execution of the entity's checking statement (`_load_batch`); the statement tells each
+row's file by its landing number. A night of many small files so costs a few statements, not one
+per file. Python frames the rows itself only where COPY cannot: Excel workbooks, and a CSV
 file COPY rejects (a row with the wrong number of cells, a blank line, a broken quote). Such a file is
 reread with the csv module, its well-formed rows go to the same landing table and the same SQL
 checks, and its misshapen rows are quarantined from Python, as before.
