@@ -869,10 +869,10 @@ def measure_scheduler(api: SchedulerTrigger | None, repetitions: int, business_d
 
 # The local deployment the benchmark starts when no --airflow-api is named: only the nights it
 # triggers run (no scheduled ones), the docs refresh stays paused (the nightly is unpaused alone), and
-# the configuration API answers its non-secret options so the executor can be read back.
+# the configuration API answers so the executor can be read back (Airflow masks sensitive options).
 LOCAL_DEPLOYMENT_ENV = {
     "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-    "AIRFLOW__API__EXPOSE_CONFIG": "non-sensitive-only",
+    "AIRFLOW__API__EXPOSE_CONFIG": "True",
 }
 
 
