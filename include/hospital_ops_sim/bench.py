@@ -272,8 +272,9 @@ MEMBER_ROWS_PER_MONTH = 20_600
 # month's rows (with the cost-jump month's charges it holds back to the end), its patient register
 # (typed arrays: about 21 bytes a patient with the pools, some 0.076 patients a row of history) and
 # the interpreter with its libraries (47 MiB). Measured at 9 hospitals, volume 1 (about 310,000 rows a
-# month): a peak RSS of 184 MiB with 3 months of history and 192 MiB with 9 (the earlier generator,
-# which held the whole period: 425 and 907 MiB), so a month's row costs about 450 bytes.
+# month): a peak RSS of 184 MiB with 3 months of history and 186–192 MiB with 9 (the earlier
+# generator, which held the whole period: 424–425 and 906–907 MiB), so a month's row costs about 450
+# bytes.
 GENERATOR_BASE_BYTES = 50 * 1024**2
 GENERATOR_BYTES_PER_MONTH_ROW = 450
 GENERATOR_BYTES_PER_ROW_OF_HISTORY = 2  # the register: 0.076 patients a row × 21 bytes, rounded up
