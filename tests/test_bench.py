@@ -84,6 +84,19 @@ def test_a_scheduler_nights_tasks_and_logs_come_from_the_api_answers() -> None:
     assert not failed.succeeded and failed.failed_tasks == ["extract_his"]
 
 
+def test_the_sources_wall_spans_the_extracts_and_loads_side_by_side_or_one_after_another() -> None:
+    side_by_side = {"extract_his": (0.0, 10.0), "load_his": (10.0, 15.0), "extract_vendor": (0.5, 12.0),
+                    "load_vendor": (12.0, 20.0), "dbt_build_marts": (20.0, 30.0)}
+    sources = {t: span for t, span in side_by_side.items() if t.startswith(("extract_", "load_"))}
+    assert bench._sources_wall(side_by_side) == 20.0 < sum(b - a for a, b in sources.values())
+    one_after_another, start = {}, 0.0
+    for task, (a, b) in sources.items():
+        one_after_another[task] = (start, start + b - a)
+        start += b - a
+    assert bench._sources_wall(one_after_another) == pytest.approx(sum(b - a for a, b in sources.values()))
+    assert bench._sources_wall({"dbt_build_marts": (0.0, 1.0)}) == 0.0
+
+
 def test_a_plain_text_log_answer_is_taken_as_it_is() -> None:
     assert bench.log_content_text("his night …") == "his night …"
     assert bench.log_content_text({"content": [["host", "a"], ["host", "b"]]}) == "a\nb"
@@ -460,7 +473,7 @@ def test_quick_bench_writes_every_section_and_copy_and_loader_take_the_same_rows
 
     prefix = f"benchtest_{os.getpid()}"
     code = main(["bench", "--quick", "--repetitions", "1", "--throughput-repetitions", "1", "--delta-days", "2",
-                 "--end", "2026-11-22", "--home", str(tmp_path), "--database-prefix", prefix])
+                 "--end", "2026-11-22", "--home", str(tmp_path), "--database-prefix", prefix, "--no-scheduler"])
     assert code == 0
     [figures] = tmp_path.glob("*.json")
     result = json.loads(figures.read_text())
@@ -493,7 +506,7 @@ def test_quick_bench_writes_every_section_and_copy_and_loader_take_the_same_rows
     # both nights started from the warehouse as the backfill left it: two days catch up more than one
     assert backfill["rows_loaded"] > two_days["rows_loaded"] > one_day["rows_loaded"] > 0
     assert date.fromisoformat(two_days["night"]) - date.fromisoformat(one_day["night"]) == timedelta(days=1)
-    assert result["scheduler"]["measured"] is False
+    assert result["scheduler"] == {"measured": False, "reason": "skipped (--no-scheduler)"}
     verdicts = {line["target"]: line for line in result["targets"]}
     assert {line["verdict"] for line in verdicts.values()} <= {bench.MET, bench.MISSED, bench.NOT_MEASURABLE}
     assert all(line["why"] for line in verdicts.values())
@@ -512,76 +525,51 @@ def _drop_databases(prefix: str, name: str) -> None:
 
 @pytest.mark.e2e
 @pytest.mark.skipif(not os.environ.get("HOSPITAL_OPS_BENCH_SCHEDULER"),
-                    reason="starts an Airflow api-server, scheduler (LocalExecutor) and dag-processor and runs two "
-                           "nights under them, several minutes: set HOSPITAL_OPS_BENCH_SCHEDULER=1 to run it")
-def test_the_scheduler_path_measures_nights_under_a_real_local_executor(tmp_path: Path) -> None:
-    """A real deployment on this machine: Airflow's metadata on the PostgreSQL server, LocalExecutor,
-    the REST API with every user an admin (a JWT from GET /auth/token). The first night is triggered;
-    the second, of the same business date, is refused as a duplicate and re-run by clearing the first."""
-    import subprocess
-    import sys
+                    reason="starts the local Airflow deployment (api-server, scheduler with LocalExecutor, "
+                           "dag-processor, triggerer) and runs nights under it, several minutes: set "
+                           "HOSPITAL_OPS_BENCH_SCHEDULER=1 to run it")
+def test_without_a_deployment_named_the_bench_starts_the_local_one_and_measures_its_scheduler(tmp_path: Path) -> None:
+    """`bench` with no --airflow-api: the first scale's one-day night runs under the project's own
+    local deployment (metadata on the PostgreSQL server, LocalExecutor, REST API with a JWT), each
+    repetition from the warehouse as the backfill left it; the second repetition of the same business
+    date is refused as a duplicate and re-run by clearing the first; the deployment is stopped after."""
+    from contextlib import closing
+
+    import psycopg2
 
     from hospital_ops import warehouse
-    from hospital_ops.airflow_local import airflow_env
     from hospital_ops.sources import SOURCES
-    from hospital_ops_sim.survey_api import simulated_survey_api
+    from hospital_ops_sim.cli import main
 
     prefix = f"benchsched_{os.getpid()}"
-    scale = bench.Scale.of(2, 3, 0.1)
     end = date(2026, 11, 22)
-    generated = bench.generate_scale(scale, tmp_path, end, prefix)
-    database = warehouse.create_database(f"{prefix}_wh", replace=True)
-    metadata = warehouse.create_database(f"{prefix}_airflow", replace=True)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    processes: list[subprocess.Popen] = []
-    try:
-        with bench._bench_environment(scale, tmp_path, database, generated["his_url"]), \
-                simulated_survey_api(generated["survey_records"]):
-            env = airflow_env(database) | {
-                "AIRFLOW_HOME": str(tmp_path / "deployment"),
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata.replace("postgresql://", "postgresql+psycopg2://", 1),
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the nights the benchmark triggers
-                "AIRFLOW__API__PORT": str(port), "AIRFLOW__API__WORKERS": "1", "AIRFLOW__API__EXPOSE_CONFIG": "True",
-                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-                "AIRFLOW__API_AUTH__JWT_SECRET": f"bench-{os.getpid()}",
-            }
-            (tmp_path / "deployment").mkdir()
-            airflow = str(Path(sys.executable).parent / "airflow")
-            subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
-            for name, args in (("api", ["api-server", "--port", str(port)]), ("scheduler", ["scheduler"]),
-                               ("dag-processor", ["dag-processor"])):
-                processes.append(subprocess.Popen([airflow, *args], env=env, stderr=subprocess.STDOUT,
-                                                  stdout=(tmp_path / "deployment" / f"{name}.log").open("w")))
-            api = bench.SchedulerTrigger(f"http://127.0.0.1:{port}", timeout_s=1200)
-            for _ in range(300):
-                if api.available() is None:
-                    break
-                time.sleep(2)
-            result = bench.measure_scheduler(api, 2, end)
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        for name in (f"{prefix}_wh", f"{prefix}_airflow", f"{prefix}_his_{scale.name}"):
-            warehouse.drop_database(name)
-    assert result["measured"], result.get("reason")
-    assert result["executor"] == "LocalExecutor" and result["night"] == end.isoformat()
-    first, second = result["runs"]
+    code = main(["bench", "--quick", "--repetitions", "2", "--throughput-repetitions", "0", "--delta-days", "1",
+                 "--end", end.isoformat(), "--home", str(tmp_path), "--database-prefix", prefix])
+    [figures] = tmp_path.glob("*.json")
+    result = json.loads(figures.read_text())
+    [scale] = result["scales"]
+    _drop_databases(prefix, scale["name"])
+    assert code == 0
+    scheduler = result["scheduler"]
+    assert scheduler["measured"], scheduler.get("reason")
+    assert scheduler["executor"] == "LocalExecutor"
+    assert scheduler["night"] == (date.fromisoformat(scale["backfill_date"]) + timedelta(days=1)).isoformat()
+    first, second = scheduler["runs"]
     assert first["log"] == second["log"]  # the second night re-ran the first run (cleared), not a new one
+    # the same night as `airflow dags test`'s one-day night, from the same state: the same rows
+    [under_dags_test, _] = scale["nights"]["1"]["runs"]
     for night in (first, second):
         assert night["succeeded"], night["failed_tasks"]
         assert set(night["loader"]) == set(SOURCES) and {"marts", "scoring", "snapshots"} <= set(night["dbt"])
-        assert night["rows_loaded"] > 0 and night["stages_s"]["load"] > 0
+        assert night["rows_loaded"] == under_dags_test["rows_loaded"] > 0
         assert night["overhead_s"] == pytest.approx(night["wall_s"] - night["work_s"], abs=0.02)
-    line = bench.overhead_targets({"scales": [], "scheduler": result})[1]
+    # stopped: no component answers, its state file is gone, its metadata database dropped
+    home = Path(scale["root"]) / "airflow"
+    assert not (home / "deployment.json").exists()
+    assert bench.SchedulerTrigger(scheduler["url"]).available() is not None
+    with closing(psycopg2.connect(warehouse.admin_url())) as conn, conn.cursor() as cur:
+        cur.execute("select 1 from pg_database where datname = %s", (f"{prefix}_airflow_meta",))
+        assert cur.fetchone() is None
+    line = bench.overhead_targets(result)[1]
     assert line["verdict"] == bench.NOT_MEASURABLE and "2 repetitions" in line["why"]
     assert "LocalExecutor" in line["measured"]

@@ -15,6 +15,7 @@ import re
 from collections import defaultdict
 from contextlib import closing
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -32,6 +33,7 @@ from hospital_ops.sources.spec import Column, Entity, Source
 from hospital_ops_sim.his import (
     HIS_SCHEMA,
     TABLE_ORDER,
+    TABLES,
     Correction,
     HisGenerationError,
     apply_late_corrections,
@@ -163,6 +165,33 @@ def test_generation_is_deterministic(his) -> None:
     assert his.result.corrections == his.twin_result.corrections
     with pytest.raises(HisGenerationError, match="already has rows"):
         generate_his(his.twin, **SMALL)
+
+
+def test_the_history_is_written_month_by_month_and_the_cost_jump_with_the_last() -> None:
+    """Memory holds a month's rows, not the history: each write the simulation hands on holds the rows
+    it simulated during one month (charges of stays admitted that month may fall in the next), and
+    the planted cost jump's charges, held back until its department is known, come with the last."""
+    from hospital_ops_sim.his.simulation import COST_JUMP_FACTOR, _simulate
+
+    writes: list[dict[str, list[list[object]]]] = []
+    world = _simulate(7, END, 4, 2, 0.12, lambda rows: writes.append({k: list(v) for k, v in rows.items()}))
+    months = (END.year - world.start.year) * 12 + END.month - world.start.month + 1
+    assert len(writes) == months > 1
+    visit_at = [c.name for c in TABLES["outpatient_visits"].columns].index("visit_at")
+    for write, month in zip(writes, range(months), strict=True):
+        index = world.start.month - 1 + month
+        first = date(world.start.year + index // 12, index % 12 + 1, 1)
+        assert {row[visit_at].date().replace(day=1) for row in write["outpatient_visits"]} == {first}
+    assert {name: sum(len(w[name]) for w in writes) for name in TABLE_ORDER} == world.written
+    jump = world.cost_jump
+    stay = {name: i for i, name in enumerate(c.name for c in TABLES["inpatient_stays"].columns)}
+    stays = {row[stay["stay_id"]] for w in writes for row in w["inpatient_stays"]
+             if row[stay["department_id"]] == jump["department_id"] and row[stay["discharged_at"]] is not None
+             and row[stay["discharged_at"]].date().replace(day=1).isoformat() == jump["month"]}
+    assert len(stays) == jump["stays"] > 0 and Decimal(jump["factor"]) == COST_JUMP_FACTOR
+    stay_column = [c.name for c in TABLES["charges"].columns].index("stay_id")
+    assert stays <= {row[stay_column] for row in writes[-1]["charges"]}
+    assert not stays & {row[stay_column] for w in writes[:-1] for row in w["charges"]}
 
 
 def test_every_table_has_rows_and_the_result_counts_them(his) -> None:

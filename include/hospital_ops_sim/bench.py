@@ -33,10 +33,13 @@ figure:
   tasks (SQL read and landing files), the loader's own time and dbt's own elapsed time running its
   nodes. What remains is Airflow (process start, DAG parsing, task start), dbt's start-up and Great
   Expectations. It is measured through a *trigger* (a way to start a night and read back its tasks
-  and logs): `airflow dags test` for every size, and, when an Airflow deployment answers on
-  `--airflow-api`, the real scheduler (LocalExecutor) through Airflow's REST API (`/api/v2`, a JWT from
-  `/auth/token`), repeating a night the deployment already knows; with no deployment it is reported
-  as not measured.
+  and logs): `airflow dags test` for every size, and the real scheduler (LocalExecutor) through
+  Airflow's REST API (`/api/v2`, a JWT from `/auth/token`): with no `--airflow-api` the benchmark starts
+  the project's own local deployment (`hospital_ops.airflow_local`: API server, scheduler, DAG
+  processor, triggerer) on the first size's warehouse and runs its one-day night there
+  `--repetitions` times, each from the state after the backfill, then stops it (`--no-scheduler`
+  skips it); when a deployment answers on `--airflow-api`, it repeats a night that deployment already
+  knows.
 - **Peak memory**: the summed RSS of the `airflow dags test` process tree and of the PostgreSQL
   server's processes (the postmaster and its children), sampled every 0.2 s. RSS counts a shared page
   once per process that touched it, so the PostgreSQL figure is an upper bound; the private part
@@ -262,11 +265,19 @@ def _server_version() -> str:
 # Rows of history a month at HIS volume 1, for the lead hospital and for each member hospital, from
 # the earlier method's two measured histories: 3 hospitals × 6 months held 1,016,974 rows (169,500 a
 # month), 9 hospitals × 32 months 9,371,632 (292,900 a month), so a member adds about 20,600 a month
-# and the lead holds about 128,300. The HIS generator simulates the whole period in memory before
-# writing it: 476 MiB at peak for 1.09 million rows (9 hospitals × 4 months), about 400 bytes a row.
+# and the lead holds about 128,300.
 LEAD_ROWS_PER_MONTH = 128_300
 MEMBER_ROWS_PER_MONTH = 20_600
-GENERATOR_BYTES_PER_ROW = 400
+# The HIS generator writes month by month (`hospital_ops_sim.his.simulation`): at its peak it holds one
+# month's rows (with the cost-jump month's charges it holds back to the end), its patient register
+# (typed arrays: about 21 bytes a patient with the pools, some 0.076 patients a row of history) and
+# the interpreter with its libraries (47 MiB). Measured at 9 hospitals, volume 1 (about 310,000 rows a
+# month): a peak RSS of 184 MiB with 3 months of history and 186–192 MiB with 9 (the earlier
+# generator, which held the whole period: 424–425 and 906–907 MiB), so a month's row costs about 450
+# bytes.
+GENERATOR_BASE_BYTES = 50 * 1024**2
+GENERATOR_BYTES_PER_MONTH_ROW = 450
+GENERATOR_BYTES_PER_ROW_OF_HISTORY = 2  # the register: 0.076 patients a row × 21 bytes, rounded up
 
 
 def expected_rows(scale: Scale) -> int:
@@ -275,17 +286,24 @@ def expected_rows(scale: Scale) -> int:
     return round(scale.months * scale.his_volume * per_month)
 
 
+def generator_peak_bytes(scale: Scale) -> int:
+    """About the HIS generator's peak memory for a scale: a month of rows, its register, its base."""
+    rows = expected_rows(scale)
+    return GENERATOR_BASE_BYTES + GENERATOR_BYTES_PER_MONTH_ROW * rows // scale.months \
+        + GENERATOR_BYTES_PER_ROW_OF_HISTORY * rows
+
+
 def generator_fits_in_memory(scale: Scale) -> str | None:
-    """Why this machine cannot generate the scale's history (the HIS generator keeps it all in memory
-    until it writes), or None."""
+    """Why this machine cannot generate the scale's history (its month of rows and patient register
+    would not fit in the memory available), or None."""
     import psutil
 
-    needed = expected_rows(scale) * GENERATOR_BYTES_PER_ROW
+    needed = generator_peak_bytes(scale)
     available = psutil.virtual_memory().available
     if needed > available:
         return (f"{scale.hospitals} hospitals × {scale.months} months at HIS volume {scale.his_volume:g} is about "
-                f"{expected_rows(scale) / 1e6:.0f} million rows; the HIS generator holds them in memory before "
-                f"writing (about {needed / 1024**3:.0f} GiB) and {available / 1024**3:.0f} GiB is available")
+                f"{expected_rows(scale) / 1e6:.0f} million rows; the HIS generator, writing month by month, needs "
+                f"about {needed / 1024**3:.1f} GiB at its peak and {available / 1024**3:.1f} GiB is available")
     return None
 
 
@@ -616,7 +634,15 @@ def night_figures(triggered: TriggeredNight, wall: float) -> dict:
         "loader": work_lines["loader"], "dbt": work_lines["dbt"],
         "rows_loaded": sum(v["rows_loaded"] for v in work_lines["loader"].values()),
         "work_s": round(work, 2), "overhead_s": round(wall - work, 2),
+        "sources_wall_s": _sources_wall(triggered.spans),
     }
+
+
+def _sources_wall(spans: dict[str, tuple[float, float]]) -> float:
+    """From the first extract's start to the last load's end: the sources' tasks side by side under a
+    scheduler with parallelism take less than their summed spans, one after another under `dags test`."""
+    sources = [span for task, span in spans.items() if task.startswith(("extract_", "load_"))]
+    return round(max(end for _, end in sources) - min(start for start, _ in sources), 2) if sources else 0.0
 
 
 def measure_night(trigger: Trigger, business_date: date, database_url: str, *, memory: bool = True) -> dict:
@@ -820,8 +846,10 @@ def scheduler_night(run_id: str, state: str, instances: list[dict], log_text: st
     return TriggeredNight(state == "success", failed, where, log_text, tasks, spans, wall_s=max(wall, 0.0))
 
 
-def measure_scheduler(api: SchedulerTrigger | None, repetitions: int, business_date: date | None) -> dict:
-    """The orchestration overhead of nights under the deployment's scheduler, or why not measured."""
+def measure_scheduler(api: SchedulerTrigger | None, repetitions: int, business_date: date | None,
+                      before_each: Callable[[], object] | None = None) -> dict:
+    """The orchestration overhead of nights under the deployment's scheduler, or why not measured.
+    `before_each` runs before each night (the local deployment's puts the warehouse back)."""
     if api is None:
         return {"measured": False, "reason": "no Airflow deployment named (--airflow-api)"}
     unavailable = api.available()
@@ -830,10 +858,53 @@ def measure_scheduler(api: SchedulerTrigger | None, repetitions: int, business_d
     night = business_date or api.last_business_date()
     if night is None:
         return {"measured": False, "reason": f"the deployment at {api.base_url} has no successful night to repeat"}
-    runs = [measure_night(api, night, "", memory=False) for _ in range(max(repetitions, 1))]
+    runs = []
+    for _ in range(max(repetitions, 1)):
+        if before_each is not None:
+            before_each()
+        runs.append(measure_night(api, night, "", memory=False))
     return {"measured": True, "url": api.base_url, "executor": api.executor(), "night": night.isoformat(),
             "runs": runs, "overhead_s": spread(r["overhead_s"] for r in runs if r["succeeded"]),
             "wall_s": spread(r["wall_s"] for r in runs if r["succeeded"])}
+
+
+# The local deployment the benchmark starts when no --airflow-api is named: only the nights it
+# triggers run (no scheduled ones), the docs refresh stays paused (the nightly is unpaused alone), and
+# the configuration API answers so the executor can be read back (Airflow masks sensitive options).
+LOCAL_DEPLOYMENT_ENV = {
+    "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+    "AIRFLOW__API__EXPOSE_CONFIG": "True",
+}
+
+
+def measure_local_scheduler(database: str, snapshot: str, night: date, repetitions: int, prefix: str) -> dict:
+    """The orchestration overhead under the real scheduler without a deployment to ask: start the
+    project's own local deployment (`hospital_ops.airflow_local.up`: API server, scheduler with
+    LocalExecutor, DAG processor, triggerer; its metadata in a database of the benchmark's own) on
+    the scale's warehouse, run `night` `repetitions` times through it with `SchedulerTrigger`, each
+    from the warehouse as the backfill left it (`snapshot`), and stop it. Runs inside the scale's
+    environment (its Airflow home, inbox and sources)."""
+    from hospital_ops import airflow_local
+
+    meta = f"{prefix}_airflow_meta"
+    database_url = _clone_database(snapshot, database)
+    try:
+        deployment = airflow_local.up(database_url, warehouse.admin_url(), meta_database=meta, meta_role=meta,
+                                      extra_env=LOCAL_DEPLOYMENT_ENV)
+    except airflow_local.AirflowDeploymentError as error:
+        return {"measured": False, "reason": f"the local Airflow deployment did not start: {str(error)[:500]}"}
+    try:
+        client = airflow_local.AirflowApi(deployment)
+        client.wait_for_dag(DAG_ID)
+        client.set_paused(False, DAG_ID)
+        api = SchedulerTrigger(deployment.url, deployment.username, deployment.password)
+        result = measure_scheduler(api, repetitions, night, lambda: _clone_database(snapshot, database))
+    except (airflow_local.AirflowDeploymentError, AirflowApiError, OSError) as error:
+        result = {"measured": False, "reason": f"the local Airflow deployment failed: {str(error)[:500]}"}
+    finally:
+        airflow_local.down()
+        warehouse.drop_database(meta)
+    return result | {"deployment": "local, started by the benchmark (hospital_ops.airflow_local)"}
 
 
 # ------------------------------------------------------------------------------------------ scales
@@ -896,10 +967,12 @@ def series_figures(runs: list[dict]) -> dict:
 
 
 def measure_scale(scale: Scale, base: Path, end: date, prefix: str, *, delta_days: tuple[int, ...],
-                  repetitions: int, trigger: Trigger = dags_test_trigger) -> dict:
+                  repetitions: int, trigger: Trigger = dags_test_trigger, scheduler_repetitions: int = 0) -> dict:
     """Generate a scale's history, run its backfill `repetitions` times on an empty warehouse, keep the
     warehouse and Airflow's metadata after the last, then run each measured night (`k` days after the
-    backfill, for each k of `delta_days`) `repetitions` times, each from that saved state."""
+    backfill, for each k of `delta_days`) `repetitions` times, each from that saved state. With
+    `scheduler_repetitions`, the one-day night also runs that many times under the local deployment's
+    scheduler from the same state (`measure_local_scheduler`; the result's "scheduler")."""
     from hospital_ops_sim.survey_api import simulated_survey_api
 
     root = base / scale.name
@@ -915,6 +988,7 @@ def measure_scale(scale: Scale, base: Path, end: date, prefix: str, *, delta_day
     backfills: list[dict] = []
     nights: dict[str, dict] = {}
     history: dict = {}
+    scheduler: dict = {"measured": False, "reason": "the backfill did not succeed"}
     database_url = warehouse.create_database(database, replace=True)
     with _bench_environment(scale, root, database_url, generated["his_url"]), \
             simulated_survey_api(generated["survey_records"]):
@@ -940,13 +1014,18 @@ def measure_scale(scale: Scale, base: Path, end: date, prefix: str, *, delta_day
                     _keep_log(night, root / "logs", f"night_{days}d_{repetition + 1}")
                     runs.append(night | {"delta_days": days})
                 nights[str(days)] = {"delta_days": days, "runs": runs, **series_figures(runs)}
+            if scheduler_repetitions > 0:
+                print(f"[bench] the one-day night under the scheduler (LocalExecutor), {scheduler_repetitions} "
+                      "repetitions …", flush=True)
+                scheduler = measure_local_scheduler(database, snapshot, backfill_date + timedelta(days=1),
+                                                    scheduler_repetitions, prefix)
             warehouse.drop_database(snapshot)
     return {"scale": scale.multiple, "name": scale.name, "hospitals": scale.hospitals, "months": scale.months,
             "hospital_months": scale.hospital_months, "his_volume": scale.his_volume, "root": str(root),
             "database": database_url, "backfill_date": backfill_date.isoformat(),
             "generated": {k: v for k, v in generated.items() if k not in ("his_url", "survey_records")},
             "history_rows": history, "backfill": {"runs": backfills, **series_figures(backfills)},
-            "nights": nights}
+            "nights": nights} | ({"scheduler": scheduler} if scheduler_repetitions > 0 else {})
 
 
 def _history_rows(database_url: str) -> dict:
@@ -1394,7 +1473,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"[bench] {scale.multiple:g}×: {scale.hospitals} hospitals × {scale.months} months (HIS volume "
               f"{scale.his_volume:g}), {args.repetitions} repetitions of the backfill and of the nights "
               f"{', '.join(f'+{d}d' for d in deltas)} …", flush=True)
-        measured = measure_scale(scale, base, end, prefix, delta_days=deltas, repetitions=args.repetitions)
+        # with no deployment named, the first scale also runs its one-day night under the local scheduler
+        local_scheduler = position == 0 and not args.airflow_api and not args.no_scheduler
+        measured = measure_scale(scale, base, end, prefix, delta_days=deltas, repetitions=args.repetitions,
+                                 scheduler_repetitions=args.repetitions if local_scheduler else 0)
+        if "scheduler" in measured:
+            result["scheduler"] = measured.pop("scheduler") | {"scale": label(measured)}
         result["scales"].append(measured)
         if position == 0 and args.throughput_repetitions > 0:
             print(f"[bench] load throughput at {scale.multiple:g}×, {args.throughput_repetitions} repetitions …",
@@ -1402,9 +1486,12 @@ def run(args: argparse.Namespace) -> int:
             his_url = warehouse.with_database(warehouse.url(), f"{prefix}_his_{scale.name}")
             result["throughput"] = measure_throughput(Path(measured["root"]), his_url, end,
                                                       args.throughput_repetitions, prefix) | {"scale": label(measured)}
-    api = SchedulerTrigger(args.airflow_api, os.environ.get("AIRFLOW_API_USER"),
-                           os.environ.get("AIRFLOW_API_PASSWORD")) if args.airflow_api else None
-    result["scheduler"] = measure_scheduler(api, args.repetitions, args.scheduler_night)
+    if args.airflow_api:
+        api = SchedulerTrigger(args.airflow_api, os.environ.get("AIRFLOW_API_USER"),
+                               os.environ.get("AIRFLOW_API_PASSWORD"))
+        result["scheduler"] = measure_scheduler(api, args.repetitions, args.scheduler_night)
+    elif args.no_scheduler:
+        result["scheduler"] = {"measured": False, "reason": "skipped (--no-scheduler)"}
     result["extrapolation"] = extrapolate(result["scales"])
     result["targets"] = targets(result)
     result["seconds"] = round(time.perf_counter() - started)
@@ -1439,6 +1526,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a running Airflow deployment's base URL (e.g. http://localhost:8080; default "
                              "AIRFLOW_API_URL) to measure the overhead under its scheduler; user and password from "
                              "AIRFLOW_API_USER / AIRFLOW_API_PASSWORD")
+    parser.add_argument("--no-scheduler", action="store_true",
+                        help="do not start the local Airflow deployment (API server, scheduler with LocalExecutor, "
+                             "DAG processor) that, with no --airflow-api, runs the first scale's one-day night "
+                             "under the real scheduler")
     parser.add_argument("--scheduler-night", type=date.fromisoformat, default=None,
                         help="the business date to run on the deployment (default its latest successful night)")
     parser.add_argument("--end", type=date.fromisoformat, default=date.today() - timedelta(days=1),

@@ -48,6 +48,7 @@ import logging
 import math
 import random
 import time as stopwatch
+from array import array
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -242,19 +243,93 @@ class _Dept:
         return rng.choice(pool) if pool else None
 
 
-@dataclass
+class _Patients:
+    """The patient register: one entry per patient ever registered, in typed arrays of about 17
+    bytes a patient (an object per patient took some 270), since the register is the one part of
+    the simulation's state that grows with the history (a few million patients at the largest
+    sizes). `register[i]` is a view of patient i, whose id is P + i + 1 (`next_id`'s counter)."""
+
+    def __init__(self) -> None:
+        self.hospital, self.group, self.gender = array("H"), array("B"), array("B")
+        self.birth, self.busy_until, self.last_discharge = array("i"), array("i"), array("i")  # date ordinals; 0 none
+        self.dead = array("B")
+        self.groups: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.hospital)
+
+    def __getitem__(self, index: int) -> _Patient:
+        return _Patient(self, index)
+
+    def add(self, hospital_id: str, group: str, gender: str, birth: date) -> int:
+        if group not in self.groups:
+            self.groups.append(group)
+        self.hospital.append(int(hospital_id[1:]))
+        self.group.append(self.groups.index(group))
+        self.gender.append(int(gender))
+        self.birth.append(birth.toordinal())
+        self.busy_until.append(date.min.toordinal())
+        self.last_discharge.append(0)
+        self.dead.append(0)
+        return len(self.hospital) - 1
+
+
 class _Patient:
-    patient_id: str
-    hospital_id: str
-    group: str
-    gender: str
-    birth: date
-    dead: bool = False
-    busy_until: date = date.min  # in hospital (or booked for a planned return) up to this day
-    last_discharge: date | None = None
+    """One patient of the register, read and written in place."""
+
+    __slots__ = ("_index", "_register")
+
+    def __init__(self, register: _Patients, index: int) -> None:
+        self._register, self._index = register, index
+
+    @property
+    def patient_id(self) -> str:
+        return f"P{self._index + 1:08d}"
+
+    @property
+    def hospital_id(self) -> str:
+        return f"H{self._register.hospital[self._index]:02d}"
+
+    @property
+    def group(self) -> str:
+        return self._register.groups[self._register.group[self._index]]
+
+    @property
+    def gender(self) -> str:
+        return str(self._register.gender[self._index])
+
+    @property
+    def birth(self) -> date:
+        return date.fromordinal(self._register.birth[self._index])
+
+    @property
+    def dead(self) -> bool:
+        return bool(self._register.dead[self._index])
+
+    @dead.setter
+    def dead(self, value: bool) -> None:
+        self._register.dead[self._index] = int(value)
+
+    @property
+    def busy_until(self) -> date:
+        """In hospital (or booked for a planned return) up to this day."""
+        return date.fromordinal(self._register.busy_until[self._index])
+
+    @busy_until.setter
+    def busy_until(self, day: date) -> None:
+        self._register.busy_until[self._index] = day.toordinal()
+
+    @property
+    def last_discharge(self) -> date | None:
+        ordinal = self._register.last_discharge[self._index]
+        return date.fromordinal(ordinal) if ordinal else None
+
+    @last_discharge.setter
+    def last_discharge(self, day: date) -> None:
+        self._register.last_discharge[self._index] = day.toordinal()
 
 
-@dataclass
+@dataclass(slots=True)  # one per booked return: kept small
 class _Booking:
     department: _Dept
     patient: int
@@ -273,10 +348,12 @@ class _World:
         self.days = [self.start + timedelta(days=i) for i in range((end - self.start).days + 1)]
         self.go_live = datetime.combine(self.start - timedelta(days=3 * 365), time(8))
         self.hospital_count = hospitals
+        # rows simulated since the last flush (written month by month, see `flush`), and rows written
         self.rows: dict[str, list[list[object]]] = {name: [] for name in TABLE_ORDER}
+        self.written: dict[str, int] = dict.fromkeys(TABLE_ORDER, 0)
         self.departments: list[_Dept] = []
-        self.patients: list[_Patient] = []
-        self.pools: dict[tuple[str, str], list[int]] = defaultdict(list)
+        self.patients = _Patients()
+        self.pools: dict[tuple[str, str], array[int]] = defaultdict(lambda: array("i"))
         self.new_today: list[int] = []
         self.bookings: dict[date, list[_Booking]] = defaultdict(list)
         self.counters: dict[str, int] = defaultdict(int)
@@ -291,6 +368,20 @@ class _World:
         if _first_of_month(anchor, 1) + timedelta(days=COST_JUMP_SETTLED_DAYS) > end:
             anchor = _first_of_month(end, -2)
         self.cost_jump: dict[str, object] = {"month": anchor.isoformat(), "factor": str(COST_JUMP_FACTOR)}
+        self.cost_jump_month = anchor
+        # the stays discharged in the cost-jump month (stay → department), their primary diagnoses per
+        # department and code, and their charges, held back until the department is known
+        self.jump_stays: dict[str, str] = {}
+        self.jump_cells: dict[tuple[str, str], int] = defaultdict(int)
+        self.jump_charges: list[list[object]] = []
+
+    def flush(self, write: Callable[[dict[str, list[list[object]]]], None]) -> None:
+        """Hand the rows simulated since the last flush to `write` (in TABLE_ORDER, parents before
+        children) and forget them: what the simulation keeps is its state, never the rows it wrote."""
+        write(self.rows)
+        for name, rows in self.rows.items():
+            self.written[name] += len(rows)
+        self.rows = {name: [] for name in TABLE_ORDER}
 
     def next_id(self, kind: str, prefix: str, width: int) -> str:
         self.counters[kind] += 1
@@ -448,8 +539,7 @@ def _new_patient(world: _World, hospital_id: str, group: str, when: datetime, ge
     world.rows["patients"].append([patient_id, _person_name(rng), _national_id(rng, birth, gender), _mobile(rng),
                                    f"{world.counters['patient'] + 10_000_000}", gender, birth, registered,
                                    registered])
-    world.patients.append(_Patient(patient_id, hospital_id, group, gender, birth))
-    index = len(world.patients) - 1
+    index = world.patients.add(hospital_id, group, gender, birth)
     world.new_today.append(index)
     return index
 
@@ -654,6 +744,9 @@ def _admit(world: _World, dept: _Dept, day: date, patient_index: int, case: _Cas
            stay.disposition if discharged_at else None, plan_return if discharged_at else None,
            stay.admitted_at, discharged_at or stay.admitted_at]
     world.rows["inpatient_stays"].append(row)
+    if discharged_at is not None and discharged_at.date().replace(day=1) == world.cost_jump_month:
+        world.jump_stays[stay_id] = dept.department_id
+        world.jump_cells[(dept.department_id, stay.case.icd10)] += 1  # its primary diagnosis (_diagnoses)
     surgery_day = _surgery(world, rng, dept, stay_id, stay, discharged_at)
     complication_day = _diagnoses(world, rng, dept, stay_id, stay, patient, discharged_at)
     _stay_charges(world, rng, dept, stay_id, stay, discharged_at, surgery_day, complication_day)
@@ -743,6 +836,7 @@ def _stay_charges(world: _World, rng: random.Random, dept: _Dept, stay_id: str, 
     amounts = {month: {c: rate * count * noise[c] for c, rate in zip(categories, dept.profile.daily_cost, strict=False)}
                for month, count in months.items()}
     final = max(amounts)
+    target = world.jump_charges if stay_id in world.jump_stays else world.rows["charges"]
     if surgery_day is not None and stay.procedure is not None:
         extra = amounts.get(surgery_day.replace(day=1), amounts[final])
         extra["consumables"] += _lognormal(rng, stay.procedure.consumables, 0.2)
@@ -757,8 +851,8 @@ def _stay_charges(world: _World, rng: random.Random, dept: _Dept, stay_id: str, 
             charged = _at(_first_of_month(month, 1) - timedelta(days=1), 23 * 60)
         charged = world.clamp(charged, stay.admitted_at)
         for category in categories:
-            world.rows["charges"].append([world.next_id("charge", "C", 10), None, stay_id, dept.department_id,
-                                          category, _money(by_category[category]), charged, charged, charged])
+            target.append([world.next_id("charge", "C", 10), None, stay_id, dept.department_id,
+                           category, _money(by_category[category]), charged, charged, charged])
 
 
 # ===================================================================================== corrections
@@ -888,6 +982,10 @@ def generate_his(
     1.0) give about 165,000 visits, 19,000 stays and 480,000 charge rows in some 15 s; `months=2,
     hospitals=2, scale=0.12` gives a few thousand rows in under a second. `corrections_per_kind` is how
     many rows of each correction kind are corrected at each correction moment (every 11 days).
+
+    The rows are written month by month as the simulation reaches each month's end (one transaction
+    for the whole history), so memory holds one month's rows and the simulation's state (patients,
+    bed census), not the history: it does not grow with the rows written.
     """
     if not 1 <= hospitals <= MAX_HOSPITALS:
         raise HisGenerationError(f"hospitals must be 1..{MAX_HOSPITALS}, got {hospitals}")
@@ -897,16 +995,13 @@ def generate_his(
     create_his_database(url)
     engine = sa.create_engine(url)
     try:
-        with engine.connect() as conn:
-            _require_empty(conn)
-        world = _simulate(seed, end, months, hospitals, scale)
         with engine.begin() as conn:
-            _require_empty(conn)  # again: nobody wrote meanwhile
-            _copy_rows(conn, world.rows)
+            _require_empty(conn)
+            world = _simulate(seed, end, months, hospitals, scale, lambda rows: _copy_rows(conn, rows))
             corrections = _history_corrections(conn, world, corrections_per_kind)
     finally:
         engine.dispose()
-    counts = {name: len(rows) for name, rows in world.rows.items()}
+    counts = dict(world.written)
     facts: dict[str, object] = {"horizon": world.horizon, "corrections": corrections, **dict(world.facts),
                                 "cost_jump": world.cost_jump}
     result = HisGenerationResult(_safe_url(url), world.start, end, seed, counts, facts,
@@ -916,7 +1011,9 @@ def generate_his(
     return result
 
 
-def _simulate(seed: int, end: date, months: int, hospitals: int, scale: float) -> _World:
+def _simulate(seed: int, end: date, months: int, hospitals: int, scale: float,
+              write: Callable[[dict[str, list[list[object]]]], None]) -> _World:
+    """Simulate day by day, handing each month's rows to `write` when the month is over."""
     world = _World(seed, end, months, hospitals, scale)
     _master_data(world)
     _initial_census(world)
@@ -926,7 +1023,10 @@ def _simulate(seed: int, end: date, months: int, hospitals: int, scale: float) -
         _outpatient_day(world, day)
         _inpatient_day(world, day)
         _end_of_day(world)
+        if (day + timedelta(days=1)).day == 1 and day != world.end:
+            world.flush(write)
     _plant_cost_jump(world)
+    world.flush(write)
     return world
 
 
@@ -934,25 +1034,18 @@ def _plant_cost_jump(world: _World) -> None:
     """The planted DRG cost jump 病种费用突增: every charge of the stays of one department discharged
     in the cost-jump month is COST_JUMP_FACTOR times its amount. The department is the one whose most
     frequent primary diagnosis had the most discharges that month (so that its main DRG group has
-    cases enough to be judged). No random draw: the rest of the data is as without the plant."""
-    month = world.cost_jump["month"]
-    stay_columns = [c.name for c in TABLES["inpatient_stays"].columns]
-    sid, dep, dis = (stay_columns.index(n) for n in ("stay_id", "department_id", "discharged_at"))
-    in_month = {row[sid]: row[dep] for row in world.rows["inpatient_stays"]
-                if row[dis] is not None and row[dis].date().replace(day=1).isoformat() == month}
-    diagnosis_columns = [c.name for c in TABLES["diagnoses"].columns]
-    dsid, code, primary = (diagnosis_columns.index(n) for n in ("stay_id", "icd10_code", "is_primary"))
-    cells: dict[tuple[str, str], int] = defaultdict(int)
-    for row in world.rows["diagnoses"]:
-        if row[primary] and row[dsid] in in_month:
-            cells[(in_month[row[dsid]], row[code])] += 1
-    if not cells:
-        return
-    (department, _), _ = max(cells.items(), key=lambda cell: (cell[1], cell[0]))
-    stays = {stay for stay, dept in in_month.items() if dept == department}
-    charge_columns = [c.name for c in TABLES["charges"].columns]
-    csid, amount = charge_columns.index("stay_id"), charge_columns.index("amount_cny")
-    for row in world.rows["charges"]:
-        if row[csid] in stays:
-            row[amount] = (row[amount] * COST_JUMP_FACTOR).quantize(Decimal("0.01"))
-    world.cost_jump.update({"department_id": department, "stays": len(stays)})
+    cases enough to be judged). No random draw: the rest of the data is as without the plant.
+
+    Those stays' charges were held back (`_World.jump_charges`) since the stays were admitted; they
+    join the last rows written."""
+    if world.jump_cells:
+        (department, _), _ = max(world.jump_cells.items(), key=lambda cell: (cell[1], cell[0]))
+        stays = {stay for stay, dept in world.jump_stays.items() if dept == department}
+        charge_columns = [c.name for c in TABLES["charges"].columns]
+        csid, amount = charge_columns.index("stay_id"), charge_columns.index("amount_cny")
+        for row in world.jump_charges:
+            if row[csid] in stays:
+                row[amount] = (row[amount] * COST_JUMP_FACTOR).quantize(Decimal("0.01"))  # type: ignore[operator]
+        world.cost_jump.update({"department_id": department, "stays": len(stays)})
+    world.rows["charges"].extend(world.jump_charges)
+    world.jump_charges = []
