@@ -22,7 +22,7 @@ with all_cases as (
     select * from {{ ref('int_insurance__cases') }}
 ),
 
-{% if is_incremental() %}
+{% if builds_on_stored_rows() %}
 last_build as (
     select coalesce(max(source_landed_through), '-infinity'::timestamptz) as landed_through from {{ this }}
 ),
