@@ -28,19 +28,19 @@
     ],
 ) }}
 
-with all_stays as (
+with all_stays as not materialized (
     select * from {{ ref('stg_his__inpatient_stays') }}
 ),
 
-departments as (
+departments as not materialized (
     select * from {{ ref('stg_his__departments') }}
 ),
 
-all_diagnoses as (
+all_diagnoses as not materialized (
     select * from {{ ref('stg_his__diagnoses') }}
 ),
 
-all_surgeries as (
+all_surgeries as not materialized (
     select * from {{ ref('stg_his__surgeries') }}
 ),
 

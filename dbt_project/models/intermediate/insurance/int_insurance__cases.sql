@@ -22,15 +22,15 @@
     ],
 ) }}
 
-with all_settlements as (
+with all_settlements as not materialized (
     select * from {{ ref('stg_insurance__settlements') }}
 ),
 
-all_stays as (
+all_stays as not materialized (
     select * from {{ ref('int_his__stays_enriched') }}
 ),
 
-charges as (
+charges as not materialized (
     select * from {{ ref('stg_his__charges') }}
 ),
 

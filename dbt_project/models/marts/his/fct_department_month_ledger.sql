@@ -3,7 +3,8 @@
 -- tests/assert_ledger_*.sql).
 --
 -- Incremental by month 按月增量: a night recomputes only the months its delta touched, and the months a
--- year later (their year-on-year growth reads the touched month). A month is touched when
+-- year later (their year-on-year growth reads the touched month). Import CTEs are `not materialized`:
+-- PostgreSQL would copy a CTE read more than once whole instead of using its indexes. A month is touched:
 --   * a visit, charge, inpatient stay or surgery landed since the last build (source_landed_through)
 --     falls in it, or a correction moved one out of it (previous_* of the incremental staging): a stay
 --     touches each month from admission to discharge (in hospital: to the business date), a surgery its
@@ -12,8 +13,8 @@
 --     business date, and a month closes when the business date passes its end;
 --   * a register figure (staff, beds, equipment, the department's hospital) differs from the stored row.
 --     Registers are read whole and compared for every month: a row per person, bed or device (hundreds a
---     hospital, not one per event); a change reaches each month of its dates, which comparing catches;
---   * it is new (a new month, a new department).
+--     hospital, not one per event); a change reaches each month of its dates;
+--   * it is new (a new month or department).
 -- A `--full-refresh` rebuilds every month and must give the same table.
 {%- set register_columns = [
     'hospital_id', 'month_end', 'days_in_month', 'is_closed_month',
@@ -26,39 +27,39 @@
     indexes=[{'columns': ['department_id', 'month'], 'unique': True}],
 ) }}
 
-with departments as (
+with departments as not materialized (
     select * from {{ ref('stg_his__departments') }}
 ),
 
-stays as (
+stays as not materialized (
     select * from {{ ref('int_his__stays_enriched') }}
 ),
 
-inpatient_stays as (
+inpatient_stays as not materialized (
     select * from {{ ref('stg_his__inpatient_stays') }}
 ),
 
-charges as (
+charges as not materialized (
     select * from {{ ref('stg_his__charges') }}
 ),
 
-visits as (
+visits as not materialized (
     select * from {{ ref('stg_his__outpatient_visits') }}
 ),
 
-staff_members as (
+staff_members as not materialized (
     select * from {{ ref('stg_his__staff') }}
 ),
 
-bed_register as (
+bed_register as not materialized (
     select * from {{ ref('stg_his__beds') }}
 ),
 
-equipment_register as (
+equipment_register as not materialized (
     select * from {{ ref('stg_his__equipment') }}
 ),
 
-operations as (
+operations as not materialized (
     select * from {{ ref('stg_his__surgeries') }}
 ),
 
@@ -105,8 +106,8 @@ staff as (
 ),
 
 beds as (
-    -- 实际开放床日数: days each bed was open within the month, up to the business date in the open month
-    -- (so that occupancy's open bed-days and patient-days cover the same days); 开放床位 at month end
+    -- 实际开放床日数: days each bed was open in the month, up to the business date in the open month
+    -- (occupancy's open bed-days and patient-days cover the same days); 开放床位 at month end
     select
         spine.department_id,
         spine.month,
@@ -176,23 +177,12 @@ last_build as (
 ),
 
 landed_stays as (
-    select
-        stay_id,
-        admitted_at,
-        discharged_at,
-        previous_admitted_at,
-        previous_discharged_at
-    from inpatient_stays
+    select * from inpatient_stays
     where landed_at > (select last_build.landed_through from last_build)
 ),
 
 landed_surgeries as (
-    select
-        stay_id,
-        previous_stay_id,
-        performed_at,
-        previous_performed_at
-    from operations
+    select * from operations
     where landed_at > (select last_build.landed_through from last_build)
 ),
 
@@ -287,7 +277,7 @@ touched_months as (
 ),
 
 months_to_build as (
-    -- a touched month, and the month a year later whose year-on-year growth reads it
+    -- a touched month, and the month a year later (its year-on-year growth reads it)
     select distinct spine.month
     from spine
     inner join touched_months
@@ -484,7 +474,7 @@ ratios as (
 ),
 
 year_earlier as (
-    -- the same month a year before: rebuilt tonight, or as stored
+    -- the same month a year before: rebuilt tonight, or stored
     select
         department_id,
         month,
@@ -504,7 +494,7 @@ year_earlier as (
 ),
 
 landed_through as (
-    -- how far the staging had landed when this build ran: the next build's starting point
+    -- how far the staging had landed at this build: the next build's starting point
     select greatest(
         (select max(landed_at) from charges), (select max(landed_at) from visits),
         (select max(landed_at) from inpatient_stays), (select max(landed_at) from operations)

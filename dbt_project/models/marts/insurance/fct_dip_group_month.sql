@@ -18,7 +18,7 @@
                 and cases.discharge_month = built.month)"],
 ) }}
 
-with all_cases as (
+with all_cases as not materialized (
     select * from {{ ref('int_insurance__cases') }}
 ),
 

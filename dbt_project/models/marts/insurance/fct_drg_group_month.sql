@@ -17,7 +17,7 @@
                 as cases where cases.is_matched and cases.discharge_month = built.month)"],
 ) }}
 
-with all_cases as (
+with all_cases as not materialized (
     select * from {{ ref('int_insurance__cases') }}
 ),
 
