@@ -13,8 +13,8 @@
     unique_key='month',
     incremental_strategy='delete+insert',
     indexes=[{'columns': ['drg_group_month_id'], 'unique': True}, {'columns': ['month']}],
-    post_hook=["delete from {{ this }} as built where not exists (select from {{ ref('int_insurance__cases') }}
-                as cases where cases.is_matched and cases.discharge_month = built.month)"],
+    post_hook=["delete from {{ this }} where month not in (select discharge_month from
+                {{ ref('int_insurance__cases') }} where is_matched and discharge_month is not null)"],
 ) }}
 
 with all_cases as not materialized (
