@@ -24,8 +24,14 @@
     so a model downstream can also recompute the period a correction moved a row out of.
     Rows the candidate query selects carry raw's metadata columns (_batch_date, _source_file,
     _row_number, _loaded_at); the model must store them as landed_batch_date, source_file,
-    source_row_number and landed_at. -#}
+    source_row_number and landed_at. `key_column` is one column, or a list of them for a composite key
+    (the model's unique_key is then the same list). A source whose rows carry no version of their own (a
+    settlement file re-sent whole) passes version_column=none: the latest delivery wins, as in
+    latest_version() without a tiebreak. -#}
 {% macro incremental_current_version(relation, key_column, version_column, previous_columns=[]) -%}
+    {%- set key_columns = [key_column] if key_column is string else key_column -%}
+    {%- set tiebreak = version_column ~ ' desc' if version_column else none -%}
+    {%- set version = [version_column] if version_column else [] -%}
     {%- if is_incremental() -%}
     select
         candidates.*
@@ -33,14 +39,18 @@
         stored.{{ column }} as previous_{{ column }}
         {%- endfor %}
     from (
-        {{ latest_version(relation, [key_column], tiebreak=version_column ~ ' desc',
+        {{ latest_version(relation, key_columns, tiebreak=tiebreak,
                           where="_loaded_at > (select coalesce(max(landed_at), '-infinity'::timestamptz) from "
                                 ~ this ~ ")") }}
     ) as candidates
-    left join {{ this }} as stored on stored.{{ key_column }} = candidates.{{ key_column }}
-    where stored.{{ key_column }} is null
-       or (candidates.{{ version_column }}, candidates._batch_date, candidates._source_file, candidates._row_number)
-          >= (stored.{{ version_column }}, stored.landed_batch_date, stored.source_file, stored.source_row_number)
+    left join {{ this }} as stored on
+        {%- for column in key_columns %} {{ 'and ' if not loop.first }}stored.{{ column }} = candidates.{{ column }}
+        {%- endfor %}
+    where stored.{{ key_columns[0] }} is null
+       or ({% for column in version %}candidates.{{ column }}, {% endfor -%}
+           candidates._batch_date, candidates._source_file, candidates._row_number)
+          >= ({% for column in version %}stored.{{ column }}, {% endfor -%}
+              stored.landed_batch_date, stored.source_file, stored.source_row_number)
     {%- else -%}
     select
         candidates.*
@@ -48,7 +58,7 @@
         case when false then candidates.{{ column }} end as previous_{{ column }}
         {%- endfor %}
     from (
-        {{ latest_version(relation, [key_column], tiebreak=version_column ~ ' desc') }}
+        {{ latest_version(relation, key_columns, tiebreak=tiebreak) }}
     ) as candidates
     {%- endif -%}
 {%- endmacro %}

@@ -4,20 +4,98 @@
 -- 31天再入院 (the next admission of the same patient on a date at most 31 calendar days after this
 -- discharge's date; unplanned when
 -- the front page of this discharge did not plan it).
-with stays as (
+--
+-- Incremental by stay 按住院增量: a night recomputes only the stays its delta touched, and keeps every
+-- other stay's row as it is. A stay is touched when, since the last build (source_landed_through),
+--   * its own version landed (stg_his__inpatient_stays), or one of its diagnoses or surgeries did (a
+--     surgery's previous_stay_id too: a correction can move it to another stay);
+--   * its department's version landed (the hospital comes from the department; the departments are a
+--     register of tens of rows, read whole);
+--   * another stay of the same patient is touched, or a stay left the patient (previous_patient_id):
+--     the readmission of each stay reads the patient's next admission, so all of a touched patient's
+--     stays are recomputed.
+-- A stay never leaves this table incrementally: staging keeps every stay, and the loader refuses a stay
+-- whose department is unknown (sources/his.py references), so the join to departments never drops one.
+-- A held batch makes the night a `--full-refresh`. `dbt build --full-refresh` must give the same table.
+{{ config(
+    materialized='incremental',
+    unique_key='stay_id',
+    incremental_strategy='delete+insert',
+    indexes=[
+        {'columns': ['stay_id'], 'unique': True},
+        {'columns': ['admitted_at']},
+        {'columns': ['discharged_at']},
+    ],
+) }}
+
+with all_stays as not materialized (
     select * from {{ ref('stg_his__inpatient_stays') }}
 ),
 
-departments as (
+departments as not materialized (
     select * from {{ ref('stg_his__departments') }}
 ),
+
+all_diagnoses as not materialized (
+    select * from {{ ref('stg_his__diagnoses') }}
+),
+
+all_surgeries as not materialized (
+    select * from {{ ref('stg_his__surgeries') }}
+),
+
+{% if is_incremental() %}
+last_build as (
+    select coalesce(max(source_landed_through), '-infinity'::timestamptz) as landed_through from {{ this }}
+),
+
+touched_stays as (
+    select stay_id from all_stays
+    where landed_at > (select last_build.landed_through from last_build)
+    union
+    select stay_id from all_diagnoses
+    where landed_at > (select last_build.landed_through from last_build)
+    union
+    select landed_surgeries.stay_id
+    from all_surgeries as landed_surgeries
+    cross join lateral (values (landed_surgeries.stay_id), (landed_surgeries.previous_stay_id)) as moved (stay_id)
+    where landed_surgeries.landed_at > (select last_build.landed_through from last_build)
+    union
+    select all_stays.stay_id
+    from all_stays
+    inner join departments on all_stays.department_id = departments.department_id
+    where departments.landed_at > (select last_build.landed_through from last_build)
+),
+
+touched_patients as (
+    select all_stays.patient_id
+    from all_stays
+    inner join touched_stays on all_stays.stay_id = touched_stays.stay_id
+    union
+    select previous_patient_id
+    from all_stays
+    where landed_at > (select last_build.landed_through from last_build) and previous_patient_id is not null
+),
+
+stays as (
+    -- every stay of a touched patient (which includes every touched stay)
+    select all_stays.*
+    from all_stays
+    where all_stays.patient_id in (select touched_patients.patient_id from touched_patients)
+),
+{% else %}
+stays as (
+    select * from all_stays
+),
+{% endif %}
 
 diagnoses as (
     select
         stay_id,
         bool_or(is_complication) as has_complication,
         max(icd10_code) filter (where is_primary) as primary_icd10_code
-    from {{ ref('stg_his__diagnoses') }}
+    from all_diagnoses
+    where stay_id in (select stays.stay_id from stays)
     group by stay_id
 ),
 
@@ -26,7 +104,8 @@ surgeries as (
         stay_id,
         count(*) as surgeries,
         min(performed_at) as first_surgery_at
-    from {{ ref('stg_his__surgeries') }}
+    from all_surgeries
+    where stay_id in (select stays.stay_id from stays)
     group by stay_id
 ),
 
@@ -40,6 +119,13 @@ next_admission as (
             range between interval '1 microsecond' following and unbounded following
         ) as next_admitted_at
     from stays
+),
+
+landed_through as (
+    select greatest(
+        (select max(landed_at) from all_stays), (select max(landed_at) from all_diagnoses),
+        (select max(landed_at) from all_surgeries), (select max(landed_at) from departments)
+    ) as source_landed_through
 )
 
 select
@@ -69,8 +155,11 @@ select
         as is_unplanned_readmission,
     -- the last day of the readmission window: until the business date reaches it, the stay's
     -- readmission outcome is provisional 待定
-    stays.discharged_at::date + {{ var("readmission_window_days") }} as readmission_window_ends_on
+    stays.discharged_at::date + {{ var("readmission_window_days") }} as readmission_window_ends_on,
+    -- how far the staging had landed when this build ran: the next build's starting point
+    landed_through.source_landed_through
 from stays
+cross join landed_through
 inner join departments on stays.department_id = departments.department_id
 left join diagnoses on stays.stay_id = diagnoses.stay_id
 left join surgeries on stays.stay_id = surgeries.stay_id

@@ -2,24 +2,24 @@
 -- and the parts reconcile: departments sum to hospital totals and to the source totals (tests in
 -- tests/assert_ledger_*.sql).
 --
--- Incremental by month 按月增量: outpatient visits and charges are the bulk of the HIS, so a night
--- recomputes only the months it touched, and the months a year later (their year-on-year growth reads
--- the touched month); every other month's rows stay as they are. A month is touched when
---   * a visit or charge landed since the last build falls in it, or a correction moved one out of it
---     (previous_visit_at / previous_charged_at in the incremental staging tables);
---   * any of its register or inpatient figures (staff, beds, equipment, admissions, discharges,
---     patient-days, surgeries; the month being closed) differs from the stored row. Those are computed
---     for every month each night: they come from tables a hundred times smaller than the charges, and
---     comparing them catches every change without tracking each register's history;
---   * it is new (a new month, a new department).
--- `dbt build --full-refresh` rebuilds every month and must give the same table.
-{%- set register_and_inpatient_columns = [
+-- Incremental by month 按月增量: a night recomputes only the months its delta touched, and the months a
+-- year later (their year-on-year growth reads the touched month). Import CTEs are `not materialized`:
+-- PostgreSQL would copy a CTE read more than once whole instead of using its indexes. A month is touched:
+--   * a visit, charge, inpatient stay or surgery landed since the last build (source_landed_through)
+--     falls in it, or a correction moved one out of it (previous_* of the incremental staging): a stay
+--     touches each month from admission to discharge (in hospital: to the business date), a surgery its
+--     month and its stay's discharge month, a stay its surgeries' months (they count in its department);
+--   * it is the last build's month or later: stays in hospital and open beds count days up to the
+--     business date, and a month closes when the business date passes its end;
+--   * a register figure (staff, beds, equipment, the department's hospital) differs from the stored row.
+--     Registers are read whole and compared for every month: a row per person, bed or device (hundreds a
+--     hospital, not one per event); a change reaches each month of its dates;
+--   * it is new (a new month or department).
+-- A `--full-refresh` rebuilds every month and must give the same table.
+{%- set register_columns = [
     'hospital_id', 'month_end', 'days_in_month', 'is_closed_month',
     'staff_total', 'doctors', 'nurses', 'technicians', 'admin_staff', 'senior_title_staff',
-    'open_beds', 'open_bed_days', 'equipment_count', 'equipment_value_cny',
-    'admissions', 'discharges', 'discharge_patient_days', 'patient_days', 'surgical_discharges',
-    'pre_op_wait_days_total', 'surgeries', 'surgeries_grade_1', 'surgeries_grade_2', 'surgeries_grade_3',
-    'surgeries_grade_4', 'surgeries_ungraded', 'minimally_invasive_surgeries'] %}
+    'open_beds', 'open_bed_days', 'equipment_count', 'equipment_value_cny'] %}
 {{ config(
     materialized='incremental',
     unique_key='month',
@@ -27,35 +27,39 @@
     indexes=[{'columns': ['department_id', 'month'], 'unique': True}],
 ) }}
 
-with departments as (
+with departments as not materialized (
     select * from {{ ref('stg_his__departments') }}
 ),
 
-stays as (
+stays as not materialized (
     select * from {{ ref('int_his__stays_enriched') }}
 ),
 
-charges as (
+inpatient_stays as not materialized (
+    select * from {{ ref('stg_his__inpatient_stays') }}
+),
+
+charges as not materialized (
     select * from {{ ref('stg_his__charges') }}
 ),
 
-visits as (
+visits as not materialized (
     select * from {{ ref('stg_his__outpatient_visits') }}
 ),
 
-staff_members as (
+staff_members as not materialized (
     select * from {{ ref('stg_his__staff') }}
 ),
 
-bed_register as (
+bed_register as not materialized (
     select * from {{ ref('stg_his__beds') }}
 ),
 
-equipment_register as (
+equipment_register as not materialized (
     select * from {{ ref('stg_his__equipment') }}
 ),
 
-operations as (
+operations as not materialized (
     select * from {{ ref('stg_his__surgeries') }}
 ),
 
@@ -102,8 +106,8 @@ staff as (
 ),
 
 beds as (
-    -- 实际开放床日数: days each bed was open within the month, up to the business date in the open month
-    -- (so that occupancy's open bed-days and patient-days cover the same days); 开放床位 at month end
+    -- 实际开放床日数: days each bed was open in the month, up to the business date in the open month
+    -- (occupancy's open bed-days and patient-days cover the same days); 开放床位 at month end
     select
         spine.department_id,
         spine.month,
@@ -136,64 +140,7 @@ equipment as (
     group by 1, 2
 ),
 
-admissions as (
-    select
-        department_id,
-        date_trunc('month', admitted_at)::date as month,
-        count(*) as admissions
-    from stays
-    group by 1, 2
-),
-
-discharges as (
-    select
-        department_id,
-        date_trunc('month', discharged_at)::date as month,
-        count(*) as discharges,
-        sum(los_days) as discharge_patient_days,
-        count(*) filter (where surgeries > 0) as surgical_discharges,
-        sum(pre_op_wait_days) filter (where surgeries > 0) as pre_op_wait_days_total
-    from stays
-    where discharged_at is not null
-    group by 1, 2
-),
-
-patient_days as (
-    -- 实际占用床日数: midnights spent in hospital within the month (still in hospital: up to the business date)
-    select
-        spine.department_id,
-        spine.month,
-        sum(greatest(
-            0,
-            least(coalesce(stays.discharged_at::date, {{ business_date() }} + 1), spine.month_end + 1)
-            - greatest(stays.admitted_at::date, spine.month)
-        )) as patient_days
-    from spine
-    inner join stays
-        on
-            spine.department_id = stays.department_id
-            and stays.admitted_at::date <= spine.month_end
-            and (stays.discharged_at is null or stays.discharged_at::date > spine.month)
-    group by 1, 2
-),
-
-surgeries as (
-    select
-        stays.department_id,
-        date_trunc('month', surgeries.performed_at)::date as month,
-        count(*) as surgeries,
-        count(*) filter (where surgeries.grade = 1) as surgeries_grade_1,
-        count(*) filter (where surgeries.grade = 2) as surgeries_grade_2,
-        count(*) filter (where surgeries.grade = 3) as surgeries_grade_3,
-        count(*) filter (where surgeries.grade = 4) as surgeries_grade_4,
-        count(*) filter (where surgeries.grade is null) as surgeries_ungraded,
-        count(*) filter (where surgeries.minimally_invasive) as minimally_invasive_surgeries
-    from operations as surgeries
-    inner join stays on surgeries.stay_id = stays.stay_id
-    group by 1, 2
-),
-
-registers_and_inpatient as (
+registers as (
     select
         spine.department_id,
         spine.hospital_id,
@@ -210,7 +157,210 @@ registers_and_inpatient as (
         coalesce(beds.open_beds, 0) as open_beds,
         coalesce(beds.open_bed_days, 0) as open_bed_days,
         coalesce(equipment.equipment_count, 0) as equipment_count,
-        coalesce(equipment.equipment_value_cny, 0) as equipment_value_cny,
+        coalesce(equipment.equipment_value_cny, 0) as equipment_value_cny
+    from spine
+    left join staff on spine.department_id = staff.department_id and spine.month = staff.month
+    left join beds on spine.department_id = beds.department_id and spine.month = beds.month
+    left join equipment on spine.department_id = equipment.department_id and spine.month = equipment.month
+),
+
+{% if is_incremental() %}
+stored as (
+    select * from {{ this }}
+),
+
+last_build as (
+    select
+        coalesce(max(source_landed_through), '-infinity'::timestamptz) as landed_through,
+        max(month) as month
+    from stored
+),
+
+landed_stays as (
+    select * from inpatient_stays
+    where landed_at > (select last_build.landed_through from last_build)
+),
+
+landed_surgeries as (
+    select * from operations
+    where landed_at > (select last_build.landed_through from last_build)
+),
+
+landed_events as (
+    -- what landed at a point in time, and where a correction moved it from
+    select
+        charged_at as event_at,
+        previous_charged_at as previous_event_at
+    from charges
+    where landed_at > (select last_build.landed_through from last_build)
+    union all
+    select
+        visit_at,
+        previous_visit_at
+    from visits
+    where landed_at > (select last_build.landed_through from last_build)
+    union all
+    select
+        performed_at,
+        previous_performed_at
+    from landed_surgeries
+    union all
+    -- a landed surgery's stay's discharge month (and the stay's it left)
+    select
+        discharged_at,
+        null::timestamptz as previous_event_at
+    from inpatient_stays
+    where
+        stay_id in (
+            select landed_surgeries.stay_id from landed_surgeries
+            union
+            select landed_surgeries.previous_stay_id from landed_surgeries
+        )
+    union all
+    -- a landed stay's surgeries (its department may have changed)
+    select
+        operations.performed_at,
+        null::timestamptz as previous_event_at
+    from operations
+    inner join landed_stays on operations.stay_id = landed_stays.stay_id
+),
+
+landed_spans as (
+    -- what landed, as spans of time: each month of a span is touched
+    select
+        admitted_at as span_from,
+        coalesce(discharged_at, {{ business_date() }}) as span_through
+    from landed_stays
+    union all
+    select
+        previous_admitted_at,
+        coalesce(previous_discharged_at, {{ business_date() }})
+    from landed_stays
+    where previous_admitted_at is not null
+    union all
+    select
+        landed.event_at as span_from,
+        landed.event_at as span_through
+    from landed_events
+    cross join lateral (values (landed_events.event_at), (landed_events.previous_event_at)) as landed (event_at)
+    where landed.event_at is not null
+),
+
+touched_months as (
+    select registers.month
+    from registers
+    left join stored
+        on
+            registers.department_id = stored.department_id
+            and registers.month = stored.month
+    where
+        stored.department_id is null
+        or (
+            {% for c in register_columns %}registers.{{ c }}{{ ", " if not loop.last }}{% endfor %}  -- noqa: LT05
+        )
+        is distinct from
+        (
+            {% for c in register_columns %}stored.{{ c }}{{ ", " if not loop.last }}{% endfor %}  -- noqa: LT05
+        )
+    union
+    select
+        generate_series(
+            date_trunc('month', landed_spans.span_from),
+            date_trunc('month', landed_spans.span_through),
+            interval '1 month'
+        )::date
+    from landed_spans
+    union
+    select spine.month
+    from spine
+    where spine.month >= (select last_build.month from last_build)
+),
+
+months_to_build as (
+    -- a touched month, and the month a year later (its year-on-year growth reads it)
+    select distinct spine.month
+    from spine
+    inner join touched_months
+        on spine.month in (touched_months.month, (touched_months.month + interval '12 months')::date)
+),
+{% else %}
+months_to_build as (
+    select distinct month from spine
+),
+{% endif %}
+
+admissions as (
+    select
+        stays.department_id,
+        months_to_build.month,
+        count(*) as admissions
+    from months_to_build
+    inner join stays
+        on
+            months_to_build.month <= stays.admitted_at
+            and stays.admitted_at < months_to_build.month + interval '1 month'
+    group by 1, 2
+),
+
+discharges as (
+    select
+        stays.department_id,
+        months_to_build.month,
+        count(*) as discharges,
+        sum(stays.los_days) as discharge_patient_days,
+        count(*) filter (where stays.surgeries > 0) as surgical_discharges,
+        sum(stays.pre_op_wait_days) filter (where stays.surgeries > 0) as pre_op_wait_days_total
+    from months_to_build
+    inner join stays
+        on
+            months_to_build.month <= stays.discharged_at
+            and stays.discharged_at < months_to_build.month + interval '1 month'
+    group by 1, 2
+),
+
+patient_days as (
+    -- 实际占用床日数: midnights spent in hospital within the month (still in hospital: up to the business date)
+    select
+        spine.department_id,
+        spine.month,
+        sum(greatest(
+            0,
+            least(coalesce(stays.discharged_at::date, {{ business_date() }} + 1), spine.month_end + 1)
+            - greatest(stays.admitted_at::date, spine.month)
+        )) as patient_days
+    from spine
+    inner join months_to_build on spine.month = months_to_build.month
+    inner join stays
+        on
+            spine.department_id = stays.department_id
+            and stays.admitted_at::date <= spine.month_end
+            and (stays.discharged_at is null or stays.discharged_at::date > spine.month)
+    group by 1, 2
+),
+
+surgeries as (
+    select
+        stays.department_id,
+        months_to_build.month,
+        count(*) as surgeries,
+        count(*) filter (where surgeries.grade = 1) as surgeries_grade_1,
+        count(*) filter (where surgeries.grade = 2) as surgeries_grade_2,
+        count(*) filter (where surgeries.grade = 3) as surgeries_grade_3,
+        count(*) filter (where surgeries.grade = 4) as surgeries_grade_4,
+        count(*) filter (where surgeries.grade is null) as surgeries_ungraded,
+        count(*) filter (where surgeries.minimally_invasive) as minimally_invasive_surgeries
+    from months_to_build
+    inner join operations as surgeries
+        on
+            months_to_build.month <= surgeries.performed_at
+            and surgeries.performed_at < months_to_build.month + interval '1 month'
+    inner join stays on surgeries.stay_id = stays.stay_id
+    group by 1, 2
+),
+
+registers_and_inpatient as (
+    select
+        registers.*,
         coalesce(admissions.admissions, 0) as admissions,
         coalesce(discharges.discharges, 0) as discharges,
         coalesce(discharges.discharge_patient_days, 0) as discharge_patient_days,
@@ -224,72 +374,14 @@ registers_and_inpatient as (
         coalesce(surgeries.surgeries_grade_4, 0) as surgeries_grade_4,
         coalesce(surgeries.surgeries_ungraded, 0) as surgeries_ungraded,
         coalesce(surgeries.minimally_invasive_surgeries, 0) as minimally_invasive_surgeries
-    from spine
-    left join staff on spine.department_id = staff.department_id and spine.month = staff.month
-    left join beds on spine.department_id = beds.department_id and spine.month = beds.month
-    left join equipment on spine.department_id = equipment.department_id and spine.month = equipment.month
-    left join admissions on spine.department_id = admissions.department_id and spine.month = admissions.month
-    left join discharges on spine.department_id = discharges.department_id and spine.month = discharges.month
-    left join patient_days on spine.department_id = patient_days.department_id and spine.month = patient_days.month
-    left join surgeries on spine.department_id = surgeries.department_id and spine.month = surgeries.month
+    from registers
+    inner join months_to_build on registers.month = months_to_build.month
+    left join admissions on registers.department_id = admissions.department_id and registers.month = admissions.month
+    left join discharges on registers.department_id = discharges.department_id and registers.month = discharges.month
+    left join patient_days
+        on registers.department_id = patient_days.department_id and registers.month = patient_days.month
+    left join surgeries on registers.department_id = surgeries.department_id and registers.month = surgeries.month
 ),
-
-{% if is_incremental() %}
-stored as (
-    select * from {{ this }}
-),
-
-last_build as (
-    select coalesce(max(source_landed_through), '-infinity'::timestamptz) as landed_through from stored
-),
-
-touched_months as (
-    select registers_and_inpatient.month
-    from registers_and_inpatient
-    left join stored
-        on
-            registers_and_inpatient.department_id = stored.department_id
-            and registers_and_inpatient.month = stored.month
-    where
-        stored.department_id is null
-        or (
-            {% for c in register_and_inpatient_columns %}registers_and_inpatient.{{ c }}{{ ", " if not loop.last }}{% endfor %}  -- noqa: LT05
-        )
-        is distinct from
-        (
-            {% for c in register_and_inpatient_columns %}stored.{{ c }}{{ ", " if not loop.last }}{% endfor %}  -- noqa: LT05
-        )
-    union
-    select date_trunc('month', landed_at_month.event_at)::date
-    from (
-        select
-            charged_at as event_at,
-            previous_charged_at as previous_event_at
-        from charges
-        where landed_at > (select last_build.landed_through from last_build)
-        union all
-        select
-            visit_at,
-            previous_visit_at
-        from visits
-        where landed_at > (select last_build.landed_through from last_build)
-    ) as landed
-    cross join lateral (values (landed.event_at), (landed.previous_event_at)) as landed_at_month (event_at)
-    where landed_at_month.event_at is not null
-),
-
-months_to_build as (
-    -- a touched month, and the month a year later whose year-on-year growth reads it
-    select distinct spine.month
-    from spine
-    inner join touched_months
-        on spine.month in (touched_months.month, (touched_months.month + interval '12 months')::date)
-),
-{% else %}
-months_to_build as (
-    select distinct month from spine
-),
-{% endif %}
 
 outpatient as (
     select
@@ -382,7 +474,7 @@ ratios as (
 ),
 
 year_earlier as (
-    -- the same month a year before: rebuilt tonight, or as stored
+    -- the same month a year before: rebuilt tonight, or stored
     select
         department_id,
         month,
@@ -402,8 +494,11 @@ year_earlier as (
 ),
 
 landed_through as (
-    -- how far the incremental staging had landed when this build ran: the next build's starting point
-    select greatest((select max(landed_at) from charges), (select max(landed_at) from visits)) as source_landed_through
+    -- how far the staging had landed at this build: the next build's starting point
+    select greatest(
+        (select max(landed_at) from charges), (select max(landed_at) from visits),
+        (select max(landed_at) from inpatient_stays), (select max(landed_at) from operations)
+    ) as source_landed_through
 )
 
 select
