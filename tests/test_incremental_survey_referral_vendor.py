@@ -88,7 +88,8 @@ def move_a_questionnaire(server: SurveyApiServer, url: str) -> tuple[str, date, 
              "from staging.stg_survey__questionnaires) order by questionnaire_id limit 1")
     record = next(r for r in server.records["questionnaires"] if r["questionnaire_id"] == questionnaire_id)
     moved_to = (visit_month + timedelta(days=40)).replace(day=5)
-    stamp = datetime.combine(LAST_NIGHT, time(10)).isoformat()
+    # during the last business day, in the platform's own time zone
+    stamp = datetime.combine(LAST_NIGHT, time(10), datetime.fromisoformat(record["updated_at"]).tzinfo).isoformat()
     server.upsert("questionnaires", [record | {"visit_date": moved_to.isoformat(), "updated_at": stamp}])
     return questionnaire_id, visit_month, moved_to.replace(day=1)
 
@@ -216,10 +217,14 @@ def test_the_last_night_rewrote_only_the_vendor_months_whose_figures_changed(con
                                 "where date_trunc('month', started_at) = %s and max_temperature_c > %s",
                            (planted["reading"], MAX_C + 4))
     assert excursions >= 1
+    # a night also takes again the batch of the night before (a rerun of that night is read again)
+    readings = {m for m, in query(url, "select distinct date_trunc('month', reading_at)::date "
+                                       "from raw.vendor__cold_chain_readings where _batch_date >= %s", (NIGHTS[-1],))}
+    assert planted["lab_from"] in readings and planted["lab_to"] not in readings
     month_stamps = month_versions(url, relation, "month")
     previous = set(consortium["before"][relation].values())
     rebuilt = {month for month, stamps in month_stamps.items() if not stamps <= previous}
-    assert rebuilt == changed
+    assert changed <= rebuilt <= changed | readings
     assert set(after) - rebuilt, "every month was rebuilt: the test would not see a needless rebuild"
 
 

@@ -8,19 +8,16 @@
 -- is preferred to a declaration — and the vendor's declaration otherwise (satisfaction_basis says
 -- which; satisfaction_satisfied / satisfaction_sample are its parts).
 --
--- Incremental by month 按月增量: the cold-chain readings are the bulk of the vendor data (a reading every
--- 15 minutes per logger), so a night recomputes their figures only for the months it touched; every
--- other month's rows stay as they are. A month is touched when
---   * any of its other figures (computed for every month each night from inputs a hundred times smaller:
---     lab QC, reports, deliveries, staff, inspections, incidents, service report, survey, prices,
---     register; the month being closed; the month-on-month growth) differs from the stored row, or the
---     month is new — this also catches a correction that moved a row from one month to another, and
---     the figures the business date moves (reports and deliveries falling due);
---   * a cold-chain reading landed since the last build falls in it, or an excursion that such a reading
---     belongs to started in it.
+-- Incremental by month 按月增量: the cold-chain readings are the bulk of the vendor data, so a night
+-- recomputes their figures only for the months it touched. A month is touched when
+--   * any other figure (from inputs a hundred times smaller, computed for every month each night)
+--     differs from the stored row, or the month is new: this catches corrections that move a row to
+--     another month, and the figures the business date moves (reports and deliveries falling due);
+--   * a reading landed since the last build falls in it, or an excursion such a reading belongs to
+--     started in it.
 -- `dbt build --full-refresh` rebuilds every month and must give the same table.
-{#- the stored columns of the figures `measured` computes for every month (staff_certified and
-    staff_trained_on_pace are stored as their shares of staff_active_end, compared below) -#}
+{#- the stored figures `measured` computes (staff_certified and staff_trained_on_pace are stored as
+    shares of staff_active_end, compared below) -#}
 {%- set measured_columns = [
     'month_end', 'is_closed_month', 'service_type', 'risk_tier',
     'lab_qc_runs', 'lab_qc_runs_accurate', 'reports_received', 'reports_due', 'reports_on_time',
