@@ -27,6 +27,7 @@
         {'columns': ['matched_on']},
     ],
 ) }}
+{%- set bookmark = incremental_bookmark('matched_on') if is_incremental() else none %}
 
 with referrals as (
     select * from {{ ref('stg_referral__referrals') }}
@@ -47,58 +48,58 @@ inpatient_stays as not materialized (
 ),
 
 {% if is_incremental() %}
-last_build as (
-    select {{ incremental_bookmark('matched_on') }} as matched_on
-),
-
 landed_encounters as (
     select
         'outpatient' as encounter_kind,
         visit_id as encounter_id,
         patient_id
     from outpatient_visits
-    where landed_batch_date >= (select last_build.matched_on from last_build)
+    where landed_batch_date >= {{ bookmark }}
     union all
     select
         'inpatient' as encounter_kind,
         stay_id as encounter_id,
         patient_id
     from inpatient_stays
-    where landed_batch_date >= (select last_build.matched_on from last_build)
+    where landed_batch_date >= {{ bookmark }}
 ),
 
 changed_patients as (
     select patient_id from landed_encounters
     union
     select patient_id from his_patients
-    where landed_batch_date >= (select last_build.matched_on from last_build)
+    where landed_batch_date >= {{ bookmark }}
 ),
 
 referrals_to_match as (
+    -- unions of joins (not one filter of ORed IN lists), so each part is a hash join on what landed
     select referral_id from referrals
-    where landed_batch_date >= (select last_build.matched_on from last_build)
+    where landed_batch_date >= {{ bookmark }}
     union
     select referral_id from {{ this }}
-    where
-        not is_window_closed
-        or his_patient_id in (select changed_patients.patient_id from changed_patients)
-        or (first_visit_kind, first_visit_id) in (
-            select
-                landed_encounters.encounter_kind,
-                landed_encounters.encounter_id
-            from landed_encounters
-        )
+    where not is_window_closed
+    union
+    select kept.referral_id
+    from {{ this }} as kept
+    inner join changed_patients on kept.his_patient_id = changed_patients.patient_id
+    union
+    select kept.referral_id
+    from {{ this }} as kept
+    inner join landed_encounters
+        on
+            kept.first_visit_kind = landed_encounters.encounter_kind
+            and kept.first_visit_id = landed_encounters.encounter_id
     union
     select referrals.referral_id
     from referrals
     inner join his_patients on referrals.patient_national_id_pseudo = his_patients.national_id_pseudo
-    where his_patients.patient_id in (select changed_patients.patient_id from changed_patients)
+    inner join changed_patients on his_patients.patient_id = changed_patients.patient_id
 ),
 
 matched_referrals as (
     select referrals.*
     from referrals
-    where referrals.referral_id in (select referrals_to_match.referral_id from referrals_to_match)
+    inner join referrals_to_match on referrals.referral_id = referrals_to_match.referral_id
 ),
 {% else %}
 matched_referrals as (

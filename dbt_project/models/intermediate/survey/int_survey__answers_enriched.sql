@@ -17,6 +17,7 @@
         {'columns': ['visit_month']},
     ],
 ) }}
+{%- set bookmark = incremental_bookmark('enriched_on') if is_incremental() else none %}
 
 with answers as (
     select * from {{ ref('stg_survey__answers') }}
@@ -27,21 +28,17 @@ questionnaires as (
 ),
 
 {% if is_incremental() %}
-last_build as (
-    select {{ incremental_bookmark('enriched_on') }} as enriched_on
-),
-
-landed_questionnaires as (
-    select questionnaire_id from questionnaires
-    where landed_batch_date >= (select last_build.enriched_on from last_build)
-),
-
 answers_to_build as (
+    -- the answers landed, and the answers of the questionnaires landed (a union of two filters, not
+    -- one filter ORed with an IN list)
     select answers.*
     from answers
-    where
-        answers.landed_batch_date >= (select last_build.enriched_on from last_build)
-        or answers.questionnaire_id in (select landed_questionnaires.questionnaire_id from landed_questionnaires)
+    where answers.landed_batch_date >= {{ bookmark }}
+    union
+    select answers.*
+    from answers
+    inner join questionnaires on answers.questionnaire_id = questionnaires.questionnaire_id
+    where questionnaires.landed_batch_date >= {{ bookmark }}
 ),
 {% else %}
 answers_to_build as (

@@ -13,6 +13,7 @@
     incremental_strategy='delete+insert',
     indexes=[{'columns': ['channel_id', 'month'], 'unique': True}],
 ) }}
+{%- set bookmark = incremental_bookmark('built_on') if is_incremental() else none %}
 
 with visits as (
     select * from {{ ref('int_referral__visit_matches') }}
@@ -27,22 +28,18 @@ channels as (
 ),
 
 {% if is_incremental() %}
-last_build as (
-    select {{ incremental_bookmark('built_on') }} as built_on
-),
-
 months_to_build as (
     select date_trunc('month', touched.referred_at)::date as month
     from visits
     cross join lateral (values (visits.referred_at), (visits.previous_referred_at)) as touched (referred_at)
     where
-        visits.matched_on >= (select last_build.built_on from last_build)
+        visits.matched_on >= {{ bookmark }}
         and touched.referred_at is not null
     union
     select date_trunc('month', visits.referred_at)::date
     from visits
     inner join channels on visits.channel_id = channels.channel_id
-    where channels.landed_batch_date >= (select last_build.built_on from last_build)
+    where channels.landed_batch_date >= {{ bookmark }}
 ),
 {% endif %}
 

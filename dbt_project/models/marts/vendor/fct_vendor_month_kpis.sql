@@ -34,6 +34,7 @@
     incremental_strategy='delete+insert',
     indexes=[{'columns': ['vendor_id', 'month'], 'unique': True}],
 ) }}
+{%- set bookmark = incremental_bookmark('built_on') if is_incremental() else none %}
 
 with spine as (
     select * from {{ ref('int_vendor__month_spine') }}
@@ -249,10 +250,6 @@ readings as not materialized (
 ),
 
 {% if is_incremental() %}
-last_build as (
-    select {{ incremental_bookmark('built_on') }} as built_on
-),
-
 changed_months as (
     select measured.month
     from measured
@@ -277,7 +274,7 @@ landed_readings as (
         device_id,
         reading_at
     from readings
-    where landed_batch_date >= (select last_build.built_on from last_build)
+    where landed_batch_date >= {{ bookmark }}
 ),
 
 window_start as (
