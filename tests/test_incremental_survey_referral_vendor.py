@@ -228,19 +228,23 @@ def test_the_last_night_rewrote_only_the_vendor_months_whose_figures_changed(con
     assert set(after) - rebuilt, "every month was rebuilt: the test would not see a needless rebuild"
 
 
-@pytest.mark.parametrize("relation", list(MODELS))
-def test_the_incremental_model_equals_a_full_rebuild(consortium, relation) -> None:
+def test_every_incremental_model_equals_a_full_rebuild(consortium) -> None:
+    """After the three nights and the corrections, rebuilding every model from scratch (in one run, with
+    the views between them, which a table's rebuild drops) changes no row but the bookkeeping columns."""
     url = consortium["url"]
-    schema, name = relation.split(".")
-    (columns,), = query(url, "select string_agg(column_name, ', ' order by ordinal_position) "
-                             "from information_schema.columns where table_schema = %s and table_name = %s "
-                             "and column_name <> all(%s)", (schema, name, list(MODELS[relation])))
-    projection = f"(select {columns} from {relation})"
-    incremental = table_digest(url, projection)
-    (rows,), = query(url, f"select count(*) from {relation}")
-    assert rows > 0
+    projections = {}
+    for relation, leave_out in MODELS.items():
+        schema, name = relation.split(".")
+        (columns,), = query(url, "select string_agg(column_name, ', ' order by ordinal_position) "
+                                 "from information_schema.columns where table_schema = %s and table_name = %s "
+                                 "and column_name <> all(%s)", (schema, name, list(leave_out)))
+        projections[relation] = f"(select {columns} from {relation})"
+    incremental = {relation: table_digest(url, projection) for relation, projection in projections.items()}
+    assert all(query(url, f"select count(*) > 0 from {relation}")[0][0] for relation in MODELS)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HOSPITAL_OPS_VAR_DIR", str(consortium["var_dir"]))
-        run_dbt(["run", "--full-refresh", "--select", name], warehouse_url=url, business_date=LAST_NIGHT,
-                label="full rebuild")
-    assert table_digest(url, projection) == incremental
+        run_dbt(["run", "--full-refresh", "--select", *(relation.split(".")[1] for relation in MODELS),
+                 "stg_referral__his_patient_keys", "int_vendor__month_spine", "int_vendor__cold_chain_excursions"],
+                warehouse_url=url, business_date=LAST_NIGHT, label="full rebuild")
+    rebuilt = {relation: table_digest(url, projection) for relation, projection in projections.items()}
+    assert rebuilt == incremental
