@@ -11,8 +11,10 @@
 -- changed since the last build (whose business date is the stored max(matched_on)):
 --   * a referral version landed since (new, or corrected);
 --   * its window was still open at the last build (it may have converted, or closed, since);
---   * its HIS patient (stored, or by pseudonym now) had a patient record or an encounter landed since;
---   * its stored first visit is an encounter landed since (a correction may have moved it away).
+--   * its HIS patient (stored, or by pseudonym now) had a patient record landed since;
+--   * an encounter of its patient landed since at or after the referral and not after the stored first
+--     visit (a later one cannot come first), or its stored first visit is an encounter landed since
+--     (a correction may have moved it away).
 -- matched_on says which night last matched each row; previous_referred_at is the stored referred_at
 -- the row replaced, so a mart by month also rebuilds the month a correction moved a referral out of.
 -- Rows of batches held or released change the whole set: the runner then rebuilds with --full-refresh
@@ -52,21 +54,21 @@ landed_encounters as (
     select
         'outpatient' as encounter_kind,
         visit_id as encounter_id,
-        patient_id
+        patient_id,
+        visit_at as encounter_at
     from outpatient_visits
     where landed_batch_date >= {{ bookmark }}
     union all
     select
         'inpatient' as encounter_kind,
         stay_id as encounter_id,
-        patient_id
+        patient_id,
+        admitted_at as encounter_at
     from inpatient_stays
     where landed_batch_date >= {{ bookmark }}
 ),
 
 changed_patients as (
-    select patient_id from landed_encounters
-    union
     select patient_id from his_patients
     where landed_batch_date >= {{ bookmark }}
 ),
@@ -89,6 +91,16 @@ referrals_to_match as (
         on
             kept.first_visit_kind = landed_encounters.encounter_kind
             and kept.first_visit_id = landed_encounters.encounter_id
+    union
+    -- an encounter landed for the matched patient that may come first: one after the stored first visit
+    -- cannot change the match
+    select kept.referral_id
+    from {{ this }} as kept
+    inner join landed_encounters
+        on
+            kept.his_patient_id = landed_encounters.patient_id
+            and kept.referred_at <= landed_encounters.encounter_at
+            and (kept.first_visit_at is null or kept.first_visit_at >= landed_encounters.encounter_at)
     union
     select referrals.referral_id
     from referrals
