@@ -90,7 +90,9 @@ def move_a_questionnaire(server: SurveyApiServer, url: str) -> tuple[str, date, 
     moved_to = (visit_month + timedelta(days=40)).replace(day=5)
     # during the last business day, in the platform's own time zone
     stamp = datetime.combine(LAST_NIGHT, time(10), datetime.fromisoformat(record["updated_at"]).tzinfo).isoformat()
-    server.upsert("questionnaires", [record | {"visit_date": moved_to.isoformat(), "updated_at": stamp}])
+    # resubmitted after the corrected visit (the gate holds a questionnaire submitted before its visit)
+    server.upsert("questionnaires", [record | {"visit_date": moved_to.isoformat(), "submitted_at": stamp,
+                                               "updated_at": stamp}])
     return questionnaire_id, visit_month, moved_to.replace(day=1)
 
 
