@@ -219,7 +219,7 @@ def test_the_last_night_rewrote_only_the_vendor_months_whose_figures_changed(con
                                 "where date_trunc('month', started_at) = %s and max_temperature_c > %s",
                            (planted["reading"], MAX_C + 4))
     assert excursions >= 1
-    # a night also takes again the batch of the night before (a rerun of that night is read again)
+    # the months of the readings landed on these nights bound what the cold chain may rebuild
     readings = {m for m, in query(url, "select distinct date_trunc('month', reading_at)::date "
                                        "from raw.vendor__cold_chain_readings where _batch_date >= %s", (NIGHTS[-1],))}
     assert planted["lab_from"] in readings and planted["lab_to"] not in readings

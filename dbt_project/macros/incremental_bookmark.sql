@@ -3,7 +3,9 @@
     its SQL as a literal (so the planner estimates the rows after it from the column statistics, as it
     cannot for a subquery's value); `-infinity` when nothing is stored or the stored table predates the
     column (the first night after the model became incremental then rebuilds everything, instead of
-    failing on the missing column). Only inside is_incremental(). -#}
+    failing on the missing column). Never later than the day before the business date: rows written
+    after the bookmark (`> bookmark`) are then a new night's, or, on a rerun of the same night, that
+    night's again. Only inside is_incremental(). -#}
 {% macro incremental_bookmark(column, type='date') -%}
     {%- set value = none -%}
     {%- if execute -%}
@@ -13,7 +15,7 @@
         {%- endif -%}
     {%- endif -%}
     {%- if value is not none -%}
-    '{{ value }}'::{{ type }}
+    least('{{ value }}'::{{ type }}, ({{ business_date() }} - 1)::{{ type }})
     {%- else -%}
     '-infinity'::{{ type }}
     {%- endif -%}

@@ -57,7 +57,7 @@ landed_encounters as (
         patient_id,
         visit_at as encounter_at
     from outpatient_visits
-    where landed_batch_date >= {{ bookmark }}
+    where landed_batch_date > {{ bookmark }}
     union all
     select
         'inpatient' as encounter_kind,
@@ -65,18 +65,18 @@ landed_encounters as (
         patient_id,
         admitted_at as encounter_at
     from inpatient_stays
-    where landed_batch_date >= {{ bookmark }}
+    where landed_batch_date > {{ bookmark }}
 ),
 
 changed_patients as (
     select patient_id from his_patients
-    where landed_batch_date >= {{ bookmark }}
+    where landed_batch_date > {{ bookmark }}
 ),
 
 referrals_to_match as (
     -- unions of joins (not one filter of ORed IN lists), so each part is a hash join on what landed
     select referral_id from referrals
-    where landed_batch_date >= {{ bookmark }}
+    where landed_batch_date > {{ bookmark }}
     union
     select referral_id from {{ this }}
     where not is_window_closed

@@ -33,12 +33,12 @@ answers_to_build as (
     -- one filter ORed with an IN list)
     select answers.*
     from answers
-    where answers.landed_batch_date >= {{ bookmark }}
+    where answers.landed_batch_date > {{ bookmark }}
     union
     select answers.*
     from answers
     inner join questionnaires on answers.questionnaire_id = questionnaires.questionnaire_id
-    where questionnaires.landed_batch_date >= {{ bookmark }}
+    where questionnaires.landed_batch_date > {{ bookmark }}
 ),
 {% else %}
 answers_to_build as (

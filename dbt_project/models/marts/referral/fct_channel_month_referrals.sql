@@ -33,13 +33,13 @@ months_to_build as (
     from visits
     cross join lateral (values (visits.referred_at), (visits.previous_referred_at)) as touched (referred_at)
     where
-        visits.matched_on >= {{ bookmark }}
+        visits.matched_on > {{ bookmark }}
         and touched.referred_at is not null
     union
     select date_trunc('month', visits.referred_at)::date
     from visits
     inner join channels on visits.channel_id = channels.channel_id
-    where channels.landed_batch_date >= {{ bookmark }}
+    where channels.landed_batch_date > {{ bookmark }}
 ),
 {% endif %}
 

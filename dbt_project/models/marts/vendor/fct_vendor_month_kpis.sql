@@ -274,7 +274,7 @@ landed_readings as (
         device_id,
         reading_at
     from readings
-    where landed_batch_date >= {{ bookmark }}
+    where landed_batch_date > {{ bookmark }}
 ),
 
 window_start as (
