@@ -257,13 +257,14 @@ def test_a_failing_test_on_a_fhir_detail_model_holds_its_batch(db_url: str, tmp_
     assert shown == unheld and shown < delivered
 
 
-# ------------------------------------------- a test on stg_referral__referral_visits holds the referral batch
+# --------------------------------------------- a test on int_referral__visit_matches holds the referral batch
 
-# stg_referral__referral_visits joins each referral to the HIS encounters that followed it; its rows keep
+# int_referral__visit_matches joins each referral to the HIS encounters that followed it; its rows keep
 # the referral row's lineage. No test on it fails on a delivery the loader took today (its key and channel
 # are the referral's, tested there), so its failing rows are planted as dbt's `unique` keeps them.
 REFERRAL_NARROW = ["build", "--select", "stg_referral__channels", "stg_referral__referrals", "stg_his__outpatient_visits",
-                   "stg_his__inpatient_stays", "stg_referral__referral_visits", "--indirect-selection", "cautious",
+                   "stg_his__inpatient_stays", "stg_referral__his_patient_keys", "int_referral__visit_matches",
+                   "--indirect-selection", "cautious",
                    "--exclude-resource-type", "unit_test"]
 
 
@@ -288,17 +289,17 @@ def test_a_failing_test_on_referral_visits_holds_the_referral_batch(db_url: str,
     _marts(db_url, N2)  # does not fire: its tests pass
     assert _held(db_url) == []
     lineage = {r: (f, d) for r, f, d in _q(
-        db_url, "select referral_id, source_file, landed_batch_date from staging.stg_referral__referral_visits")}
+        db_url, "select referral_id, source_file, landed_batch_date from intermediate.int_referral__visit_matches")}
     files = {n: f"referral/{n}/{LANDED_SOURCES['referral'].entity('referrals').file_pattern.replace('*', 'n')}"
              for n in (N1, N2)}
     assert lineage == {"R1": (files[N1], N1), "R2": (files[N2], N2)}
 
     _q_exec(db_url, "create view public.failing_rows as select 'R2'::text as unique_field, 2 as n_records")
-    test = batches.FailedTest("unique_stg_referral__referral_visits_referral_id",
-                              "staging.stg_referral__referral_visits", "public.failing_rows", "referral_id")
+    test = batches.FailedTest("unique_int_referral__visit_matches_referral_id",
+                              "intermediate.int_referral__visit_matches", "public.failing_rows", "referral_id")
     with closing(psycopg2.connect(db_url)) as conn:
         held, untraced = batches.hold_failed_tests(conn, [test], run_id="run-x", business_date=N2)
     assert (held, untraced) == ([("referral", "referrals", N2)], [])
     _marts(db_url, N2)  # the held referral batch is out of the join
-    shown = {row[0] for row in _q(db_url, "select referral_id from staging.stg_referral__referral_visits")}
+    shown = {row[0] for row in _q(db_url, "select referral_id from intermediate.int_referral__visit_matches")}
     assert shown == {row[0] for row in REFERRAL_DELIVERIES[N1][("referral", "referrals")]}

@@ -199,14 +199,15 @@ def test_pseudonymized_keys_join_his_patients_for_the_expected_share(referral) -
 
 
 def test_staging_matches_each_referral_to_the_visit_that_followed(referral) -> None:
-    """The dbt staging model the marts use gives the same conversions as the HIS computed in clear."""
+    """The dbt matching model the marts use gives the same conversions as the HIS computed in clear."""
     from hospital_ops.dbt_runner import run_dbt
 
-    run_dbt(["build", "--select", "+path:models/staging/referral", "--indirect-selection", "cautious"],
+    run_dbt(["build", "--select", "+path:models/staging/referral", "+int_referral__visit_matches",
+             "--indirect-selection", "cautious"],
             warehouse_url=referral.warehouse, business_date=END, label="referral staging")
 
     staged = query(referral.warehouse, "select channel_id, referred_at, is_converted, is_window_closed, window_days, "
-                                       "first_visit_at, referred_quarter from staging.stg_referral__referral_visits")
+                                       "first_visit_at, referred_quarter from intermediate.int_referral__visit_matches")
     by_quarter: dict[tuple[str, str], list[bool]] = defaultdict(list)
     for channel, at, converted, closed, window, first_visit, quarter in staged:
         by_quarter[(channel, quarter_of(at.date()))].append(converted)

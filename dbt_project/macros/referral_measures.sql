@@ -1,5 +1,5 @@
-{#- Referral measures 转诊指标 over stg_referral__referral_visits joined to stg_referral__referrals,
-    defined once for the monthly and quarterly channel marts. `visits` is the referral_visits alias,
+{#- Referral measures 转诊指标 over int_referral__visit_matches joined to stg_referral__referrals,
+    defined once for the monthly and quarterly channel marts. `visits` is the visit matches' alias,
     `referrals` the referrals alias.
     Visit conversion rate 就诊转化率 = converted / evaluable, where evaluable = converted referrals plus
     those whose window closed without a visit (a referral whose window is still open and has not

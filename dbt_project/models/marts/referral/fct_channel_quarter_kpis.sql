@@ -4,7 +4,7 @@
 -- int_referral__referred_questionnaires; macro satisfaction_measures). A quarter still in progress is
 -- measured on what has come in so far (is_quarter_closed false).
 with visits as (
-    select * from {{ ref('stg_referral__referral_visits') }}
+    select * from {{ ref('int_referral__visit_matches') }}
 ),
 
 referral_rows as (

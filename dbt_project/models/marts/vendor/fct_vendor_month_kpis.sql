@@ -7,6 +7,35 @@
 -- has at least var survey_min_sample_for_vendor_rate questionnaires — an independent measurement
 -- is preferred to a declaration — and the vendor's declaration otherwise (satisfaction_basis says
 -- which; satisfaction_satisfied / satisfaction_sample are its parts).
+--
+-- Incremental by month 按月增量: the cold-chain readings are the bulk of the vendor data, so a night
+-- recomputes their figures only for the months it touched. A month is touched when
+--   * any other figure (from inputs a hundred times smaller, computed for every month each night)
+--     differs from the stored row, or the month is new: this catches corrections that move a row to
+--     another month, and the figures the business date moves (reports and deliveries falling due);
+--   * a reading landed since the last build falls in it, or an excursion such a reading belongs to
+--     started in it.
+-- `dbt build --full-refresh` rebuilds every month and must give the same table.
+{#- the stored figures `measured` computes (staff_certified and staff_trained_on_pace are stored as
+    shares of staff_active_end, compared below) -#}
+{%- set measured_columns = [
+    'month_end', 'is_closed_month', 'service_type', 'risk_tier',
+    'lab_qc_runs', 'lab_qc_runs_accurate', 'reports_received', 'reports_due', 'reports_on_time',
+    'deliveries', 'deliveries_late', 'staff_headcount_start', 'staff_leavers', 'staff_active_end',
+    'inspections', 'inspection_items_checked',
+    'inspection_items_passed', 'incidents', 'privacy_leak_incidents', 'medical_accident_incidents',
+    'fake_qualification_incidents', 'service_report_revision', 'service_volume', 'service_volume_mom_growth',
+    'complaints', 'patients_surveyed', 'patients_satisfied', 'survey_questionnaires', 'survey_answers',
+    'survey_satisfied_answers', 'survey_satisfaction_rate', 'survey_meets_min_sample',
+    'price_deviation_item_code', 'price_deviation_max'] %}
+{{ config(
+    materialized='incremental',
+    unique_key='month',
+    incremental_strategy='delete+insert',
+    indexes=[{'columns': ['vendor_id', 'month'], 'unique': True}],
+) }}
+{%- set bookmark = incremental_bookmark('built_on') if is_incremental() else none %}
+
 with spine as (
     select * from {{ ref('int_vendor__month_spine') }}
 ),
@@ -61,29 +90,6 @@ deliveries as (
         ) as deliveries_late
     from {{ ref('stg_vendor__deliveries') }}
     group by vendor_id, date_trunc('month', promised_at)::date
-),
-
-cold_chain as (
-    -- 冷链合规率: share of readings within the allowed range
-    select
-        vendor_id,
-        date_trunc('month', reading_at)::date as month,
-        count(*) as cold_chain_readings,
-        count(*) filter (
-            where temperature_c between {{ var('cold_chain_min_c') }} and {{ var('cold_chain_max_c') }}
-        ) as cold_chain_readings_in_range
-    from {{ ref('stg_vendor__cold_chain_readings') }}
-    group by vendor_id, date_trunc('month', reading_at)::date
-),
-
-excursions as (
-    select
-        vendor_id,
-        date_trunc('month', started_at)::date as month,
-        count(*) as cold_chain_excursions,
-        max(max_temperature_c) as cold_chain_max_excursion_c
-    from {{ ref('int_vendor__cold_chain_excursions') }}
-    group by vendor_id, date_trunc('month', started_at)::date
 ),
 
 staff as (
@@ -181,7 +187,8 @@ prices as (
     order by vendor_id, month, (unit_price_cny - reference_price_cny) / nullif(reference_price_cny, 0) desc nulls last
 ),
 
-joined as (
+measured as (
+    -- every figure but the cold chain's, for every vendor and month
     select
         spine.vendor_id,
         spine.month,
@@ -196,10 +203,6 @@ joined as (
         coalesce(turnaround.reports_on_time, 0) as reports_on_time,
         coalesce(deliveries.deliveries, 0) as deliveries,
         coalesce(deliveries.deliveries_late, 0) as deliveries_late,
-        coalesce(cold_chain.cold_chain_readings, 0) as cold_chain_readings,
-        coalesce(cold_chain.cold_chain_readings_in_range, 0) as cold_chain_readings_in_range,
-        coalesce(excursions.cold_chain_excursions, 0) as cold_chain_excursions,
-        excursions.cold_chain_max_excursion_c,
         staff.staff_headcount_start,
         staff.staff_leavers,
         staff.staff_active_end,
@@ -214,6 +217,8 @@ joined as (
         coalesce(incidents.fake_qualification_incidents, 0) as fake_qualification_incidents,
         reports.service_report_revision,
         reports.service_volume,
+        {{ safe_ratio('reports.service_volume - lag(reports.service_volume) over same_vendor',
+                      'lag(reports.service_volume) over same_vendor') }} as service_volume_mom_growth,
         reports.complaints,
         reports.patients_surveyed,
         reports.patients_satisfied,
@@ -229,8 +234,6 @@ joined as (
     left join lab_qc on spine.vendor_id = lab_qc.vendor_id and spine.month = lab_qc.month
     left join turnaround on spine.vendor_id = turnaround.vendor_id and spine.month = turnaround.month
     left join deliveries on spine.vendor_id = deliveries.vendor_id and spine.month = deliveries.month
-    left join cold_chain on spine.vendor_id = cold_chain.vendor_id and spine.month = cold_chain.month
-    left join excursions on spine.vendor_id = excursions.vendor_id and spine.month = excursions.month
     left join staff on spine.vendor_id = staff.vendor_id and spine.month = staff.month
     left join inspections on spine.vendor_id = inspections.vendor_id and spine.month = inspections.month
     left join incidents on spine.vendor_id = incidents.vendor_id and spine.month = incidents.month
@@ -238,6 +241,148 @@ joined as (
     left join prices on spine.vendor_id = prices.vendor_id and spine.month = prices.month
     left join survey_satisfaction
         on spine.vendor_id = survey_satisfaction.vendor_id and spine.month = survey_satisfaction.month
+    window same_vendor as (partition by spine.vendor_id order by spine.month)
+),
+
+readings as not materialized (
+    -- inlined where it is read, so each reading uses the staging table's indexes
+    select * from {{ ref('stg_vendor__cold_chain_readings') }}
+),
+
+{% if is_incremental() %}
+changed_months as (
+    select measured.month
+    from measured
+    left join {{ this }} as kept on measured.vendor_id = kept.vendor_id and measured.month = kept.month
+    where
+        kept.vendor_id is null
+        or (
+            {% for c in measured_columns %}measured.{{ c }}, {% endfor %}  -- noqa: LT05
+            {{ safe_ratio('measured.staff_certified', 'measured.staff_active_end') }},
+            {{ safe_ratio('measured.staff_trained_on_pace', 'measured.staff_active_end') }}
+        )
+        is distinct from
+        (
+            {% for c in measured_columns %}kept.{{ c }}, {% endfor %}  -- noqa: LT05
+            kept.staff_certified_share,
+            kept.staff_trained_share
+        )
+),
+
+landed_readings as (
+    select
+        device_id,
+        reading_at
+    from readings
+    where landed_batch_date > {{ bookmark }}
+),
+
+window_start as (
+    -- the earliest month whose figures tonight may rebuild
+    select least(
+        (select min(changed_months.month) from changed_months),
+        (select min(date_trunc('month', landed_readings.reading_at))::date from landed_readings)
+    ) as month
+),
+
+excursion_windows as (
+    -- per device, the readings after its last in-range reading before that month: every run that
+    -- starts from then on is found whole
+    select
+        devices.device_id,
+        coalesce(
+            (
+                select max(earlier.reading_at)
+                from readings as earlier
+                where
+                    earlier.device_id = devices.device_id
+                    and earlier.reading_at < (select window_start.month from window_start)
+                    and earlier.temperature_c between {{ var('cold_chain_min_c') }} and {{ var('cold_chain_max_c') }}
+            ),
+            '-infinity'::timestamp
+        ) as window_from
+    from (
+        select distinct device_id from readings
+        where reading_at >= (select window_start.month from window_start)
+    ) as devices
+),
+
+window_excursions as (
+    {{ cold_chain_excursions(
+        "(select readings.* from readings inner join excursion_windows"
+        ~ " on readings.device_id = excursion_windows.device_id"
+        ~ " and readings.reading_at > excursion_windows.window_from) as windowed") }}
+),
+
+months_to_build as (
+    select changed_months.month from changed_months
+    union
+    select date_trunc('month', landed_readings.reading_at)::date from landed_readings
+    union
+    -- an excursion a landed reading extends or splits is counted in the month it started
+    select date_trunc('month', window_excursions.started_at)::date
+    from window_excursions
+    where exists (
+        select
+        from landed_readings
+        where
+            landed_readings.device_id = window_excursions.device_id
+            and landed_readings.reading_at between window_excursions.started_at and window_excursions.ended_at
+    )
+),
+
+excursions_found as (
+    select * from window_excursions
+),
+{% else %}
+months_to_build as (
+    select distinct month from measured
+),
+
+excursions_found as (
+    select * from {{ ref('int_vendor__cold_chain_excursions') }}
+),
+{% endif %}
+
+cold_chain as (
+    -- 冷链合规率: share of readings within the allowed range
+    select
+        readings.vendor_id,
+        months_to_build.month,
+        count(*) as cold_chain_readings,
+        count(*) filter (
+            where readings.temperature_c between {{ var('cold_chain_min_c') }} and {{ var('cold_chain_max_c') }}
+        ) as cold_chain_readings_in_range
+    from months_to_build
+    inner join readings
+        on
+            months_to_build.month <= readings.reading_at
+            and readings.reading_at < months_to_build.month + interval '1 month'
+    group by readings.vendor_id, months_to_build.month
+),
+
+excursions as (
+    select
+        vendor_id,
+        date_trunc('month', started_at)::date as month,
+        count(*) as cold_chain_excursions,
+        max(max_temperature_c) as cold_chain_max_excursion_c
+    from excursions_found
+    where date_trunc('month', started_at)::date in (select months_to_build.month from months_to_build)
+    group by vendor_id, date_trunc('month', started_at)::date
+),
+
+joined as (
+    select
+        measured.*,
+        coalesce(cold_chain.cold_chain_readings, 0) as cold_chain_readings,
+        coalesce(cold_chain.cold_chain_readings_in_range, 0) as cold_chain_readings_in_range,
+        coalesce(excursions.cold_chain_excursions, 0) as cold_chain_excursions,
+        excursions.cold_chain_max_excursion_c
+    from measured
+    left join cold_chain on measured.vendor_id = cold_chain.vendor_id and measured.month = cold_chain.month
+    left join excursions on measured.vendor_id = excursions.vendor_id and measured.month = excursions.month
+    where measured.month in (select months_to_build.month from months_to_build)
 ),
 
 satisfaction_chosen as (
@@ -293,8 +438,7 @@ select
     fake_qualification_incidents,
     service_report_revision,
     service_volume,
-    {{ safe_ratio('service_volume - lag(service_volume) over (partition by vendor_id order by month)',
-                  'lag(service_volume) over (partition by vendor_id order by month)') }} as service_volume_mom_growth,
+    service_volume_mom_growth,
     complaints,
     patients_surveyed,
     patients_satisfied,
@@ -309,5 +453,6 @@ select
     satisfaction_sample,
     {{ safe_ratio('satisfaction_satisfied', 'satisfaction_sample') }} as satisfaction_rate,
     price_deviation_item_code,
-    price_deviation_max
+    price_deviation_max,
+    {{ business_date() }} as built_on
 from satisfaction_chosen
